@@ -1,0 +1,93 @@
+# vlp: make (library + CLI), make test, make demo, make bench, make install PREFIX=...
+# make test SANITIZE=1 builds everything under ASan+UBSan into build-san/.
+
+PREFIX ?= /usr/local
+CC = gcc
+SANITIZE ?= 0
+VERBOSE ?= 0
+
+ifeq ($(SANITIZE),1)
+BUILD ?= build-san
+OPT = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDSAN = -fsanitize=address,undefined
+else
+BUILD ?= build
+OPT = -O3 -g
+LDSAN =
+endif
+
+CFLAGS = -std=c11 $(OPT) -fopenmp -fPIC -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE \
+         -Iinclude -Isrc/core -Isrc/ops -fvisibility=hidden
+LDLIBS = -fopenmp -lm $(LDSAN)
+
+LIB_SRC := $(sort $(wildcard src/*/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_SRC := $(sort $(wildcard tools/vlp/*.c))
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+BENCH_C := bench/train_step.c bench/gemm_shapes.c
+BENCH_BIN := $(BENCH_C:bench/%.c=$(BUILD)/bench/%) $(BUILD)/bench/fma_peak
+
+.PHONY: all lib cli test demo bench install uninstall clean deps deps-bench
+all: deps $(BUILD)/libvlp.a $(BUILD)/libvlp.so $(BUILD)/vlp
+
+# Installs missing Debian packages (as root) or says exactly what to install.
+deps:
+	@bash scripts/deps.sh --check build 2>/dev/null || bash scripts/deps.sh build
+deps-bench:
+	@bash scripts/deps.sh --check bench 2>/dev/null || bash scripts/deps.sh bench
+
+$(BUILD)/%.o: %.c include/vlp.h src/core/internal.h src/ops/gemm.h
+	@mkdir -p $(dir $@)
+	$(if $(filter 1,$(VERBOSE)),,@echo "  CC $<";) $(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libvlp.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libvlp.so: $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(LDLIBS) -Wl,-soname,libvlp.so.0
+
+$(BUILD)/vlp: $(CLI_OBJ) $(BUILD)/libvlp.a
+	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libvlp.a $(LDLIBS)
+
+# Tests link the static library and may use internal headers.
+$(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libvlp.a
+	@mkdir -p $(dir $@)
+	$(if $(filter 1,$(VERBOSE)),,@echo "  LD $@";) $(CC) $(CFLAGS) -fvisibility=default -Itests $< -o $@ $(BUILD)/libvlp.a $(LDLIBS)
+
+test: deps $(TEST_BIN) $(BUILD)/vlp
+	@bash tests/run.sh $(BUILD) $(TEST_BIN)
+
+demo: all
+	$(BUILD)/vlp demo
+
+# ---- benchmarks: every number in BENCHMARKS.md -------------------------------------
+$(BUILD)/bench/fma_peak: bench/fma_peak.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -fopenmp $< -o $@
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libvlp.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libvlp.a $(LDLIBS)
+
+bench: deps-bench all $(BENCH_BIN)
+	@bash bench/run.sh $(BUILD)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/vlp.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/libvlp.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libvlp.so $(DESTDIR)$(PREFIX)/lib/libvlp.so.0
+	ln -sf libvlp.so.0 $(DESTDIR)$(PREFIX)/lib/libvlp.so
+	install -m 755 $(BUILD)/vlp $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/.*VLP_VERSION "\(.*\)"/\1/p' include/vlp.h)|' \
+	    vlp.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/vlp.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/vlp.h $(DESTDIR)$(PREFIX)/lib/libvlp.* \
+	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/vlp.pc $(DESTDIR)$(PREFIX)/bin/vlp
+
+clean:
+	rm -rf build build-san

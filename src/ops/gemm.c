@@ -1,0 +1,622 @@
+/* vlp SGEMM: GotoBLAS/BLIS-style blocked single-precision GEMM (row-major).
+ *
+ * Structure (per thread, on its own [m0,m1) x [n0,n1) region of C):
+ *   for jc over N in blocks of nc            (B block sized for L2)
+ *     for pc over K in blocks of kc          (kc depends only on K -> deterministic)
+ *       pack B[pc, jc] into NR-wide panels   (Bp, kc x nc, L2 resident)
+ *       for ir over M in MR-row micro-panels
+ *         pack A[ir, pc] -> Ap (MR x kc, L1 resident)
+ *         for jr over the NR panels of Bp: micro-kernel MR x NR (B streamed from L2)
+ *
+ * The micro-kernel keeps an MR x NR tile of C in registers (AVX-512: 14 rows x 2 zmm),
+ * broadcasts A and loads B vectors.  Edges use zero-padded packing plus masked C access,
+ * so nothing outside the user's matrices is read or written.
+ *
+ * Determinism: every C element is computed as
+ *     c = beta*c + alpha*sum_{k in block 0};  c = c + alpha*sum_{k in block 1}; ...
+ * with each block sum accumulated sequentially in k by one FMA lane, whatever tile, panel
+ * width, thread or thread count computes it.  Threads split only M and N.
+ */
+#include "gemm.h"
+
+#include <immintrin.h>
+#include <omp.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef VLP_MR
+#define VLP_MR 14 /* AVX-512 micro-kernel rows (register block is VLP_MR x 32) */
+#endif
+#ifndef VLP_KC_MAX
+#define VLP_KC_MAX 512 /* K <= this: one K block */
+#endif
+#ifndef VLP_KC_TGT
+#define VLP_KC_TGT 384 /* otherwise split K into ceil(K/VLP_KC_TGT) near-equal blocks */
+#endif
+#ifndef VLP_L2_BYTES
+#define VLP_L2_BYTES (1024 * 1024) /* budget for the packed B block */
+#endif
+
+#define AVX512_FN __attribute__((target("avx512f")))
+#define AVX2_FN __attribute__((target("avx2,fma")))
+
+typedef void (*kern_fn)(long kc, const float *restrict Ap, const float *restrict Bp, float *C, long ldc,
+                        int mr, int nr, float alpha, float beta);
+typedef void (*packA_fn)(int transA, const float *A, long lda, long i0, int mr, long k0, int kc, float *Ap);
+/* packs one NR(or NR/2)-wide panel of op(B) rows k0..k0+kc, columns j0..j0+nr, width w */
+typedef void (*packB_fn)(int transB, const float *B, long ldb, long j0, int nr, int w, long k0, int kc,
+                         float *Bp);
+
+typedef struct {
+    int mr, nr;    /* register block */
+    kern_fn kfull; /* nr-wide panel */
+    kern_fn khalf; /* nr/2-wide panel (used for a narrow last panel), may be NULL */
+    packA_fn packA;
+    packB_fn packB;
+    const char *name;
+} kdesc;
+
+/* ------------------------------------------------------------------------------------------ */
+/* Thread-local packing buffer                                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+static _Thread_local float *tl_buf;
+static _Thread_local size_t tl_cap; /* in floats */
+
+/* A pthread key whose destructor frees the buffer when a thread exits (OpenMP may retire
+ * pool threads when the team size shrinks), so no thread leaks its buffer. */
+static pthread_key_t tl_key;
+static pthread_once_t tl_once = PTHREAD_ONCE_INIT;
+static int tl_key_ok;
+static void tl_destroy(void *p) { free(p); }
+static void tl_key_init(void) { tl_key_ok = pthread_key_create(&tl_key, tl_destroy) == 0; }
+
+static float *get_buf(size_t nfloats) {
+    if (nfloats > tl_cap) {
+        pthread_once(&tl_once, tl_key_init);
+        free(tl_buf);
+        size_t cap = (nfloats + 4095) & ~(size_t)4095; /* multiple of 16 KiB */
+        tl_buf = (float *)aligned_alloc(64, cap * sizeof(float));
+        if (!tl_buf) abort();
+        tl_cap = cap;
+        if (tl_key_ok) pthread_setspecific(tl_key, tl_buf);
+    }
+    return tl_buf;
+}
+
+void vlp_gemm_free_buffers(void) {
+    free(tl_buf);
+    tl_buf = NULL;
+    tl_cap = 0;
+    if (tl_key_ok) pthread_setspecific(tl_key, NULL);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Portable packing (used by the generic kernel; also the fallback for huge leading dims)      */
+/* ------------------------------------------------------------------------------------------ */
+
+/* Ap[k*MR + i] = op(A)[i0+i, k0+k], rows >= mr zero.  MR passed via the template wrappers. */
+static inline void packA_scalar_mr(int MR, int transA, const float *A, long lda, long i0, int mr, long k0,
+                                   int kc, float *Ap) {
+    if (!transA) {
+        for (int i = 0; i < MR; i++) {
+            if (i < mr) {
+                const float *a = A + (i0 + i) * lda + k0;
+                for (int k = 0; k < kc; k++) Ap[(long)k * MR + i] = a[k];
+            } else {
+                for (int k = 0; k < kc; k++) Ap[(long)k * MR + i] = 0.0f;
+            }
+        }
+    } else {
+        for (int k = 0; k < kc; k++) {
+            const float *a = A + (k0 + k) * lda + i0;
+            float *ap = Ap + (long)k * MR;
+            int i = 0;
+            for (; i < mr; i++) ap[i] = a[i];
+            for (; i < MR; i++) ap[i] = 0.0f;
+        }
+    }
+}
+
+/* Bp[k*w + j] = op(B)[k0+k, j0+j], columns >= nr zero. */
+static void packB_scalar(int transB, const float *B, long ldb, long j0, int nr, int w, long k0, int kc,
+                         float *Bp) {
+    if (!transB) {
+        for (int k = 0; k < kc; k++) {
+            const float *b = B + (k0 + k) * ldb + j0;
+            float *bp = Bp + (long)k * w;
+            int j = 0;
+            for (; j < nr; j++) bp[j] = b[j];
+            for (; j < w; j++) bp[j] = 0.0f;
+        }
+    } else {
+        for (int j = 0; j < w; j++) {
+            if (j < nr) {
+                const float *b = B + (j0 + j) * ldb + k0;
+                for (int k = 0; k < kc; k++) Bp[(long)k * w + j] = b[k];
+            } else {
+                for (int k = 0; k < kc; k++) Bp[(long)k * w + j] = 0.0f;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Generic kernel (plain C; compiled for baseline x86-64 and for AVX2+FMA)                      */
+/* ------------------------------------------------------------------------------------------ */
+
+#define GMR 6
+#define GNR 16
+
+static void packA_g(int transA, const float *A, long lda, long i0, int mr, long k0, int kc, float *Ap) {
+    packA_scalar_mr(GMR, transA, A, lda, i0, mr, k0, kc, Ap);
+}
+
+#define GENERIC_KERNEL_BODY                                                                            \
+    float acc[GMR][GNR];                                                                               \
+    for (int i = 0; i < GMR; i++)                                                                      \
+        for (int j = 0; j < GNR; j++) acc[i][j] = 0.0f;                                                \
+    for (long k = 0; k < kc; k++) {                                                                    \
+        const float *a = Ap + k * GMR, *b = Bp + k * GNR;                                              \
+        for (int i = 0; i < GMR; i++) {                                                                \
+            const float ai = a[i];                                                                     \
+            for (int j = 0; j < GNR; j++) acc[i][j] += ai * b[j];                                      \
+        }                                                                                              \
+    }                                                                                                  \
+    for (int i = 0; i < mr; i++) {                                                                     \
+        float *c = C + i * ldc;                                                                        \
+        if (beta == 0.0f)                                                                              \
+            for (int j = 0; j < nr; j++) c[j] = alpha * acc[i][j];                                     \
+        else if (beta == 1.0f)                                                                         \
+            for (int j = 0; j < nr; j++) c[j] = c[j] + alpha * acc[i][j];                              \
+        else                                                                                           \
+            for (int j = 0; j < nr; j++) c[j] = beta * c[j] + alpha * acc[i][j];                       \
+    }
+
+static void kern_generic(long kc, const float *restrict Ap, const float *restrict Bp, float *C, long ldc, int mr,
+                         int nr, float alpha, float beta) {
+    GENERIC_KERNEL_BODY
+}
+
+AVX2_FN static void kern_generic_avx2(long kc, const float *restrict Ap, const float *restrict Bp, float *C,
+                                      long ldc, int mr, int nr, float alpha, float beta) {
+    GENERIC_KERNEL_BODY
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* AVX-512 packing and micro-kernel                                                             */
+/* ------------------------------------------------------------------------------------------ */
+
+#define MR512 VLP_MR
+#define NR512 32
+
+#if MR512 > 16 || MR512 < 1
+#error "VLP_MR must be in 1..16"
+#endif
+
+static inline __mmask16 mask_n(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1u); }
+
+/* transpose a 16x16 block held in r[0..15] (rows) in place -> r[j] = column j */
+AVX512_FN static inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        __m512d a0 = _mm512_castps_pd(t[4 * i]), a1 = _mm512_castps_pd(t[4 * i + 1]);
+        __m512d a2 = _mm512_castps_pd(t[4 * i + 2]), a3 = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+    }
+    for (int q = 0; q < 4; q++) {
+        __m512 x0 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0x44);
+        __m512 x1 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0x44);
+        __m512 x2 = _mm512_shuffle_f32x4(r[q], r[4 + q], 0xEE);
+        __m512 x3 = _mm512_shuffle_f32x4(r[8 + q], r[12 + q], 0xEE);
+        t[q] = _mm512_shuffle_f32x4(x0, x1, 0x88);
+        t[q + 4] = _mm512_shuffle_f32x4(x0, x1, 0xDD);
+        t[q + 8] = _mm512_shuffle_f32x4(x2, x3, 0x88);
+        t[q + 12] = _mm512_shuffle_f32x4(x2, x3, 0xDD);
+    }
+    for (int i = 0; i < 16; i++) r[i] = t[i];
+}
+
+/* Ap[k*MR + i] = op(A)[i0+i, k0+k] */
+AVX512_FN static void packA_512(int transA, const float *A, long lda, long i0, int mr, long k0, int kc, float *Ap) {
+    const __mmask16 sm = mask_n(MR512);
+    if (transA) {
+        const __mmask16 lm = mask_n(mr);
+        const float *a = A + k0 * lda + i0;
+        for (int k = 0; k < kc; k++, a += lda) {
+            __m512 v = _mm512_maskz_loadu_ps(lm, a);
+            _mm512_mask_storeu_ps(Ap + (long)k * MR512, sm, v);
+        }
+        return;
+    }
+    if ((long)lda * 16 >= INT32_MAX) {
+        packA_scalar_mr(MR512, transA, A, lda, i0, mr, k0, kc, Ap);
+        return;
+    }
+    const float *a = A + i0 * lda + k0;
+    if (mr == MR512 && kc >= 16) {
+        /* transpose 16x16 blocks: rows i (MR of them, rest padded), 16 k values each */
+        int k = 0;
+        for (; k + 16 <= kc; k += 16) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++) r[i] = i < MR512 ? _mm512_loadu_ps(a + (long)i * lda + k) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int q = 0; q < 16; q++) _mm512_mask_storeu_ps(Ap + (long)(k + q) * MR512, sm, r[q]);
+        }
+        if (k < kc) {
+            const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                   _mm512_set1_epi32((int)lda));
+            for (; k < kc; k++) {
+                __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), sm, idx, a + k, 4);
+                _mm512_mask_storeu_ps(Ap + (long)k * MR512, sm, v);
+            }
+        }
+        return;
+    }
+    const __mmask16 lm = mask_n(mr);
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32((int)lda));
+    for (int k = 0; k < kc; k++) {
+        __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lm, idx, a + k, 4);
+        _mm512_mask_storeu_ps(Ap + (long)k * MR512, sm, v);
+    }
+}
+
+/* Bp[k*w + j] = op(B)[k0+k, j0+j], w in {16, 32}, columns >= nr zero */
+AVX512_FN static void packB_512(int transB, const float *B, long ldb, long j0, int nr, int w, long k0, int kc,
+                                float *Bp) {
+    if (!transB) {
+        const float *b = B + k0 * ldb + j0;
+        const __mmask16 m0 = mask_n(nr), m1 = mask_n(nr - 16);
+        if (w == 32) {
+            for (int k = 0; k < kc; k++, b += ldb) {
+                _mm512_store_ps(Bp + (long)k * 32, _mm512_maskz_loadu_ps(m0, b));
+                _mm512_store_ps(Bp + (long)k * 32 + 16, _mm512_maskz_loadu_ps(m1, b + 16));
+            }
+        } else {
+            for (int k = 0; k < kc; k++, b += ldb) _mm512_store_ps(Bp + (long)k * 16, _mm512_maskz_loadu_ps(m0, b));
+        }
+        return;
+    }
+    /* transB: stored [N,K]; column j of op(B) is row j0+j of B (contiguous in k) */
+    for (int jb = 0; jb < w; jb += 16) {
+        const int nrb = nr - jb; /* valid rows of this 16-block (may be <= 0) */
+        const float *b = B + (j0 + jb) * ldb + k0;
+        int k = 0;
+        for (; k + 16 <= kc; k += 16) {
+            __m512 r[16];
+            for (int i = 0; i < 16; i++) r[i] = i < nrb ? _mm512_loadu_ps(b + (long)i * ldb + k) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int q = 0; q < 16; q++) _mm512_store_ps(Bp + (long)(k + q) * w + jb, r[q]);
+        }
+        if (k < kc) {
+            const __mmask16 km = mask_n(kc - k);
+            __m512 r[16];
+            for (int i = 0; i < 16; i++) r[i] = i < nrb ? _mm512_maskz_loadu_ps(km, b + (long)i * ldb + k) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int q = 0; q < kc - k; q++) _mm512_store_ps(Bp + (long)(k + q) * w + jb, r[q]);
+        }
+    }
+}
+
+/* Micro-kernel: C[mr x nr] (+)= alpha * Ap(MR x kc) * Bp(kc x 16*NV) */
+#define K512_BODY(NV)                                                                                  \
+    __m512 c[MR512][NV];                                                                               \
+    _Pragma("GCC unroll 16") for (int i = 0; i < MR512; i++) _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) \
+        c[i][v] = _mm512_setzero_ps();                                                                 \
+    _Pragma("GCC unroll 16") for (int i = 0; i < MR512; i++) if (i < mr) {                             \
+        _mm_prefetch((const char *)(C + i * ldc), _MM_HINT_T0);                                        \
+        if (NV > 1) _mm_prefetch((const char *)(C + i * ldc + 16), _MM_HINT_T0);                      \
+    }                                                                                                  \
+    _Pragma("GCC unroll 2") for (long k = 0; k < kc; k++) {                                            \
+        __m512 b[NV];                                                                                  \
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) b[v] = _mm512_load_ps(Bp + 16 * v);       \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR512; i++) {                                     \
+            const __m512 a = _mm512_set1_ps(Ap[i]);                                                    \
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) c[i][v] = _mm512_fmadd_ps(a, b[v], c[i][v]); \
+        }                                                                                              \
+        Ap += MR512;                                                                                   \
+        Bp += 16 * NV;                                                                                 \
+    }                                                                                                  \
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);                               \
+    __mmask16 m[NV];                                                                                   \
+    _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) m[v] = mask_n(nr - 16 * v);                   \
+    if (beta == 0.0f) {                                                                                \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR512; i++) if (i < mr) {                         \
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                       \
+                _mm512_mask_storeu_ps(C + i * ldc + 16 * v, m[v], _mm512_mul_ps(c[i][v], va));         \
+        }                                                                                              \
+    } else if (beta == 1.0f) {                                                                         \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR512; i++) if (i < mr) {                         \
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {                                     \
+                float *cp = C + i * ldc + 16 * v;                                                      \
+                __m512 old = _mm512_maskz_loadu_ps(m[v], cp);                                          \
+                _mm512_mask_storeu_ps(cp, m[v], _mm512_fmadd_ps(c[i][v], va, old));                    \
+            }                                                                                          \
+        }                                                                                              \
+    } else {                                                                                           \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MR512; i++) if (i < mr) {                         \
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {                                     \
+                float *cp = C + i * ldc + 16 * v;                                                      \
+                __m512 old = _mm512_maskz_loadu_ps(m[v], cp);                                          \
+                _mm512_mask_storeu_ps(cp, m[v], _mm512_fmadd_ps(c[i][v], va, _mm512_mul_ps(old, vb))); \
+            }                                                                                          \
+        }                                                                                              \
+    }
+
+AVX512_FN static void kern512_w32(long kc, const float *restrict Ap, const float *restrict Bp, float *C, long ldc,
+                                  int mr, int nr, float alpha, float beta) {
+    K512_BODY(2)
+}
+
+AVX512_FN static void kern512_w16(long kc, const float *restrict Ap, const float *restrict Bp, float *C, long ldc,
+                                  int mr, int nr, float alpha, float beta) {
+    K512_BODY(1)
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Dispatch                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+#define STR2(x) #x
+#define STR(x) STR2(x)
+
+static const kdesc kd_avx512 = {MR512, NR512, kern512_w32, kern512_w16, packA_512, packB_512,
+                                "avx512 " STR(VLP_MR) "x32"};
+static const kdesc kd_avx2 = {GMR, GNR, kern_generic_avx2, NULL, packA_g, packB_scalar, "generic-avx2 6x16"};
+static const kdesc kd_generic = {GMR, GNR, kern_generic, NULL, packA_g, packB_scalar, "generic 6x16"};
+
+static const kdesc *select_kernel(void) {
+    static const kdesc *sel;
+    const kdesc *k = __atomic_load_n(&sel, __ATOMIC_ACQUIRE);
+    if (k) return k;
+    __builtin_cpu_init();
+    const char *force = getenv("VLP_GEMM_KERNEL"); /* "generic", "avx2" (testing) */
+    if (force && !strcmp(force, "generic"))
+        k = &kd_generic;
+    else if (force && !strcmp(force, "avx2") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        k = &kd_avx2;
+    else if (__builtin_cpu_supports("avx512f"))
+        k = &kd_avx512;
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        k = &kd_avx2;
+    else
+        k = &kd_generic;
+    __atomic_store_n(&sel, k, __ATOMIC_RELEASE);
+    return k;
+}
+
+const char *vlp_gemm_kernel_name(void) { return select_kernel()->name; }
+
+/* ------------------------------------------------------------------------------------------ */
+/* Driver                                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct {
+    const kdesc *kd;
+    int transA, transB, M, N, K;
+    float alpha, beta;
+    const float *A;
+    long lda;
+    const float *B;
+    long ldb;
+    float *C;
+    long ldc;
+    int kcs; /* K block size (depends only on K) */
+} gemm_args;
+
+static int k_block(int K) {
+    if (K <= VLP_KC_MAX) return K;
+    int nb = (K + VLP_KC_TGT - 1) / VLP_KC_TGT;
+    int kc = (K + nb - 1) / nb;
+    return (kc + 7) & ~7;
+}
+
+/* C := beta * C on a region (alpha == 0 or K == 0) */
+static void scale_c(int M, int N, float beta, float *C, long ldc) {
+    for (int i = 0; i < M; i++) {
+        float *c = C + i * ldc;
+        if (beta == 0.0f)
+            memset(c, 0, (size_t)N * sizeof(float));
+        else if (beta != 1.0f)
+            for (int j = 0; j < N; j++) c[j] *= beta;
+    }
+}
+
+static void gemm_region(const gemm_args *g, int m0, int m1, int n0, int n1) {
+    if (m0 >= m1 || n0 >= n1) return;
+    const kdesc *kd = g->kd;
+    const int MR = kd->mr, NR = kd->nr;
+    const int K = g->K, kcs = g->kcs;
+    /* B block width: fits VLP_L2_BYTES, split region width evenly */
+    int ncmax = (int)(VLP_L2_BYTES / (sizeof(float) * (size_t)kcs)) / NR * NR;
+    if (ncmax < NR) ncmax = NR;
+    const int nn = n1 - n0;
+    const int nblk = (nn + ncmax - 1) / ncmax;
+    int ncb = (nn + nblk - 1) / nblk;
+    ncb = (ncb + NR - 1) / NR * NR;
+
+    const size_t apsz = ((size_t)MR * kcs + 15) & ~(size_t)15;
+    float *buf = get_buf(apsz + (size_t)ncb * kcs);
+    float *Ap = buf, *Bp = buf + apsz;
+
+    for (int jc = n0; jc < n1; jc += ncb) {
+        const int nc = jc + ncb <= n1 ? ncb : n1 - jc;
+        for (int pc = 0; pc < K; pc += kcs) {
+            const int kc = pc + kcs <= K ? kcs : K - pc;
+            const float beta = pc == 0 ? g->beta : 1.0f;
+            /* pack B block into panels */
+            {
+                float *bp = Bp;
+                for (int j = 0; j < nc; j += NR) {
+                    const int nr = nc - j < NR ? nc - j : NR;
+                    const int w = (nr <= NR / 2 && kd->khalf) ? NR / 2 : NR;
+                    kd->packB(g->transB, g->B, g->ldb, jc + j, nr, w, pc, kc, bp);
+                    bp += (long)w * kc;
+                }
+            }
+            for (int i = m0; i < m1; i += MR) {
+                const int mr = m1 - i < MR ? m1 - i : MR;
+                kd->packA(g->transA, g->A, g->lda, i, mr, pc, kc, Ap);
+                const float *bp = Bp;
+                float *crow = g->C + (long)i * g->ldc + jc;
+                for (int j = 0; j < nc; j += NR) {
+                    const int nr = nc - j < NR ? nc - j : NR;
+                    if (nr <= NR / 2 && kd->khalf) {
+                        kd->khalf(kc, Ap, bp, crow + j, g->ldc, mr, nr, g->alpha, beta);
+                        bp += (long)(NR / 2) * kc;
+                    } else {
+                        kd->kfull(kc, Ap, bp, crow + j, g->ldc, mr, nr, g->alpha, beta);
+                        bp += (long)NR * kc;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Split [0,units) into parts; part p gets [lo,hi) */
+static void split_units(int units, int parts, int p, int *lo, int *hi) {
+    int base = units / parts, rem = units % parts;
+    *lo = p * base + (p < rem ? p : rem);
+    *hi = *lo + base + (p < rem ? 1 : 0);
+}
+
+static void setup_args(gemm_args *g, int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                       int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    g->kd = select_kernel();
+    g->transA = transA;
+    g->transB = transB;
+    g->M = M;
+    g->N = N;
+    g->K = K;
+    g->alpha = alpha;
+    g->beta = beta;
+    g->A = A;
+    g->lda = lda;
+    g->B = B;
+    g->ldb = ldb;
+    g->C = C;
+    g->ldc = ldc;
+    g->kcs = k_block(K);
+}
+
+void vlp_gemm_st(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                 const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    gemm_args g;
+    setup_args(&g, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemm_region(&g, 0, M, 0, N);
+}
+
+/* choose thread grid tm x tn (tm*tn == nt) for an M x N problem */
+static void choose_grid(const kdesc *kd, int M, int N, int nt, int *tm_out, int *tn_out) {
+    const int mu = (M + kd->mr - 1) / kd->mr, nu = (N + kd->nr - 1) / kd->nr;
+    double best = 1e300;
+    int btm = nt, btn = 1;
+    for (int tm = 1; tm <= nt; tm++) {
+        if (nt % tm) continue;
+        const int tn = nt / tm;
+        if (tm > mu || tn > nu) continue;
+        double rows = (double)((mu + tm - 1) / tm) * kd->mr, cols = (double)((nu + tn - 1) / tn) * kd->nr;
+        if (rows > M) rows = M;
+        if (cols > N) cols = N;
+        /* padded compute + packing (A once per row, B once per column, both per thread) */
+        double cost = rows * cols + 16.0 * (rows + cols);
+        if (cost < best) {
+            best = cost;
+            btm = tm;
+            btn = tn;
+        }
+    }
+    if (best == 1e300) { /* tiny in one dimension: use fewer threads along it */
+        btm = nt < mu ? nt : mu;
+        btn = 1;
+    }
+    *tm_out = btm;
+    *tn_out = btn;
+}
+
+static void gemm_mt(const gemm_args *g, int nt) {
+    int tm, tn;
+    choose_grid(g->kd, g->M, g->N, nt, &tm, &tn);
+    const int nparts = tm * tn;
+    if (nparts <= 1) {
+        gemm_region(g, 0, g->M, 0, g->N);
+        return;
+    }
+    const int MR = g->kd->mr, NR = g->kd->nr;
+    const int mu = (g->M + MR - 1) / MR, nu = (g->N + NR - 1) / NR;
+#pragma omp parallel num_threads(nparts)
+    {
+        const int nth = omp_get_num_threads(), tid = omp_get_thread_num();
+        for (int p = tid; p < nparts; p += nth) {
+            int a, b, c, d;
+            split_units(mu, tm, p / tn, &a, &b);
+            split_units(nu, tn, p % tn, &c, &d);
+            int m0 = a * MR, m1 = b * MR, n0 = c * NR, n1 = d * NR;
+            if (m1 > g->M) m1 = g->M;
+            if (n1 > g->N) n1 = g->N;
+            gemm_region(g, m0, m1, n0, n1);
+        }
+    }
+}
+
+static int threads_for(double M, double N, double K) {
+    if (omp_in_parallel()) return 1;
+    int nt = omp_get_max_threads();
+    const double work = M * N * K;
+    if (work < 1.5e6) return 1;
+    /* at least ~1e6 MACs per thread */
+    int lim = (int)(work / 1.0e6);
+    if (lim < nt) nt = lim < 1 ? 1 : lim;
+    return nt;
+}
+
+void vlp_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    gemm_args g;
+    setup_args(&g, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    const int nt = threads_for(M, N, K);
+    if (nt <= 1)
+        gemm_region(&g, 0, M, 0, N);
+    else
+        gemm_mt(&g, nt);
+}
+
+void vlp_gemm_batched(int transA, int transB, int batch, int M, int N, int K, float alpha, const float *A,
+                      long strideA, int lda, const float *B, long strideB, int ldb, float beta, float *C,
+                      long strideC, int ldc) {
+    if (batch <= 0 || M <= 0 || N <= 0) return;
+    const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (nt <= 1 || batch == 1 || (batch < nt && (double)M * N * K >= 4.0e6)) {
+        /* few large problems: parallelise inside each */
+        for (int b = 0; b < batch; b++)
+            vlp_gemm(transA, transB, M, N, K, alpha, A + b * strideA, lda, B + b * strideB, ldb, beta,
+                     C + b * strideC, ldc);
+        return;
+    }
+    const int use = batch < nt ? batch : nt;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(use)
+    for (int b = 0; b < batch; b++)
+        vlp_gemm_st(transA, transB, M, N, K, alpha, A + b * strideA, lda, B + b * strideB, ldb, beta,
+                    C + b * strideC, ldc);
+}
