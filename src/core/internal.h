@@ -123,6 +123,25 @@ static inline float *vlp_f(const vlp_tensor *t) { return (float *)t->data; }
 static inline int32_t *vlp_i(const vlp_tensor *t) { return (int32_t *)t->data; }
 static inline int vlp_needs_grad(const vlp_tensor *t) { return t && (t->flags & VLP_FLAG_REQUIRES_GRAD); }
 
+/* Parallel loops. A region is entered only with more than one thread and
+ * enough work: libgomp allocates a fresh team for every one-thread region, which
+ * would break the rule that a training step after the first allocates nothing.
+ * Usage: VLP_PARFOR(nthreads, cond, (int64_t i = 0; i < n; i++), { body });
+ * (vlp_nt_ is named in the pragma, so it must be a variable, not the argument.) */
+#define VLP_PARFOR_(SCHED, NT, COND, HDR, ...)                   \
+    do {                                                         \
+        int vlp_nt_ = (NT);                                      \
+        if (vlp_nt_ > 1 && (COND)) {                             \
+            _Pragma(SCHED) for HDR __VA_ARGS__                   \
+        } else {                                                 \
+            for HDR __VA_ARGS__                                  \
+        }                                                        \
+    } while (0)
+#define VLP_PARFOR(NT, COND, HDR, ...) \
+    VLP_PARFOR_("omp parallel for num_threads(vlp_nt_) schedule(static)", NT, COND, HDR, __VA_ARGS__)
+#define VLP_PARFOR_DYNAMIC(NT, COND, HDR, ...) \
+    VLP_PARFOR_("omp parallel for num_threads(vlp_nt_) schedule(dynamic, 1)", NT, COND, HDR, __VA_ARGS__)
+
 /* Fixed-size chunking for reductions: results do not depend on thread count. */
 #define VLP_REDUCE_CHUNK 256
 

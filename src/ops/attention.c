@@ -37,8 +37,8 @@ vlp_tensor *vlp_attention(vlp_graph *g, vlp_tensor *q, vlp_tensor *k, vlp_tensor
         return NULL;
     }
     if (!vlp_rows_uniform(q) || !vlp_rows_uniform(k) || !vlp_rows_uniform(v)) {
-        vlp_graph_fail(g, "vlp_attention: q %s, k %s, v %s need a contiguous last dim and uniform row stride", b1,
-                       b2, b3);
+        vlp_graph_fail(g, "vlp_attention: q %s, k %s, v %s need a contiguous last dim and uniform row stride", b1, b2,
+                       b3);
         return NULL;
     }
     if ((flags & VLP_ATTN_CAUSAL) && Tq != Tk) {
@@ -47,8 +47,8 @@ vlp_tensor *vlp_attention(vlp_graph *g, vlp_tensor *q, vlp_tensor *k, vlp_tensor
     }
     if (key_mask && (key_mask->dtype != VLP_I32 || key_mask->ndim != 2 || key_mask->shape[0] != B ||
                      key_mask->shape[1] != Tk || !vlp_is_contiguous(key_mask))) {
-        vlp_graph_fail(g, "vlp_attention: key_mask %s must be i32 [%lld, %lld]",
-                       vlp_shape_str(key_mask, b4, sizeof b4), (long long)B, (long long)Tk);
+        vlp_graph_fail(g, "vlp_attention: key_mask %s must be i32 [%lld, %lld]", vlp_shape_str(key_mask, b4, sizeof b4),
+                       (long long)B, (long long)Tk);
         return NULL;
     }
     int64_t shape[3] = {B, Tq, D};
@@ -76,8 +76,7 @@ static void attention_forward(vlp_tensor *t, vlp_exec *ex) {
     int64_t ldq = vlp_ld(q), ldk = vlp_ld(k), ldv = vlp_ld(v);
     float scale = 1.0f / sqrtf((float)hd);
     float *P = t->aux, *O = vlp_f(t);
-#pragma omp parallel for num_threads(ex->nthreads) schedule(dynamic, 1)
-    for (int bh = 0; bh < B * H; bh++) {
+    VLP_PARFOR_DYNAMIC(ex->nthreads, 1, (int bh = 0; bh < B * H; bh++), {
         int b = bh / H, h = bh % H;
         const float *Q = vlp_f(q) + (int64_t)b * Tq * ldq + h * hd;
         const float *K = vlp_f(k) + (int64_t)b * Tk * ldk + h * hd;
@@ -102,7 +101,7 @@ static void attention_forward(vlp_tensor *t, vlp_exec *ex) {
             for (int j = 0; j < Tk; j++) row[j] *= inv;
         }
         vlp_gemm_st(0, 0, Tq, hd, Tk, 1.0f, Pb, Tk, V, (int)ldv, 0.0f, O + (int64_t)b * Tq * D + h * hd, D);
-    }
+    });
 }
 
 static void attention_backward(vlp_tensor *t, vlp_exec *ex) {
@@ -116,8 +115,7 @@ static void attention_backward(vlp_tensor *t, vlp_exec *ex) {
     /* Heads of one batch element write disjoint columns, batch elements disjoint
      * rows, so tasks never touch the same gradient element (even when q, k and v
      * are views of one tensor). */
-#pragma omp parallel for num_threads(ex->nthreads) schedule(dynamic, 1)
-    for (int bh = 0; bh < B * H; bh++) {
+    VLP_PARFOR_DYNAMIC(ex->nthreads, 1, (int bh = 0; bh < B * H; bh++), {
         int b = bh / H, h = bh % H;
         float *dS = vlp_scratch(ex, omp_get_thread_num());
         const float *Q = vlp_f(q) + (int64_t)b * Tq * ldq + h * hd;
@@ -126,7 +124,8 @@ static void attention_backward(vlp_tensor *t, vlp_exec *ex) {
         const float *Pb = P + (int64_t)bh * Tq * Tk;
         const float *dOb = dO + (int64_t)b * Tq * D + h * hd;
         if (gv) /* dV += P^T dO */
-            vlp_gemm_st(1, 0, Tk, hd, Tq, 1.0f, Pb, Tk, dOb, D, 1.0f, v->grad + (int64_t)b * Tk * ldv + h * hd, (int)ldv);
+            vlp_gemm_st(1, 0, Tk, hd, Tq, 1.0f, Pb, Tk, dOb, D, 1.0f, v->grad + (int64_t)b * Tk * ldv + h * hd,
+                        (int)ldv);
         if (!gq && !gk) continue;
         /* dP = dO V^T, then dS = P * (dP - rowsum(dP * P)) * scale */
         vlp_gemm_st(0, 1, Tq, Tk, hd, 1.0f, dOb, D, V, (int)ldv, 0.0f, dS, Tk);
@@ -137,10 +136,12 @@ static void attention_backward(vlp_tensor *t, vlp_exec *ex) {
             for (int j = 0; j < Tk; j++) dr[j] = pr[j] * (dr[j] - dot) * scale;
         }
         if (gq) /* dQ += dS K */
-            vlp_gemm_st(0, 0, Tq, hd, Tk, 1.0f, dS, Tk, K, (int)ldk, 1.0f, q->grad + (int64_t)b * Tq * ldq + h * hd, (int)ldq);
+            vlp_gemm_st(0, 0, Tq, hd, Tk, 1.0f, dS, Tk, K, (int)ldk, 1.0f, q->grad + (int64_t)b * Tq * ldq + h * hd,
+                        (int)ldq);
         if (gk) /* dK += dS^T Q */
-            vlp_gemm_st(1, 0, Tk, hd, Tq, 1.0f, dS, Tk, Q, (int)ldq, 1.0f, k->grad + (int64_t)b * Tk * ldk + h * hd, (int)ldk);
-    }
+            vlp_gemm_st(1, 0, Tk, hd, Tq, 1.0f, dS, Tk, Q, (int)ldq, 1.0f, k->grad + (int64_t)b * Tk * ldk + h * hd,
+                        (int)ldk);
+    });
 }
 
 const vlp_op_info vlp_op_attention = {"attention", attention_forward, attention_backward, attention_scratch};

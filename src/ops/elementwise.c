@@ -4,8 +4,6 @@
 
 #include <math.h>
 
-#define PAR_IF(n) if ((n) > 32768)
-
 static int suffix_broadcast(const vlp_tensor *a, const vlp_tensor *b) {
     if (b->ndim > a->ndim) return 0;
     for (int i = 0; i < b->ndim; i++)
@@ -42,9 +40,9 @@ static void add_forward(vlp_tensor *t, vlp_exec *ex) {
     const float *a = vlp_f(t->src[0]), *b = vlp_f(t->src[1]);
     float *y = vlp_f(t);
     int64_t n = t->numel, nb = t->src[1]->numel, rows = n / nb;
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) PAR_IF(n)
-    for (int64_t r = 0; r < rows; r++)
+    VLP_PARFOR(ex->nthreads, (n) > 32768, (int64_t r = 0; r < rows; r++), {
         for (int64_t i = 0; i < nb; i++) y[r * nb + i] = a[r * nb + i] + b[i];
+    });
 }
 
 static void add_backward(vlp_tensor *t, vlp_exec *ex) {
@@ -53,8 +51,7 @@ static void add_backward(vlp_tensor *t, vlp_exec *ex) {
     int64_t n = t->numel, nb = b->numel;
     if (vlp_needs_grad(a)) {
         float *da = a->grad;
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) PAR_IF(n)
-        for (int64_t i = 0; i < n; i++) da[i] += dy[i];
+        VLP_PARFOR(ex->nthreads, (n) > 32768, (int64_t i = 0; i < n; i++), { da[i] += dy[i]; });
     }
     if (vlp_needs_grad(b)) vlp_colsum_accum(dy, n / nb, nb, nb, b->grad, ex->nthreads);
 }
@@ -63,9 +60,9 @@ static void mul_forward(vlp_tensor *t, vlp_exec *ex) {
     const float *a = vlp_f(t->src[0]), *b = vlp_f(t->src[1]);
     float *y = vlp_f(t);
     int64_t n = t->numel, nb = t->src[1]->numel, rows = n / nb;
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) PAR_IF(n)
-    for (int64_t r = 0; r < rows; r++)
+    VLP_PARFOR(ex->nthreads, (n) > 32768, (int64_t r = 0; r < rows; r++), {
         for (int64_t i = 0; i < nb; i++) y[r * nb + i] = a[r * nb + i] * b[i];
+    });
 }
 
 static void mul_backward(vlp_tensor *t, vlp_exec *ex) {
@@ -74,23 +71,22 @@ static void mul_backward(vlp_tensor *t, vlp_exec *ex) {
     int64_t n = t->numel, nb = b->numel, rows = n / nb;
     if (vlp_needs_grad(a)) {
         float *da = a->grad;
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) PAR_IF(n)
-        for (int64_t r = 0; r < rows; r++)
+        VLP_PARFOR(ex->nthreads, (n) > 32768, (int64_t r = 0; r < rows; r++), {
             for (int64_t i = 0; i < nb; i++) da[r * nb + i] += dy[r * nb + i] * bv[i];
+        });
     }
     if (vlp_needs_grad(b)) {
         /* db[i] = sum_r dy[r,i] * a[r,i]: split over column blocks (deterministic). */
         const int64_t CB = 64;
         int64_t nblk = (nb + CB - 1) / CB;
         float *db = b->grad;
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) PAR_IF(n)
-        for (int64_t blk = 0; blk < nblk; blk++) {
+        VLP_PARFOR(ex->nthreads, (n) > 32768, (int64_t blk = 0; blk < nblk; blk++), {
             int64_t c0 = blk * CB, c1 = c0 + CB < nb ? c0 + CB : nb;
             float acc[64] = {0};
             for (int64_t r = 0; r < rows; r++)
                 for (int64_t c = c0; c < c1; c++) acc[c - c0] += dy[r * nb + c] * av[r * nb + c];
             for (int64_t c = c0; c < c1; c++) db[c] += acc[c - c0];
-        }
+        });
     }
 }
 
@@ -119,16 +115,14 @@ static void scale_forward(vlp_tensor *t, vlp_exec *ex) {
     const float *x = vlp_f(t->src[0]);
     float *y = vlp_f(t), s = t->fp[0];
     int64_t n = t->numel;
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) PAR_IF(n)
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] * s;
+    VLP_PARFOR(ex->nthreads, (n) > 32768, (int64_t i = 0; i < n; i++), { y[i] = x[i] * s; });
 }
 
 static void scale_backward(vlp_tensor *t, vlp_exec *ex) {
     float *dx = t->src[0]->grad, s = t->fp[0];
     const float *dy = t->grad;
     int64_t n = t->numel;
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) PAR_IF(n)
-    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * s;
+    VLP_PARFOR(ex->nthreads, (n) > 32768, (int64_t i = 0; i < n; i++), { dx[i] += dy[i] * s; });
 }
 
 const vlp_op_info vlp_op_scale = {"scale", scale_forward, scale_backward, NULL};
@@ -152,21 +146,19 @@ static inline float quick_gelu_d(float x) {
     return s + 1.702f * x * s * (1.0f - s);
 }
 
-#define ACTIVATION(NAME, F, D)                                                                  \
-    static void NAME##_forward(vlp_tensor *t, vlp_exec *ex) {                                   \
-        const float *x = vlp_f(t->src[0]);                                                      \
-        float *y = vlp_f(t);                                                                    \
-        int64_t n = t->numel;                                                                   \
-        _Pragma("omp parallel for num_threads(ex->nthreads) schedule(static) if (n > 8192)")   \
-        for (int64_t i = 0; i < n; i++) y[i] = F(x[i]);                                         \
-    }                                                                                           \
-    static void NAME##_backward(vlp_tensor *t, vlp_exec *ex) {                                  \
-        const float *x = vlp_f(t->src[0]), *dy = t->grad;                                       \
-        float *dx = t->src[0]->grad;                                                            \
-        int64_t n = t->numel;                                                                   \
-        _Pragma("omp parallel for num_threads(ex->nthreads) schedule(static) if (n > 8192)")   \
-        for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * D(x[i]);                               \
-    }                                                                                           \
+#define ACTIVATION(NAME, F, D)                                                                                         \
+    static void NAME##_forward(vlp_tensor *t, vlp_exec *ex) {                                                          \
+        const float *x = vlp_f(t->src[0]);                                                                             \
+        float *y = vlp_f(t);                                                                                           \
+        int64_t n = t->numel;                                                                                          \
+        VLP_PARFOR(ex->nthreads, n > 8192, (int64_t i = 0; i < n; i++), { y[i] = F(x[i]); });                          \
+    }                                                                                                                  \
+    static void NAME##_backward(vlp_tensor *t, vlp_exec *ex) {                                                         \
+        const float *x = vlp_f(t->src[0]), *dy = t->grad;                                                              \
+        float *dx = t->src[0]->grad;                                                                                   \
+        int64_t n = t->numel;                                                                                          \
+        VLP_PARFOR(ex->nthreads, n > 8192, (int64_t i = 0; i < n; i++), { dx[i] += dy[i] * D(x[i]); });                \
+    }                                                                                                                  \
     const vlp_op_info vlp_op_##NAME = {#NAME, NAME##_forward, NAME##_backward, NULL};
 
 ACTIVATION(gelu, gelu_f, gelu_d)
@@ -216,8 +208,8 @@ static void dropout_forward(vlp_tensor *t, vlp_exec *ex) {
     }
     uint64_t key = dropout_key(t, ex);
     float keep = 1.0f / (1.0f - p);
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) PAR_IF(n)
-    for (int64_t i = 0; i < n; i++) y[i] = vlp_u01(key, (uint64_t)i) >= p ? x[i] * keep : 0.0f;
+    VLP_PARFOR(ex->nthreads, (n) > 32768, (int64_t i = 0; i < n; i++),
+               { y[i] = vlp_u01(key, (uint64_t)i) >= p ? x[i] * keep : 0.0f; });
 }
 
 static void dropout_backward(vlp_tensor *t, vlp_exec *ex) {
@@ -230,9 +222,9 @@ static void dropout_backward(vlp_tensor *t, vlp_exec *ex) {
     }
     uint64_t key = dropout_key(t, ex);
     float keep = 1.0f / (1.0f - p);
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) PAR_IF(n)
-    for (int64_t i = 0; i < n; i++)
+    VLP_PARFOR(ex->nthreads, (n) > 32768, (int64_t i = 0; i < n; i++), {
         if (vlp_u01(key, (uint64_t)i) >= p) dx[i] += dy[i] * keep;
+    });
 }
 
 const vlp_op_info vlp_op_dropout = {"dropout", dropout_forward, dropout_backward, NULL};

@@ -13,7 +13,8 @@ vlp_tensor *vlp_embedding(vlp_graph *g, vlp_tensor *ids, vlp_tensor *table) {
     char b1[96], b2[96];
     if (ids->dtype != VLP_I32 || table->dtype != VLP_F32 || table->ndim != 2 || ids->ndim >= VLP_MAX_DIMS ||
         !vlp_is_contiguous(ids) || !vlp_is_contiguous(table)) {
-        vlp_graph_fail(g, "vlp_embedding: want ids i32 [...] (at most %d dims) and table f32 [V, D]; got ids %s, table %s",
+        vlp_graph_fail(g,
+                       "vlp_embedding: want ids i32 [...] (at most %d dims) and table f32 [V, D]; got ids %s, table %s",
                        VLP_MAX_DIMS - 1, vlp_shape_str(ids, b1, sizeof b1), vlp_shape_str(table, b2, sizeof b2));
         return NULL;
     }
@@ -34,8 +35,8 @@ static void embedding_forward(vlp_tensor *t, vlp_exec *ex) {
                           ids[i], (long long)i, (long long)V);
             return;
         }
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) if (n * D > 32768)
-    for (int64_t i = 0; i < n; i++) memcpy(y + i * D, tab + (int64_t)ids[i] * D, (size_t)D * sizeof(float));
+    VLP_PARFOR(ex->nthreads, n * D > 32768, (int64_t i = 0; i < n; i++),
+               { memcpy(y + i * D, tab + (int64_t)ids[i] * D, (size_t)D * sizeof(float)); });
 }
 
 static void embedding_backward(vlp_tensor *t, vlp_exec *ex) {
@@ -48,15 +49,14 @@ static void embedding_backward(vlp_tensor *t, vlp_exec *ex) {
      * element is summed in token order whatever the thread count. */
     const int64_t CB = 32;
     int64_t nblk = (D + CB - 1) / CB;
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) if (n * D > 32768)
-    for (int64_t blk = 0; blk < nblk; blk++) {
+    VLP_PARFOR(ex->nthreads, n * D > 32768, (int64_t blk = 0; blk < nblk; blk++), {
         int64_t c0 = blk * CB, c1 = c0 + CB < D ? c0 + CB : D;
         for (int64_t i = 0; i < n; i++) {
             float *dst = tab->grad + (int64_t)ids[i] * D;
             const float *src = dy + i * D;
             for (int64_t c = c0; c < c1; c++) dst[c] += src[c];
         }
-    }
+    });
 }
 
 const vlp_op_info vlp_op_embedding = {"embedding", embedding_forward, embedding_backward, NULL};
@@ -73,13 +73,15 @@ vlp_tensor *vlp_patch_embed(vlp_graph *g, vlp_tensor *images, vlp_tensor *w, vlp
     vlp_shape_str(w, b2, sizeof b2);
     if (images->dtype || w->dtype || images->ndim != 4 || w->ndim != 4 || !vlp_is_contiguous(images) ||
         !vlp_is_contiguous(w)) {
-        vlp_graph_fail(g, "vlp_patch_embed: want images f32 [B, C, H, W] and weight f32 [D, C, P, P]; got %s and %s", b1, b2);
+        vlp_graph_fail(g, "vlp_patch_embed: want images f32 [B, C, H, W] and weight f32 [D, C, P, P]; got %s and %s",
+                       b1, b2);
         return NULL;
     }
     int64_t B = images->shape[0], C = images->shape[1], H = images->shape[2], W = images->shape[3];
     int64_t D = w->shape[0], P = w->shape[2];
     if (w->shape[1] != C || w->shape[3] != P) {
-        vlp_graph_fail(g, "vlp_patch_embed: weight %s does not fit images %s (want [D, %lld, P, P])", b2, b1, (long long)C);
+        vlp_graph_fail(g, "vlp_patch_embed: weight %s does not fit images %s (want [D, %lld, P, P])", b2, b1,
+                       (long long)C);
         return NULL;
     }
     if (H % P || W % P) {
@@ -114,14 +116,14 @@ static void patch_embed_forward(vlp_tensor *t, vlp_exec *ex) {
     int64_t gw = W / P, Np = (H / P) * gw, K = C * P * P;
     const float *img = vlp_f(t->src[0]);
     float *cols = t->aux, *y = vlp_f(t);
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static)
-    for (int64_t r = 0; r < B * Np; r++) {
+    VLP_PARFOR(ex->nthreads, 1, (int64_t r = 0; r < B * Np; r++), {
         int64_t b = r / Np, p = r % Np, py = p / gw, px = p % gw;
         float *dst = cols + r * K;
         for (int64_t c = 0; c < C; c++)
             for (int64_t i = 0; i < P; i++)
-                memcpy(dst + (c * P + i) * P, img + ((b * C + c) * H + py * P + i) * W + px * P, (size_t)P * sizeof(float));
-    }
+                memcpy(dst + (c * P + i) * P, img + ((b * C + c) * H + py * P + i) * W + px * P,
+                       (size_t)P * sizeof(float));
+    });
     float beta = 0.0f;
     if (t->src[2]) {
         const float *bb = vlp_f(t->src[2]);
@@ -140,10 +142,10 @@ static void patch_embed_backward(vlp_tensor *t, vlp_exec *ex) {
         vlp_gemm(1, 0, (int)D, (int)K, (int)(B * Np), 1.0f, dy, (int)D, cols, (int)K, 1.0f, w->grad, (int)K);
     if (vlp_needs_grad(b)) vlp_colsum_accum(dy, B * Np, D, D, b->grad, ex->nthreads);
     if (!vlp_needs_grad(im)) return;
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static)
-    for (int64_t bi = 0; bi < B; bi++) {
+    VLP_PARFOR(ex->nthreads, 1, (int64_t bi = 0; bi < B; bi++), {
         float *dcols = vlp_scratch(ex, omp_get_thread_num());
-        vlp_gemm_st(0, 0, (int)Np, (int)K, (int)D, 1.0f, dy + bi * Np * D, (int)D, vlp_f(w), (int)K, 0.0f, dcols, (int)K);
+        vlp_gemm_st(0, 0, (int)Np, (int)K, (int)D, 1.0f, dy + bi * Np * D, (int)D, vlp_f(w), (int)K, 0.0f, dcols,
+                    (int)K);
         for (int64_t p = 0; p < Np; p++) {
             int64_t py = p / gw, px = p % gw;
             for (int64_t c = 0; c < C; c++)
@@ -153,7 +155,7 @@ static void patch_embed_backward(vlp_tensor *t, vlp_exec *ex) {
                     for (int64_t j = 0; j < P; j++) dst[j] += src[j];
                 }
         }
-    }
+    });
 }
 
 const vlp_op_info vlp_op_patch_embed = {"patch_embed", patch_embed_forward, patch_embed_backward, patch_scratch};

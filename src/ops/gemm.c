@@ -36,7 +36,14 @@
 #define VLP_KC_TGT 384 /* otherwise split K into ceil(K/VLP_KC_TGT) near-equal blocks */
 #endif
 #ifndef VLP_L2_BYTES
-#define VLP_L2_BYTES (1024 * 1024) /* budget for the packed B block */
+#define VLP_L2_BYTES (640 * 1024) /* budget for the packed B block */
+#endif
+
+#ifndef VLP_PF_B
+#define VLP_PF_B 8 /* B prefetch distance in k steps (0: none) */
+#endif
+#ifndef VLP_PF_A
+#define VLP_PF_A 0 /* A prefetch distance in k steps (0: none) */
 #endif
 
 #define AVX512_FN __attribute__((target("avx512f")))
@@ -319,6 +326,11 @@ AVX512_FN static void packB_512(int transB, const float *B, long ldb, long j0, i
     }                                                                                                  \
     _Pragma("GCC unroll 2") for (long k = 0; k < kc; k++) {                                            \
         __m512 b[NV];                                                                                  \
+        if (VLP_PF_B) {                                                                                \
+            _mm_prefetch((const char *)(Bp + 16 * NV * VLP_PF_B), _MM_HINT_T0);                        \
+            if (NV > 1) _mm_prefetch((const char *)(Bp + 16 * NV * VLP_PF_B + 16), _MM_HINT_T0);      \
+        }                                                                                              \
+        if (VLP_PF_A && (k & 3) == 0) _mm_prefetch((const char *)(Ap + MR512 * VLP_PF_A), _MM_HINT_T0); \
         _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) b[v] = _mm512_load_ps(Bp + 16 * v);       \
         _Pragma("GCC unroll 16") for (int i = 0; i < MR512; i++) {                                     \
             const __m512 a = _mm512_set1_ps(Ap[i]);                                                    \

@@ -42,8 +42,8 @@ static void linear_forward(vlp_tensor *t, vlp_exec *ex) {
     float beta = 0.0f;
     if (b) { /* start from the bias rows, then accumulate the product */
         const float *bb = vlp_f(b);
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) if (M * N > 65536)
-        for (int64_t r = 0; r < M; r++) memcpy(y + r * N, bb, (size_t)N * sizeof(float));
+        VLP_PARFOR(ex->nthreads, M * N > 65536, (int64_t r = 0; r < M; r++),
+                   { memcpy(y + r * N, bb, (size_t)N * sizeof(float)); });
         beta = 1.0f;
     }
     vlp_gemm(0, 1, (int)M, (int)N, (int)K, 1.0f, vlp_f(x), (int)vlp_ld(x), vlp_f(w), (int)K, beta, y, (int)N);
@@ -90,8 +90,8 @@ vlp_tensor *vlp_matmul(vlp_graph *g, vlp_tensor *a, vlp_tensor *b, int ta, int t
     int64_t batch = a->numel / (a->shape[a->ndim - 1] * a->shape[a->ndim - 2]);
     int64_t bbatch = b->numel / (b->shape[b->ndim - 1] * b->shape[b->ndim - 2]);
     if (K != Kb) {
-        vlp_graph_fail(g, "vlp_matmul: inner dims differ: a %s%s has K=%lld, b %s%s has K=%lld", b1,
-                       ta ? "^T" : "", (long long)K, b2, tb ? "^T" : "", (long long)Kb);
+        vlp_graph_fail(g, "vlp_matmul: inner dims differ: a %s%s has K=%lld, b %s%s has K=%lld", b1, ta ? "^T" : "",
+                       (long long)K, b2, tb ? "^T" : "", (long long)Kb);
         return NULL;
     }
     int shared = b->ndim == 2;
@@ -129,8 +129,8 @@ static void matmul_forward(vlp_tensor *t, vlp_exec *ex) {
         vlp_gemm(0, tb, batch * M, N, K, 1.0f, vlp_f(a), lda, vlp_f(b), ldb, 0.0f, vlp_f(t), N);
         return;
     }
-    vlp_gemm_batched(ta, tb, batch, M, N, K, 1.0f, vlp_f(a), (long)M * K, lda, vlp_f(b),
-                     shared ? 0L : (long)K * N, ldb, 0.0f, vlp_f(t), (long)M * N, N);
+    vlp_gemm_batched(ta, tb, batch, M, N, K, 1.0f, vlp_f(a), (long)M * K, lda, vlp_f(b), shared ? 0L : (long)K * N, ldb,
+                     0.0f, vlp_f(t), (long)M * N, N);
 }
 
 static void matmul_backward(vlp_tensor *t, vlp_exec *ex) {

@@ -8,20 +8,19 @@
 /* Deterministic sum of EXPR(i) over [0, n): at most 256 chunks whose size
  * depends only on n, partials in double, summed in chunk order. */
 #define CHUNKED_SUM(result, n, EXPR) /* uses a local int nthreads */                                                   \
-    do {                                                                                         \
-        double part_[256];                                                                       \
-        int64_t n_ = (n), cs_ = (n_ + 255) / 256 > 4096 ? (n_ + 255) / 256 : 4096;               \
-        int64_t nch_ = (n_ + cs_ - 1) / cs_;                                                     \
-        _Pragma("omp parallel for num_threads(nthreads) schedule(static) if (n_ > 65536)")      \
-        for (int64_t c_ = 0; c_ < nch_; c_++) {                                                  \
-            double s_ = 0;                                                                       \
-            int64_t e_ = (c_ + 1) * cs_ < n_ ? (c_ + 1) * cs_ : n_;                              \
-            for (int64_t i = c_ * cs_; i < e_; i++) s_ += (EXPR);                                \
-            part_[c_] = s_;                                                                      \
-        }                                                                                        \
-        double total_ = 0;                                                                       \
-        for (int64_t c_ = 0; c_ < nch_; c_++) total_ += part_[c_];                               \
-        (result) = total_;                                                                       \
+    do {                                                                                                               \
+        double part_[256];                                                                                             \
+        int64_t n_ = (n), cs_ = (n_ + 255) / 256 > 4096 ? (n_ + 255) / 256 : 4096;                                     \
+        int64_t nch_ = (n_ + cs_ - 1) / cs_;                                                                           \
+        VLP_PARFOR(nthreads, n_ > 65536, (int64_t c_ = 0; c_ < nch_; c_++), {                                          \
+            double s_ = 0;                                                                                             \
+            int64_t e_ = (c_ + 1) * cs_ < n_ ? (c_ + 1) * cs_ : n_;                                                    \
+            for (int64_t i = c_ * cs_; i < e_; i++) s_ += (EXPR);                                                      \
+            part_[c_] = s_;                                                                                            \
+        });                                                                                                            \
+        double total_ = 0;                                                                                             \
+        for (int64_t c_ = 0; c_ < nch_; c_++) total_ += part_[c_];                                                     \
+        (result) = total_;                                                                                             \
     } while (0)
 
 static vlp_tensor *to_scalar(vlp_graph *g, int op, const char *fn, vlp_tensor *x) {
@@ -48,8 +47,7 @@ static void sum_forward(vlp_tensor *t, vlp_exec *ex) {
 static void sum_backward(vlp_tensor *t, vlp_exec *ex) {
     int64_t n = t->src[0]->numel;
     float d = t->grad[0] / (t->op == OP_MEAN ? (float)n : 1.0f), *dx = t->src[0]->grad;
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) dx[i] += d;
+    VLP_PARFOR(ex->nthreads, n > 65536, (int64_t i = 0; i < n; i++), { dx[i] += d; });
 }
 
 const vlp_op_info vlp_op_sum = {"sum", sum_forward, sum_backward, NULL};
@@ -86,12 +84,11 @@ static void mse_backward(vlp_tensor *t, vlp_exec *ex) {
     int64_t n = at->numel;
     float k = 2.0f * t->grad[0] / (float)n;
     int ga = vlp_needs_grad(at), gb = vlp_needs_grad(bt);
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; i++) {
+    VLP_PARFOR(ex->nthreads, n > 65536, (int64_t i = 0; i < n; i++), {
         float d = k * (a[i] - b[i]);
         if (ga) at->grad[i] += d;
         if (gb) bt->grad[i] -= d;
-    }
+    });
 }
 
 const vlp_op_info vlp_op_mse = {"mse", mse_forward, mse_backward, NULL};
@@ -129,15 +126,14 @@ static void ce_forward(vlp_tensor *t, vlp_exec *ex) {
                           (long long)r, (long long)C - 1);
             return;
         }
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) if (N * C > 32768)
-    for (int64_t r = 0; r < N; r++) {
+    VLP_PARFOR(ex->nthreads, N * C > 32768, (int64_t r = 0; r < N; r++), {
         const float *xr = x + r * C;
         float m = -INFINITY;
         for (int64_t j = 0; j < C; j++) m = xr[j] > m ? xr[j] : m;
         double s = 0;
         for (int64_t j = 0; j < C; j++) s += exp((double)(xr[j] - m));
         lse[r] = m + (float)log(s);
-    }
+    });
     double loss = 0;
     int64_t count = 0;
     for (int64_t r = 0; r < N; r++)
@@ -158,12 +154,11 @@ static void ce_backward(vlp_tensor *t, vlp_exec *ex) {
     if (t->fp[1] == 0.0f) return;
     float k = t->grad[0] / t->fp[1];
     float *dx = lt->grad;
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) if (N * C > 32768)
-    for (int64_t r = 0; r < N; r++) {
+    VLP_PARFOR(ex->nthreads, N * C > 32768, (int64_t r = 0; r < N; r++), {
         if (tg[r] == ign) continue;
         for (int64_t j = 0; j < C; j++) dx[r * C + j] += k * expf(x[r * C + j] - lse[r]);
         dx[r * C + tg[r]] -= k;
-    }
+    });
 }
 
 const vlp_op_info vlp_op_cross_entropy = {"cross_entropy", ce_forward, ce_backward, NULL};
@@ -199,8 +194,7 @@ static void infonce_forward(vlp_tensor *t, vlp_exec *ex) {
     float *L = t->aux, *rl = L + N * N, *cl = rl + N;
     float s = expf(vlp_f(t->src[2])[0]);
     vlp_gemm(0, 1, (int)N, (int)N, (int)E, s, vlp_f(a), (int)E, vlp_f(b), (int)E, 0.0f, L, (int)N);
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) if (N > 64)
-    for (int64_t i = 0; i < N; i++) {
+    VLP_PARFOR(ex->nthreads, N > 64, (int64_t i = 0; i < N; i++), {
         float mr = -INFINITY, mc = -INFINITY;
         for (int64_t j = 0; j < N; j++) {
             mr = L[i * N + j] > mr ? L[i * N + j] : mr;
@@ -213,7 +207,7 @@ static void infonce_forward(vlp_tensor *t, vlp_exec *ex) {
         }
         rl[i] = mr + (float)log(sr);
         cl[i] = mc + (float)log(sc);
-    }
+    });
     double loss = 0;
     for (int64_t i = 0; i < N; i++) loss += 0.5 * ((double)rl[i] + (double)cl[i]) - (double)L[i * N + i];
     vlp_f(t)[0] = (float)(loss / (double)N);
@@ -225,12 +219,12 @@ static void infonce_backward(vlp_tensor *t, vlp_exec *ex) {
     const float *L = t->aux, *rl = L + N * N, *cl = rl + N;
     float *G = (float *)t->aux + N * N + 2 * N;
     float k = t->grad[0] * 0.5f / (float)N, s = expf(vlp_f(ls)[0]);
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) if (N > 64)
-    for (int64_t i = 0; i < N; i++)
+    VLP_PARFOR(ex->nthreads, N > 64, (int64_t i = 0; i < N; i++), {
         for (int64_t j = 0; j < N; j++) {
             float l = L[i * N + j];
             G[i * N + j] = k * (expf(l - rl[i]) + expf(l - cl[j]) - (i == j ? 2.0f : 0.0f));
         }
+    });
     double dls = 0; /* d loss / d log_scale = sum G * L, since L is linear in exp(log_scale) */
     for (int64_t i = 0; i < N * N; i++) dls += (double)G[i] * L[i];
     if (vlp_needs_grad(ls)) ls->grad[0] += (float)dls;

@@ -50,8 +50,7 @@ static void layernorm_forward(vlp_tensor *t, vlp_exec *ex) {
     float *y = vlp_f(t), *mean = t->aux, eps = t->fp[0];
     int64_t D = vlp_cols(t), rows = vlp_rows(t);
     float *rstd = mean + rows;
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) if (rows * D > 16384)
-    for (int64_t r = 0; r < rows; r++) {
+    VLP_PARFOR(ex->nthreads, rows * D > 16384, (int64_t r = 0; r < rows; r++), {
         const float *xr = x + r * D;
         float *yr = y + r * D;
         float s = 0;
@@ -65,7 +64,7 @@ static void layernorm_forward(vlp_tensor *t, vlp_exec *ex) {
             float h = (xr[i] - mu) * rs;
             yr[i] = h * (w ? w[i] : 1.0f) + (b ? b[i] : 0.0f);
         }
-    }
+    });
 }
 
 static void layernorm_backward(vlp_tensor *t, vlp_exec *ex) {
@@ -76,8 +75,7 @@ static void layernorm_backward(vlp_tensor *t, vlp_exec *ex) {
     const float *rstd = mean + rows;
     float *part = (float *)t->aux + 2 * rows; /* [nch][2][D] */
     int need_x = vlp_needs_grad(xt), need_p = vlp_needs_grad(wt) || vlp_needs_grad(bt);
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) if (rows * D > 16384)
-    for (int64_t c = 0; c < nch; c++) {
+    VLP_PARFOR(ex->nthreads, rows * D > 16384, (int64_t c = 0; c < nch; c++), {
         float *pw = part + c * 2 * D, *pb = pw + D;
         if (need_p) memset(pw, 0, (size_t)(2 * D) * sizeof(float));
         int64_t r1 = (c + 1) * VLP_REDUCE_CHUNK < rows ? (c + 1) * VLP_REDUCE_CHUNK : rows;
@@ -105,7 +103,7 @@ static void layernorm_backward(vlp_tensor *t, vlp_exec *ex) {
                 }
             }
         }
-    }
+    });
     if (!need_p) return;
     for (int64_t c = 0; c < nch; c++) {
         const float *pw = part + c * 2 * D, *pb = pw + D;
@@ -126,28 +124,26 @@ static void softmax_forward(vlp_tensor *t, vlp_exec *ex) {
     const float *x = vlp_f(t->src[0]);
     float *y = vlp_f(t);
     int64_t D = vlp_cols(t), rows = vlp_rows(t);
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) if (rows * D > 16384)
-    for (int64_t r = 0; r < rows; r++) {
+    VLP_PARFOR(ex->nthreads, rows * D > 16384, (int64_t r = 0; r < rows; r++), {
         const float *xr = x + r * D;
         float *yr = y + r * D, m = -INFINITY, s = 0;
         for (int64_t i = 0; i < D; i++) m = xr[i] > m ? xr[i] : m;
         for (int64_t i = 0; i < D; i++) s += (yr[i] = expf(xr[i] - m));
         float inv = 1.0f / s;
         for (int64_t i = 0; i < D; i++) yr[i] *= inv;
-    }
+    });
 }
 
 static void softmax_backward(vlp_tensor *t, vlp_exec *ex) {
     const float *y = vlp_f(t), *dy = t->grad;
     float *dx = t->src[0]->grad;
     int64_t D = vlp_cols(t), rows = vlp_rows(t);
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) if (rows * D > 16384)
-    for (int64_t r = 0; r < rows; r++) {
+    VLP_PARFOR(ex->nthreads, rows * D > 16384, (int64_t r = 0; r < rows; r++), {
         const float *yr = y + r * D, *dyr = dy + r * D;
         float dot = 0;
         for (int64_t i = 0; i < D; i++) dot += yr[i] * dyr[i];
         for (int64_t i = 0; i < D; i++) dx[r * D + i] += yr[i] * (dyr[i] - dot);
-    }
+    });
 }
 
 const vlp_op_info vlp_op_softmax = {"softmax", softmax_forward, softmax_backward, NULL};
@@ -166,23 +162,21 @@ static void l2norm_forward(vlp_tensor *t, vlp_exec *ex) {
     const float *x = vlp_f(t->src[0]);
     float *y = vlp_f(t), *den = t->aux, eps = t->fp[0];
     int64_t D = vlp_cols(t), rows = vlp_rows(t);
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) if (rows * D > 16384)
-    for (int64_t r = 0; r < rows; r++) {
+    VLP_PARFOR(ex->nthreads, rows * D > 16384, (int64_t r = 0; r < rows; r++), {
         const float *xr = x + r * D;
         float s = 0;
         for (int64_t i = 0; i < D; i++) s += xr[i] * xr[i];
         float n = sqrtf(s);
         den[r] = n > eps ? n : eps;
         for (int64_t i = 0; i < D; i++) y[r * D + i] = xr[i] / den[r];
-    }
+    });
 }
 
 static void l2norm_backward(vlp_tensor *t, vlp_exec *ex) {
     const float *y = vlp_f(t), *dy = t->grad, *den = t->aux;
     float *dx = t->src[0]->grad, eps = t->fp[0];
     int64_t D = vlp_cols(t), rows = vlp_rows(t);
-#pragma omp parallel for num_threads(ex->nthreads) schedule(static) if (rows * D > 16384)
-    for (int64_t r = 0; r < rows; r++) {
+    VLP_PARFOR(ex->nthreads, rows * D > 16384, (int64_t r = 0; r < rows; r++), {
         const float *yr = y + r * D, *dyr = dy + r * D;
         if (den[r] > eps) {
             float dot = 0;
@@ -191,7 +185,7 @@ static void l2norm_backward(vlp_tensor *t, vlp_exec *ex) {
         } else { /* the divisor is the constant eps */
             for (int64_t i = 0; i < D; i++) dx[r * D + i] += dyr[i] / eps;
         }
-    }
+    });
 }
 
 const vlp_op_info vlp_op_l2norm = {"l2norm", l2norm_forward, l2norm_backward, NULL};

@@ -37,8 +37,7 @@ const vlp_op_info *const vlp_ops[OP_COUNT] = {
 void vlp_colsum_accum(const float *x, int64_t rows, int64_t cols, int64_t ld, float *out, int nthreads) {
     const int64_t CB = 64;
     int64_t nblk = (cols + CB - 1) / CB;
-#pragma omp parallel for num_threads(nthreads) schedule(static) if (rows * cols > 32768)
-    for (int64_t blk = 0; blk < nblk; blk++) {
+    VLP_PARFOR(nthreads, rows * cols > 32768, (int64_t blk = 0; blk < nblk; blk++), {
         int64_t c0 = blk * CB, c1 = c0 + CB < cols ? c0 + CB : cols;
         float acc[64];
         for (int64_t c = c0; c < c1; c++) acc[c - c0] = 0;
@@ -47,5 +46,5 @@ void vlp_colsum_accum(const float *x, int64_t rows, int64_t cols, int64_t ld, fl
             for (int64_t c = c0; c < c1; c++) acc[c - c0] += xr[c];
         }
         for (int64_t c = c0; c < c1; c++) out[c] += acc[c - c0];
-    }
+    });
 }

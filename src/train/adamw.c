@@ -69,13 +69,12 @@ static double grad_sumsq(vlp_params *p) {
         double part[64];
         for (int64_t c0 = 0; c0 < nch; c0 += 64) {
             int64_t c1 = c0 + 64 < nch ? c0 + 64 : nch;
-#pragma omp parallel for schedule(static) if (n > 131072)
-            for (int64_t c = c0; c < c1; c++) {
+            VLP_PARFOR(vlp_get_threads(), n > 131072, (int64_t c = c0; c < c1; c++), {
                 double s = 0;
                 int64_t e = (c + 1) * 65536 < n ? (c + 1) * 65536 : n;
                 for (int64_t j = c * 65536; j < e; j++) s += (double)gr[j] * gr[j];
                 part[c - c0] = s;
-            }
+            });
             for (int64_t c = c0; c < c1; c++) total += part[c - c0];
         }
     }
@@ -89,8 +88,7 @@ float vlp_clip_grad_norm(vlp_params *p, float max_norm) {
         float k = max_norm / (norm + 1e-6f); /* torch.nn.utils.clip_grad_norm_ */
         float *gr = vlp_params_grad(p);
         int64_t n = vlp_params_numel(p);
-#pragma omp parallel for schedule(static) if (n > 65536)
-        for (int64_t i = 0; i < n; i++) gr[i] *= k;
+        VLP_PARFOR(vlp_get_threads(), n > 65536, (int64_t i = 0; i < n; i++), { gr[i] *= k; });
     }
     return norm;
 }
@@ -104,8 +102,7 @@ int vlp_adamw_step(vlp_adamw *o, float lr, float grad_scale, float *grad_norm) {
     if (grad_scale != 1.0f) {
         float *gr = vlp_params_grad(p);
         int64_t n = vlp_params_numel(p);
-#pragma omp parallel for schedule(static) if (n > 65536)
-        for (int64_t i = 0; i < n; i++) gr[i] *= grad_scale;
+        VLP_PARFOR(vlp_get_threads(), n > 65536, (int64_t i = 0; i < n; i++), { gr[i] *= grad_scale; });
     }
     float norm = vlp_clip_grad_norm(p, o->cfg.clip_norm);
     if (grad_norm) *grad_norm = norm;
@@ -124,13 +121,12 @@ int vlp_adamw_step(vlp_adamw *o, float lr, float grad_scale, float *grad_norm) {
         float *w = vlp_f(t), *gr = t->grad, *m = o->m + t->off_data, *v = o->v + t->off_data;
         const float decay = (t->flags & VLP_FLAG_NO_DECAY) ? 1.0f : 1.0f - lr * o->cfg.weight_decay;
         int64_t n = t->numel;
-#pragma omp parallel for schedule(static) if (n > 65536)
-        for (int64_t j = 0; j < n; j++) {
+        VLP_PARFOR(vlp_get_threads(), n > 65536, (int64_t j = 0; j < n; j++), {
             float gj = gr[j];
             m[j] = b1 * m[j] + (1.0f - b1) * gj;
             v[j] = b2 * v[j] + (1.0f - b2) * gj * gj;
             w[j] = w[j] * decay - step * m[j] / (sqrtf(v[j]) * rbc2 + eps);
-        }
+        });
     }
     return VLP_OK;
 }
