@@ -16,7 +16,10 @@ OPT = -O3 -g
 LDSAN =
 endif
 
-CFLAGS = -std=c11 $(OPT) -fopenmp -fPIC -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE \
+# x86-64-v3 (AVX2, FMA: every x86 server since 2013) for the elementwise kernels;
+# GEMM picks AVX-512 at run time where the CPU has it. MARCH=native for your own box.
+MARCH ?= x86-64-v3
+CFLAGS = -std=c11 $(OPT) -march=$(MARCH) -fno-math-errno -fno-trapping-math -fopenmp -fPIC -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE \
          -Iinclude -Isrc/core -Isrc/ops -fvisibility=hidden
 LDLIBS = -fopenmp -lm $(LDSAN)
 
@@ -38,7 +41,7 @@ deps:
 deps-bench:
 	@bash scripts/deps.sh --check bench 2>/dev/null || bash scripts/deps.sh bench
 
-$(BUILD)/%.o: %.c include/vlp.h src/core/internal.h src/ops/gemm.h
+$(BUILD)/%.o: %.c include/vlp.h src/core/internal.h src/core/vmath.h src/ops/gemm.h
 	@mkdir -p $(dir $@)
 	$(if $(filter 1,$(VERBOSE)),,@echo "  CC $<";) $(CC) $(CFLAGS) -c $< -o $@
 

@@ -22,6 +22,7 @@
 #define VLP_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -126,6 +127,10 @@ int vlp_graph_backward(vlp_graph *g, const float *seed);
 void vlp_graph_set_training(vlp_graph *g, int on, uint64_t step);
 void vlp_graph_set_seed(vlp_graph *g, uint64_t seed);
 size_t vlp_graph_arena_bytes(const vlp_graph *g);
+/* Per-op-kind timing of forward and backward (also on with VLP_PROFILE=1);
+ * vlp_graph_profile_print writes a table sorted by time and resets the counters. */
+void vlp_graph_set_profile(vlp_graph *g, int on);
+void vlp_graph_profile_print(vlp_graph *g, FILE *f);
 int vlp_graph_node_count(const vlp_graph *g);
 vlp_tensor *vlp_graph_node(const vlp_graph *g, int i);
 const char *vlp_op_name(int op);

@@ -23,6 +23,8 @@ vlp_graph *vlp_graph_new(void) {
         return NULL;
     }
     g->seed = 0x5eed;
+    const char *prof = getenv("VLP_PROFILE");
+    g->profile = prof && *prof && *prof != '0';
     return g;
 }
 
@@ -490,7 +492,12 @@ int vlp_graph_forward(vlp_graph *g) {
     for (int i = 0; i < g->n_nodes; i++) {
         vlp_tensor *t = g->nodes[i];
         if (!t->data || !t->op || (t->flags & VLP_FLAG_VIEW)) continue;
+        double t0 = g->profile ? omp_get_wtime() : 0;
         vlp_ops[t->op]->forward(t, &ex);
+        if (g->profile) {
+            g->prof_s[t->op][0] += omp_get_wtime() - t0;
+            g->prof_n[t->op][0]++;
+        }
         if (ex.status) {
             vlp_set_error("%s", ex.msg);
             return ex.status;
@@ -518,7 +525,12 @@ int vlp_graph_backward(vlp_graph *g, const float *seed) {
                       o->name, (long long)o->numel);
         return VLP_ERR_ARG;
     }
+    double tz = g->profile ? omp_get_wtime() : 0;
     memset(g->grad_zero_begin, 0, g->grad_zero_bytes);
+    if (g->profile) {
+        g->prof_s[OP_NONE][1] += omp_get_wtime() - tz; /* reported as "zero grads" */
+        g->prof_n[OP_NONE][1]++;
+    }
     if (seed)
         memcpy(o->grad, seed, (size_t)o->numel * sizeof(float));
     else
@@ -528,11 +540,42 @@ int vlp_graph_backward(vlp_graph *g, const float *seed) {
     for (int i = o->id; i >= 0; i--) {
         vlp_tensor *t = g->nodes[i];
         if (!t->data || !t->op || !(t->flags & VLP_FLAG_REQUIRES_GRAD) || !vlp_ops[t->op]->backward) continue;
+        double t0 = g->profile ? omp_get_wtime() : 0;
         vlp_ops[t->op]->backward(t, &ex);
+        if (g->profile) {
+            g->prof_s[t->op][1] += omp_get_wtime() - t0;
+            g->prof_n[t->op][1]++;
+        }
         if (ex.status) {
             vlp_set_error("%s", ex.msg);
             return ex.status;
         }
     }
     return VLP_OK;
+}
+
+void vlp_graph_set_profile(vlp_graph *g, int on) {
+    if (g) g->profile = on;
+}
+
+void vlp_graph_profile_print(vlp_graph *g, FILE *f) {
+    if (!g || !f) return;
+    double total = 0;
+    for (int op = 0; op < OP_COUNT; op++) total += g->prof_s[op][0] + g->prof_s[op][1];
+    fprintf(f, "%-16s %10s %10s %7s\n", "op", "fwd ms", "bwd ms", "share");
+    for (int k = 0; k < OP_COUNT; k++) { /* selection by descending time */
+        int best = -1;
+        double bt = -1;
+        for (int op = 0; op < OP_COUNT; op++) {
+            double t = g->prof_s[op][0] + g->prof_s[op][1];
+            if ((g->prof_n[op][0] || g->prof_n[op][1]) && t > bt) bt = t, best = op;
+        }
+        if (best < 0) break;
+        fprintf(f, "%-16s %10.1f %10.1f %6.1f%%\n", best == OP_NONE ? "zero grads" : vlp_op_name(best),
+                1e3 * g->prof_s[best][0], 1e3 * g->prof_s[best][1],
+                total > 0 ? 100.0 * (g->prof_s[best][0] + g->prof_s[best][1]) / total : 0.0);
+        g->prof_s[best][0] = g->prof_s[best][1] = 0;
+        g->prof_n[best][0] = g->prof_n[best][1] = 0;
+    }
+    fprintf(f, "%-16s %21.1f\n", "total", 1e3 * total);
 }

@@ -92,6 +92,9 @@ struct vlp_graph {
     int nthreads;
     int training;
     uint64_t seed, step;
+    int profile;                      /* time every kernel (VLP_PROFILE=1 or vlp_graph_set_profile) */
+    double prof_s[OP_COUNT][2];       /* seconds per op kind: forward, backward */
+    int64_t prof_n[OP_COUNT][2];
     char *grad_zero_begin; /* activation gradients live in one range, zeroed per backward */
     size_t grad_zero_bytes;
 };

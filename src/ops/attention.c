@@ -8,6 +8,7 @@
  *
  * A query whose keys are all masked gets zero output (PyTorch gives NaN). */
 #include "../core/internal.h"
+#include "../core/vmath.h"
 #include "gemm.h"
 
 #include <math.h>
@@ -95,8 +96,9 @@ static void attention_forward(vlp_tensor *t, vlp_exec *ex) {
                 memset(row, 0, (size_t)Tk * sizeof(float));
                 continue;
             }
+            for (int j = 0; j < Tk; j++) row[j] = vlp_exp(row[j] - m); /* vectorised */
             float s = 0;
-            for (int j = 0; j < Tk; j++) s += (row[j] = expf(row[j] - m));
+            for (int j = 0; j < Tk; j++) s += row[j];
             float inv = 1.0f / s;
             for (int j = 0; j < Tk; j++) row[j] *= inv;
         }

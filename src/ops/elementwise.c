@@ -1,6 +1,7 @@
 /* Elementwise ops: add, mul (b broadcast as a shape suffix of a), scale,
  * activations (GELU erf/tanh, QuickGELU) and dropout. */
 #include "../core/internal.h"
+#include "../core/vmath.h"
 
 #include <math.h>
 
@@ -128,21 +129,21 @@ static void scale_backward(vlp_tensor *t, vlp_exec *ex) {
 const vlp_op_info vlp_op_scale = {"scale", scale_forward, scale_backward, NULL};
 
 /* Activations: value and derivative of each, shared by forward and backward. */
-static inline float gelu_f(float x) { return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f)); }
+static inline float gelu_f(float x) { return 0.5f * x * (1.0f + vlp_erf(x * 0.70710678118654752f)); }
 static inline float gelu_d(float x) {
-    return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) + x * 0.39894228040143268f * expf(-0.5f * x * x);
+    return 0.5f * (1.0f + vlp_erf(x * 0.70710678118654752f)) + x * 0.39894228040143268f * vlp_exp(-0.5f * x * x);
 }
 static inline float gelu_tanh_f(float x) {
     float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
-    return 0.5f * x * (1.0f + tanhf(u));
+    return 0.5f * x * (1.0f + vlp_tanh(u));
 }
 static inline float gelu_tanh_d(float x) {
-    float u = 0.79788456080286536f * (x + 0.044715f * x * x * x), th = tanhf(u);
+    float u = 0.79788456080286536f * (x + 0.044715f * x * x * x), th = vlp_tanh(u);
     return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * 0.79788456080286536f * (1.0f + 3.0f * 0.044715f * x * x);
 }
-static inline float quick_gelu_f(float x) { return x / (1.0f + expf(-1.702f * x)); }
+static inline float quick_gelu_f(float x) { return x * vlp_sigmoid(1.702f * x); }
 static inline float quick_gelu_d(float x) {
-    float s = 1.0f / (1.0f + expf(-1.702f * x));
+    float s = vlp_sigmoid(1.702f * x);
     return s + 1.702f * x * s * (1.0f - s);
 }
 

@@ -46,10 +46,15 @@
 #define VLP_PF_A 0 /* A prefetch distance in k steps (0: none) */
 #endif
 
+#ifndef VLP_DIRECT_A
+#define VLP_DIRECT_A 0 /* measured slower (strided A reads), kept for experiments */
+#endif
+
 #define AVX512_FN __attribute__((target("avx512f")))
 #define AVX2_FN __attribute__((target("avx2,fma")))
 
-typedef void (*kern_fn)(long kc, const float *restrict Ap, const float *restrict Bp, float *C, long ldc,
+/* Ap: A micro-panel with element (i,k) at Ap[k*a_ks + i] (packed: a_ks == MR) */
+typedef void (*kern_fn)(long kc, const float *restrict Ap, long a_ks, const float *restrict Bp, float *C, long ldc,
                         int mr, int nr, float alpha, float beta);
 typedef void (*packA_fn)(int transA, const float *A, long lda, long i0, int mr, long k0, int kc, float *Ap);
 /* packs one NR(or NR/2)-wide panel of op(B) rows k0..k0+kc, columns j0..j0+nr, width w */
@@ -182,13 +187,15 @@ static void packA_g(int transA, const float *A, long lda, long i0, int mr, long 
             for (int j = 0; j < nr; j++) c[j] = beta * c[j] + alpha * acc[i][j];                       \
     }
 
-static void kern_generic(long kc, const float *restrict Ap, const float *restrict Bp, float *C, long ldc, int mr,
-                         int nr, float alpha, float beta) {
+static void kern_generic(long kc, const float *restrict Ap, long a_ks, const float *restrict Bp, float *C, long ldc,
+                         int mr, int nr, float alpha, float beta) {
+    (void)a_ks;
     GENERIC_KERNEL_BODY
 }
 
-AVX2_FN static void kern_generic_avx2(long kc, const float *restrict Ap, const float *restrict Bp, float *C,
-                                      long ldc, int mr, int nr, float alpha, float beta) {
+AVX2_FN static void kern_generic_avx2(long kc, const float *restrict Ap, long a_ks, const float *restrict Bp,
+                                      float *C, long ldc, int mr, int nr, float alpha, float beta) {
+    (void)a_ks;
     GENERIC_KERNEL_BODY
 }
 
@@ -245,36 +252,21 @@ AVX512_FN static void packA_512(int transA, const float *A, long lda, long i0, i
         }
         return;
     }
-    if ((long)lda * 16 >= INT32_MAX) {
-        packA_scalar_mr(MR512, transA, A, lda, i0, mr, k0, kc, Ap);
-        return;
-    }
+    /* op(A) = A: transpose 16(k) x MR(rows) blocks in registers; rows >= mr are zero */
     const float *a = A + i0 * lda + k0;
-    if (mr == MR512 && kc >= 16) {
-        /* transpose 16x16 blocks: rows i (MR of them, rest padded), 16 k values each */
-        int k = 0;
-        for (; k + 16 <= kc; k += 16) {
-            __m512 r[16];
-            for (int i = 0; i < 16; i++) r[i] = i < MR512 ? _mm512_loadu_ps(a + (long)i * lda + k) : _mm512_setzero_ps();
-            transpose16(r);
-            for (int q = 0; q < 16; q++) _mm512_mask_storeu_ps(Ap + (long)(k + q) * MR512, sm, r[q]);
-        }
-        if (k < kc) {
-            const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                                   _mm512_set1_epi32((int)lda));
-            for (; k < kc; k++) {
-                __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), sm, idx, a + k, 4);
-                _mm512_mask_storeu_ps(Ap + (long)k * MR512, sm, v);
-            }
-        }
-        return;
+    int k = 0;
+    for (; k + 16 <= kc; k += 16) {
+        __m512 r[16];
+        for (int i = 0; i < 16; i++) r[i] = i < mr ? _mm512_loadu_ps(a + (long)i * lda + k) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int q = 0; q < 16; q++) _mm512_mask_storeu_ps(Ap + (long)(k + q) * MR512, sm, r[q]);
     }
-    const __mmask16 lm = mask_n(mr);
-    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32((int)lda));
-    for (int k = 0; k < kc; k++) {
-        __m512 v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lm, idx, a + k, 4);
-        _mm512_mask_storeu_ps(Ap + (long)k * MR512, sm, v);
+    if (k < kc) {
+        const __mmask16 km = mask_n(kc - k);
+        __m512 r[16];
+        for (int i = 0; i < 16; i++) r[i] = i < mr ? _mm512_maskz_loadu_ps(km, a + (long)i * lda + k) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int q = 0; q < kc - k; q++) _mm512_mask_storeu_ps(Ap + (long)(k + q) * MR512, sm, r[q]);
     }
 }
 
@@ -330,13 +322,13 @@ AVX512_FN static void packB_512(int transB, const float *B, long ldb, long j0, i
             _mm_prefetch((const char *)(Bp + 16 * NV * VLP_PF_B), _MM_HINT_T0);                        \
             if (NV > 1) _mm_prefetch((const char *)(Bp + 16 * NV * VLP_PF_B + 16), _MM_HINT_T0);      \
         }                                                                                              \
-        if (VLP_PF_A && (k & 3) == 0) _mm_prefetch((const char *)(Ap + MR512 * VLP_PF_A), _MM_HINT_T0); \
+        if (VLP_PF_A && (k & 3) == 0) _mm_prefetch((const char *)(Ap + a_ks * VLP_PF_A), _MM_HINT_T0); \
         _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) b[v] = _mm512_load_ps(Bp + 16 * v);       \
         _Pragma("GCC unroll 16") for (int i = 0; i < MR512; i++) {                                     \
             const __m512 a = _mm512_set1_ps(Ap[i]);                                                    \
             _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) c[i][v] = _mm512_fmadd_ps(a, b[v], c[i][v]); \
         }                                                                                              \
-        Ap += MR512;                                                                                   \
+        Ap += a_ks;                                                                                    \
         Bp += 16 * NV;                                                                                 \
     }                                                                                                  \
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);                               \
@@ -365,12 +357,14 @@ AVX512_FN static void packB_512(int transB, const float *B, long ldb, long j0, i
         }                                                                                              \
     }
 
-AVX512_FN static void kern512_w32(long kc, const float *restrict Ap, const float *restrict Bp, float *C, long ldc,
+AVX512_FN static void kern512_w32(long kc, const float *restrict Ap, long a_ks, const float *restrict Bp, float *C,
+                                  long ldc,
                                   int mr, int nr, float alpha, float beta) {
     K512_BODY(2)
 }
 
-AVX512_FN static void kern512_w16(long kc, const float *restrict Ap, const float *restrict Bp, float *C, long ldc,
+AVX512_FN static void kern512_w16(long kc, const float *restrict Ap, long a_ks, const float *restrict Bp, float *C,
+                                  long ldc,
                                   int mr, int nr, float alpha, float beta) {
     K512_BODY(1)
 }
@@ -423,7 +417,8 @@ typedef struct {
     long ldb;
     float *C;
     long ldc;
-    int kcs; /* K block size (depends only on K) */
+    int kcs;      /* K block size (depends only on K) */
+    int direct_a; /* read full A micro-panels in place (transA, AVX-512 kernel) */
 } gemm_args;
 
 static int k_block(int K) {
@@ -478,16 +473,23 @@ static void gemm_region(const gemm_args *g, int m0, int m1, int n0, int n1) {
             }
             for (int i = m0; i < m1; i += MR) {
                 const int mr = m1 - i < MR ? m1 - i : MR;
-                kd->packA(g->transA, g->A, g->lda, i, mr, pc, kc, Ap);
+                const float *ap = Ap;
+                long aks = MR;
+                if (g->direct_a && mr == MR) { /* op(A) = A^T: panel is already k-major, use it in place */
+                    ap = g->A + (long)pc * g->lda + i;
+                    aks = g->lda;
+                } else {
+                    kd->packA(g->transA, g->A, g->lda, i, mr, pc, kc, Ap);
+                }
                 const float *bp = Bp;
                 float *crow = g->C + (long)i * g->ldc + jc;
                 for (int j = 0; j < nc; j += NR) {
                     const int nr = nc - j < NR ? nc - j : NR;
                     if (nr <= NR / 2 && kd->khalf) {
-                        kd->khalf(kc, Ap, bp, crow + j, g->ldc, mr, nr, g->alpha, beta);
+                        kd->khalf(kc, ap, aks, bp, crow + j, g->ldc, mr, nr, g->alpha, beta);
                         bp += (long)(NR / 2) * kc;
                     } else {
-                        kd->kfull(kc, Ap, bp, crow + j, g->ldc, mr, nr, g->alpha, beta);
+                        kd->kfull(kc, ap, aks, bp, crow + j, g->ldc, mr, nr, g->alpha, beta);
                         bp += (long)NR * kc;
                     }
                 }
@@ -520,6 +522,7 @@ static void setup_args(gemm_args *g, int transA, int transB, int M, int N, int K
     g->C = C;
     g->ldc = ldc;
     g->kcs = k_block(K);
+    g->direct_a = VLP_DIRECT_A && transA && g->kd == &kd_avx512;
 }
 
 void vlp_gemm_st(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,

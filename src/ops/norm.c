@@ -1,5 +1,6 @@
 /* Row-wise normalisations over the last dim: layernorm, softmax, L2 normalise. */
 #include "../core/internal.h"
+#include "../core/vmath.h"
 
 #include <math.h>
 
@@ -128,7 +129,8 @@ static void softmax_forward(vlp_tensor *t, vlp_exec *ex) {
         const float *xr = x + r * D;
         float *yr = y + r * D, m = -INFINITY, s = 0;
         for (int64_t i = 0; i < D; i++) m = xr[i] > m ? xr[i] : m;
-        for (int64_t i = 0; i < D; i++) s += (yr[i] = expf(xr[i] - m));
+        for (int64_t i = 0; i < D; i++) yr[i] = vlp_exp(xr[i] - m); /* vectorised */
+        for (int64_t i = 0; i < D; i++) s += yr[i];
         float inv = 1.0f / s;
         for (int64_t i = 0; i < D; i++) yr[i] *= inv;
     });
