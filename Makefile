@@ -61,7 +61,7 @@ $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libvlp.a
 	$(if $(filter 1,$(VERBOSE)),,@echo "  LD $@";) $(CC) $(CFLAGS) -fvisibility=default -Itests $< -o $@ $(BUILD)/libvlp.a $(LDLIBS)
 
 test: deps $(TEST_BIN) $(BUILD)/vlp
-	@bash tests/run.sh $(BUILD) $(TEST_BIN)
+	@BUILD=$(BUILD) bash tests/run.sh $(BUILD) $(TEST_BIN) tests/test_cli.sh
 
 demo: all
 	$(BUILD)/vlp demo
