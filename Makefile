@@ -20,8 +20,10 @@ endif
 # GEMM picks AVX-512 at run time where the CPU has it. MARCH=native for your own box.
 MARCH ?= x86-64-v3
 CFLAGS = -std=c11 $(OPT) -march=$(MARCH) -fno-math-errno -fno-trapping-math -fopenmp -fPIC -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE \
-         -Iinclude -Isrc/core -Isrc/ops -fvisibility=hidden
-LDLIBS = -fopenmp -lm $(LDSAN)
+         -Iinclude -Isrc -Isrc/core -Isrc/ops -I/usr/include/stb -fvisibility=hidden
+# Libraries libvlp uses (see scripts/deps.sh for why each one).
+LIBS = -lutf8proc -ljansson -lpng -ljpeg -lwebp -lgif -lz -lm
+LDLIBS = -fopenmp $(LIBS) $(LDSAN)
 
 LIB_SRC := $(sort $(wildcard src/*/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -41,7 +43,7 @@ deps:
 deps-bench:
 	@bash scripts/deps.sh --check bench 2>/dev/null || bash scripts/deps.sh bench
 
-$(BUILD)/%.o: %.c include/vlp.h src/core/internal.h src/core/vmath.h src/ops/gemm.h
+$(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(if $(filter 1,$(VERBOSE)),,@echo "  CC $<";) $(CC) $(CFLAGS) -c $< -o $@
 
@@ -80,7 +82,7 @@ bench: deps-bench all $(BENCH_BIN)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
-	install -m 644 include/vlp.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/*.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/libvlp.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libvlp.so $(DESTDIR)$(PREFIX)/lib/libvlp.so.0
 	ln -sf libvlp.so.0 $(DESTDIR)$(PREFIX)/lib/libvlp.so
@@ -89,7 +91,7 @@ install: all
 	    vlp.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/vlp.pc
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/include/vlp.h $(DESTDIR)$(PREFIX)/lib/libvlp.* \
+	rm -f $(DESTDIR)$(PREFIX)/include/vlp*.h $(DESTDIR)$(PREFIX)/lib/libvlp.* \
 	      $(DESTDIR)$(PREFIX)/lib/pkgconfig/vlp.pc $(DESTDIR)$(PREFIX)/bin/vlp
 
 clean:

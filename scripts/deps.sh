@@ -2,7 +2,9 @@
 # Installs the Debian packages vlp needs, by purpose:
 #   scripts/deps.sh [build|test|bench|all]     install (as root) what is missing
 #   scripts/deps.sh --check [build|test|bench]  exit 0 if all present, 1 otherwise
-# build: compiler and OpenMP runtime (libvlp, the CLI, the test suite)
+# build: compiler, OpenMP, and the libraries libvlp uses: utf8proc (Unicode case and
+#        categories for tokenizers), jansson (JSON: safetensors headers, configs),
+#        libpng, libjpeg-turbo, libwebp, giflib and stb_image (BMP) for image decoding
 # test:  build + clang's sanitizer/fuzzer runtimes (make fuzz)
 # bench: build + the PyTorch peer with OpenBLAS (without libopenblas0-pthread
 #        Debian's torch falls back to the reference BLAS, ~15x slower, and every
@@ -13,7 +15,7 @@ check=0
 if [ "${1:-}" = "--check" ]; then check=1; shift; fi
 group="${1:-build}"
 
-build_pkgs="gcc make libc6-dev libgomp1 pkg-config"
+build_pkgs="gcc make libc6-dev libgomp1 pkg-config bc zlib1g-dev libutf8proc-dev libjansson-dev libpng-dev libjpeg62-turbo-dev libwebp-dev libgif-dev libstb-dev"
 test_pkgs="$build_pkgs clang libclang-rt-14-dev"
 bench_pkgs="$build_pkgs python3 python3-numpy python3-torch libopenblas0-pthread libopenblas-pthread-dev libblis-dev libdnnl-dev libxsmm-dev"
 
