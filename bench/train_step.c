@@ -42,7 +42,7 @@ int main(int argc, char **argv) {
     }
     if (!heads) heads = width / 64 > 2 ? width / 64 : 2;
     if (threads) vlp_set_threads(threads);
-    vlp_transformer_config cfg = {.width = width, .heads = heads, .layers = layers, .mlp_ratio = 4,
+    vlp_transformer_config cfg = {.width = width, .heads = heads, .layers = layers, 
                                   .act = VLP_ACT_QUICK_GELU, .ln_eps = 1e-5f, .causal = 0};
     vlp_params *P = vlp_params_new();
     vlp_block_params *blocks = calloc((size_t)layers, sizeof *blocks);

@@ -176,6 +176,11 @@ vlp_tensor *vlp_embedding(vlp_graph *g, vlp_tensor *ids, vlp_tensor *table);
 vlp_tensor *vlp_patch_embed(vlp_graph *g, vlp_tensor *images, vlp_tensor *w, vlp_tensor *bias);
 /* x [B, T, D], idx I32 [B] -> [B, D]: row idx[b] of sequence b. */
 vlp_tensor *vlp_gather_rows(vlp_graph *g, vlp_tensor *x, vlp_tensor *idx);
+/* x [B, N, D], tok [D] -> [B, N + 1, D]: tok first in every sequence (class token). */
+vlp_tensor *vlp_prepend_token(vlp_graph *g, vlp_tensor *x, vlp_tensor *tok);
+/* i32 [B, T] -> i32 [B]: position of the first maximum of each row (no gradient).
+ * CLIP pools text at argmax(ids), the first end-of-text token. */
+vlp_tensor *vlp_argmax(vlp_graph *g, vlp_tensor *ids);
 /* Copies [start, start+len) along dim. */
 vlp_tensor *vlp_slice(vlp_graph *g, vlp_tensor *x, int dim, int64_t start, int64_t len);
 vlp_tensor *vlp_concat(vlp_graph *g, vlp_tensor *a, vlp_tensor *b, int dim);
@@ -220,7 +225,8 @@ float vlp_lr_warmup_cosine(int64_t step, int64_t warmup, int64_t total, float ba
 
 /* ---- transformer blocks (src/nn) ---------------------------------------------------- */
 typedef struct {
-    int width, heads, layers, mlp_ratio;
+    int width, heads, layers;
+    int mlp_dim;   /* hidden width of the MLP; 0 means 4 * width */
     int act;       /* VLP_ACT_* */
     float ln_eps;
     int causal;
@@ -236,9 +242,13 @@ int vlp_transformer_declare(vlp_params *p, const char *prefix, const vlp_transfo
 /* GPT-2/CLIP-style init: N(0, 0.02) weights (output projections scaled by depth), zero
  * biases, unit norm gains. */
 void vlp_transformer_init(const vlp_transformer_config *cfg, vlp_block_params *blocks, uint64_t seed);
-/* x [B, T, D] -> [B, T, D] through every block. */
+/* x [B, T, D] -> [B, T, D] through every block. If states is not NULL, states[l]
+ * receives the output of block l (marked kept, so it can be read after forward). */
 vlp_tensor *vlp_transformer_forward(vlp_graph *g, const vlp_transformer_config *cfg,
                                     const vlp_block_params *blocks, vlp_tensor *x, vlp_tensor *key_mask);
+vlp_tensor *vlp_transformer_forward_states(vlp_graph *g, const vlp_transformer_config *cfg,
+                                           const vlp_block_params *blocks, vlp_tensor *x, vlp_tensor *key_mask,
+                                           vlp_tensor **states);
 
 /* ---- files -------------------------------------------------------------------------- */
 /* .npy (format 1.x/2.x, little-endian, C order) of float32 / int32 / int64

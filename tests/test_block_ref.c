@@ -77,7 +77,7 @@ static void run_case(const char *name) {
     int act = strstr(meta, "\"act\": \"quickgelu\"") ? VLP_ACT_QUICK_GELU
               : strstr(meta, "\"act\": \"gelu_tanh\"") ? VLP_ACT_GELU_TANH
                                                        : VLP_ACT_GELU;
-    vlp_transformer_config cfg = {.width = D, .heads = H, .layers = 2, .mlp_ratio = 4, .act = act,
+    vlp_transformer_config cfg = {.width = D, .heads = H, .layers = 2, .act = act,
                                   .ln_eps = 1e-5f, .causal = causal};
     vlp_params *P = vlp_params_new();
     vlp_block_params blocks[2];

@@ -71,7 +71,7 @@ enum { V = 23, T = 9, B = 6, D = 48 };
 
 static int build_model(model *m, int mode) {
     memset(m, 0, sizeof *m);
-    vlp_transformer_config cfg = {.width = D, .heads = 3, .layers = 2, .mlp_ratio = 4, .act = VLP_ACT_QUICK_GELU,
+    vlp_transformer_config cfg = {.width = D, .heads = 3, .layers = 2, .act = VLP_ACT_QUICK_GELU,
                                   .ln_eps = 1e-5f, .causal = 1};
     m->P = vlp_params_new();
     int64_t st[] = {V, D}, sp[] = {T, D}, sd[] = {D};

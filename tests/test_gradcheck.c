@@ -812,6 +812,33 @@ static void check_gather_rows(void) {
     }
 }
 
+/* prepend_token: ip 0 B, 1 N, 2 D; inputs x [B,N,D], tok [D] */
+static void ref_prepend(const gc *c, double *const *in, double *out) {
+    int64_t B = c->ip[0], N = c->ip[1], D = c->ip[2];
+    for (int64_t b = 0; b < B; b++) {
+        for (int64_t i = 0; i < D; i++) out[b * (N + 1) * D + i] = in[1][i];
+        for (int64_t i = 0; i < N * D; i++) out[b * (N + 1) * D + D + i] = in[0][b * N * D + i];
+    }
+}
+
+static void check_prepend_token(void) {
+    for (int rep = 0; rep < 3; rep++) {
+        gc c;
+        int64_t B = rng_int(1, 4), N = rng_odd(1), D = rng_odd(1);
+        gc_init(&c, "prepend_token", "x[%lld,%lld,%lld]", (long long)B, (long long)N, (long long)D);
+        vlp_graph *g = vlp_graph_new();
+        vlp_params *P = vlp_params_new();
+        int64_t xs[3] = {B, N, D};
+        vlp_tensor *x = gc_in(&c, 0, g, "x", 3, xs);
+        vlp_tensor *tok = gc_param(&c, 1, P, "cls", 1, &D);
+        vlp_tensor *y = vlp_prepend_token(g, x, tok);
+        c.ref = ref_prepend;
+        int64_t ip[] = {B, N, D};
+        memcpy(c.ip, ip, sizeof ip);
+        gc_run(&c, g, P, y);
+    }
+}
+
 static void split(int nd, const int64_t *s, int dim, int64_t *outer, int64_t *inner) {
     *outer = *inner = 1;
     for (int i = 0; i < dim; i++) *outer *= s[i];
@@ -1269,6 +1296,7 @@ int main(void) {
     check_embedding();
     check_patch_embed();
     check_gather_rows();
+    check_prepend_token();
     check_slice_concat();
     check_views();
     check_reductions();

@@ -7,11 +7,11 @@
 #include <math.h>
 
 static int check_cfg(const vlp_transformer_config *c, const char *fn) {
-    if (!c || c->width <= 0 || c->heads <= 0 || c->width % c->heads || c->layers <= 0 || c->mlp_ratio <= 0 ||
+    if (!c || c->width <= 0 || c->heads <= 0 || c->width % c->heads || c->layers <= 0 || c->mlp_dim < 0 ||
         !(c->ln_eps > 0) || c->act < VLP_ACT_QUICK_GELU || c->act > VLP_ACT_GELU_TANH) {
         if (c)
-            vlp_set_error("%s: bad config width=%d heads=%d layers=%d mlp_ratio=%d ln_eps=%g act=%d", fn, c->width,
-                          c->heads, c->layers, c->mlp_ratio, (double)c->ln_eps, c->act);
+            vlp_set_error("%s: bad config width=%d heads=%d layers=%d mlp_dim=%d ln_eps=%g act=%d", fn, c->width,
+                          c->heads, c->layers, c->mlp_dim, (double)c->ln_eps, c->act);
         else
             vlp_set_error("%s: config is NULL", fn);
         return 0;
@@ -26,7 +26,7 @@ int vlp_transformer_declare(vlp_params *p, const char *prefix, const vlp_transfo
         vlp_set_error("vlp_transformer_declare: NULL argument");
         return VLP_ERR_ARG;
     }
-    int64_t D = cfg->width, F = (int64_t)cfg->width * cfg->mlp_ratio;
+    int64_t D = cfg->width, F = cfg->mlp_dim ? cfg->mlp_dim : 4 * (int64_t)cfg->width;
     for (int l = 0; l < cfg->layers; l++) {
         vlp_block_params *b = &blocks[l];
         char name[128];
@@ -76,6 +76,12 @@ void vlp_transformer_init(const vlp_transformer_config *cfg, vlp_block_params *b
 
 vlp_tensor *vlp_transformer_forward(vlp_graph *g, const vlp_transformer_config *cfg,
                                     const vlp_block_params *blocks, vlp_tensor *x, vlp_tensor *key_mask) {
+    return vlp_transformer_forward_states(g, cfg, blocks, x, key_mask, NULL);
+}
+
+vlp_tensor *vlp_transformer_forward_states(vlp_graph *g, const vlp_transformer_config *cfg,
+                                           const vlp_block_params *blocks, vlp_tensor *x, vlp_tensor *key_mask,
+                                           vlp_tensor **states) {
     if (!check_cfg(cfg, "vlp_transformer_forward")) {
         vlp_graph_fail(g, "%s", vlp_last_error());
         return NULL;
@@ -96,6 +102,7 @@ vlp_tensor *vlp_transformer_forward(vlp_graph *g, const vlp_transformer_config *
         h = vlp_layernorm(g, x, b->ln2_w, b->ln2_b, cfg->ln_eps);
         h = vlp_activation(g, vlp_linear(g, h, b->fc1_w, b->fc1_b), cfg->act);
         x = vlp_add(g, x, vlp_linear(g, h, b->fc2_w, b->fc2_b));
+        if (states) states[l] = vlp_keep(x);
     }
     return x;
 }

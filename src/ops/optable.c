@@ -30,6 +30,8 @@ const vlp_op_info *const vlp_ops[OP_COUNT] = {
     [OP_INFONCE] = &vlp_op_infonce,
     [OP_MSE] = &vlp_op_mse,
     [OP_DROPOUT] = &vlp_op_dropout,
+    [OP_PREPEND_TOKEN] = &vlp_op_prepend_token,
+    [OP_ARGMAX] = &vlp_op_argmax,
 };
 
 /* Column sums, split over column blocks so every output element is summed by

@@ -75,7 +75,7 @@ static int cmd_demo(int argc, char **argv) {
         if (!ok) return 2;
         i++;
     }
-    vlp_transformer_config cfg = {.width = D, .heads = D >= 64 ? D / 32 : 2, .layers = layers, .mlp_ratio = 4,
+    vlp_transformer_config cfg = {.width = D, .heads = D >= 64 ? D / 32 : 2, .layers = layers, 
                                   .act = VLP_ACT_GELU, .ln_eps = 1e-5f, .causal = 0};
     vlp_params *P = vlp_params_new();
     vlp_block_params *blocks = calloc((size_t)layers, sizeof *blocks);
