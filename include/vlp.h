@@ -28,6 +28,9 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
+/* libvlp is built with hidden visibility; everything declared in the public
+ * headers is exported. */
+#pragma GCC visibility push(default)
 
 #define VLP_VERSION "0.1.0"
 #define VLP_MAX_DIMS 4
@@ -257,6 +260,7 @@ vlp_tensor *vlp_transformer_forward_states(vlp_graph *g, const vlp_transformer_c
 int vlp_npy_load(const char *path, vlp_dtype *dtype, int *ndim, int64_t *shape, void **out);
 int vlp_npy_save(const char *path, vlp_dtype dtype, int ndim, const int64_t *shape, const void *data);
 
+#pragma GCC visibility pop
 #ifdef __cplusplus
 }
 #endif

@@ -84,8 +84,9 @@ int vlp_npy_load(const char *path, vlp_dtype *dtype, int *ndim, int64_t *shape, 
         rc = fail(path, "unsupported dtype (want <f4, <f8, <i4 or <i8)");
         goto done;
     }
-    if (strncmp(fo, "False", 5)) {
-        rc = fail(path, "Fortran-order arrays are not supported");
+    int fortran = !strncmp(fo, "True", 4);
+    if (!fortran && strncmp(fo, "False", 5)) {
+        rc = fail(path, "malformed fortran_order");
         goto done;
     }
     if (*sh != '(') {
@@ -133,6 +134,25 @@ int vlp_npy_load(const char *path, vlp_dtype *dtype, int *ndim, int64_t *shape, 
         double *s64 = buf;
         float *d32 = buf;
         for (int64_t i = 0; i < numel; i++) d32[i] = (float)s64[i];
+    }
+    if (fortran && nd > 1) { /* column-major (e.g. a saved transpose): reorder to row-major */
+        uint32_t *src = (uint32_t *)buf, *dst = vlp_malloc((size_t)numel * 4 + 1);
+        if (!dst) {
+            rc = fail(path, "out of memory");
+            goto done;
+        }
+        int64_t idx[VLP_MAX_DIMS] = {0};
+        for (int64_t c = 0; c < numel; c++) { /* c walks row-major; find the column-major offset */
+            int64_t f = 0, st = 1;
+            for (int k = 0; k < nd; k++) {
+                f += idx[k] * st;
+                st *= shape[k];
+            }
+            dst[c] = src[f];
+            for (int k = nd - 1; k >= 0 && ++idx[k] == shape[k]; k--) idx[k] = 0;
+        }
+        vlp_free(buf);
+        buf = dst;
     }
     *dtype = (src_kind == 1 || src_kind == 2) ? VLP_I32 : VLP_F32;
     *ndim = nd;

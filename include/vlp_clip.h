@@ -1,0 +1,90 @@
+/* CLIP: the dual encoder (ViT image tower + causal text transformer + learnable
+ * temperature), written as forward functions on the vlp graph so the same code
+ * runs inference and training. Loads Hugging Face CLIPModel and OpenAI/open_clip
+ * safetensors directly; saves the Hugging Face layout. */
+#ifndef VLP_CLIP_H
+#define VLP_CLIP_H
+
+#include "vlp.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+#pragma GCC visibility push(default)
+
+typedef struct {
+    int embed_dim;
+    /* image tower */
+    int image_size, patch_size, vision_width, vision_layers, vision_heads, vision_mlp;
+    int vision_act; /* VLP_ACT_* */
+    /* text tower */
+    int context_length, vocab_size, text_width, text_layers, text_heads, text_mlp;
+    int text_act;
+    float ln_eps;
+    float logit_scale_init; /* ln(1 / 0.07) for a new model */
+    /* preprocessing the checkpoint expects */
+    float mean[3], std[3];
+} vlp_clip_config;
+
+/* Fills the OpenAI CLIP defaults for a named preset: "ViT-B-32", "ViT-B-16", "ViT-L-14",
+ * "tiny" (the fixture's shape). Returns VLP_ERR_ARG for an unknown name. */
+int vlp_clip_preset(const char *name, vlp_clip_config *cfg);
+/* Reads a config: Hugging Face config.json (text_config / vision_config), open_clip's
+ * model config (model_cfg or the bare object), or vlp's flat format (the preset keys,
+ * strict: unknown fields are errors). */
+int vlp_clip_config_load(const char *path, vlp_clip_config *cfg);
+/* Checks every field; the message names the first bad one. */
+int vlp_clip_config_validate(const vlp_clip_config *cfg);
+
+typedef struct vlp_clip vlp_clip;
+struct vlp_clip {
+    vlp_clip_config cfg;
+    vlp_params *params;
+    /* image tower */
+    vlp_tensor *patch_w, *class_emb, *vis_pos, *ln_pre_w, *ln_pre_b, *ln_post_w, *ln_post_b, *vis_proj;
+    vlp_block_params *vis_blocks;
+    /* text tower */
+    vlp_tensor *tok_emb, *txt_pos, *ln_final_w, *ln_final_b, *txt_proj;
+    vlp_block_params *txt_blocks;
+    vlp_tensor *logit_scale;
+    char source[64]; /* "hf", "openai" or "init": where the weights came from */
+};
+
+/* A model with freshly initialised weights (OpenAI's initialisation), seeded. */
+vlp_clip *vlp_clip_new(const vlp_clip_config *cfg, uint64_t seed);
+void vlp_clip_free(vlp_clip *m);
+/* Loads weights. path: a directory (model.safetensors + config.json, or
+ * open_clip_model.safetensors + open_clip_config.json), or a .safetensors file
+ * (the config of its layout is read from the same directory; an OpenAI state dict
+ * without one is inferred from tensor shapes with heads = width / 64). F32, F16 and
+ * BF16 tensors are converted; extra tensors (position_ids, ...) are ignored; a
+ * missing tensor or a shape that does not fit the config is an error naming it. */
+vlp_clip *vlp_clip_load(const char *path);
+/* Writes dir/model.safetensors (Hugging Face CLIPModel names, F32) and
+ * dir/config.json, each atomically. */
+int vlp_clip_save(const vlp_clip *m, const char *dir);
+int64_t vlp_clip_param_count(const vlp_clip *m);
+
+/* Optional intermediate outputs for parity checks (kept in the graph). */
+typedef struct {
+    vlp_tensor *hidden[65]; /* embeddings (after ln_pre for images), then each block */
+    int n_hidden;
+    vlp_tensor *pooled;     /* ln_post(class token) / ln_final(end-of-text token), before projection */
+} vlp_clip_states;
+
+/* pixels [B, 3, S, S] (normalised) -> image features [B, embed_dim] (not normalised). */
+vlp_tensor *vlp_clip_encode_image(vlp_graph *g, const vlp_clip *m, vlp_tensor *pixels, vlp_clip_states *st);
+/* ids i32 [B, T] (T <= context_length, start/end tokens included, zero padded) ->
+ * text features [B, embed_dim]; pooled at each row's first end-of-text token (argmax). */
+vlp_tensor *vlp_clip_encode_text(vlp_graph *g, const vlp_clip *m, vlp_tensor *ids, vlp_clip_states *st);
+/* Host-side: out[i * nt + j] = exp(logit_scale) * cos(img_i, txt_j), features of
+ * width m->cfg.embed_dim (as CLIP's logits_per_image). */
+void vlp_clip_logits(const vlp_clip *m, const float *img, int ni, const float *txt, int nt, float *out);
+/* Scales each row to unit L2 norm in place. */
+void vlp_l2_normalize_rows(float *x, int rows, int dim);
+
+#pragma GCC visibility pop
+#ifdef __cplusplus
+}
+#endif
+#endif
