@@ -83,6 +83,29 @@ void vlp_clip_logits(const vlp_clip *m, const float *img, int ni, const float *t
 /* Scales each row to unit L2 norm in place. */
 void vlp_l2_normalize_rows(float *x, int rows, int dim);
 
+/* ---- batched embedding (what `vlp embed`, `classify` and `similarity` use) ---------- */
+/* A runner holds the inference graphs of one model for a fixed batch size, built on
+ * first use and replayed for every batch (no allocation per batch). */
+typedef struct vlp_clip_runner vlp_clip_runner;
+vlp_clip_runner *vlp_clip_runner_new(const vlp_clip *m, int batch);
+void vlp_clip_runner_free(vlp_clip_runner *r);
+/* n preprocessed images [n, 3, S, S] -> features [n, embed_dim], any n (batched inside). */
+int vlp_clip_embed_pixels(vlp_clip_runner *r, const float *pixels, int n, int normalize, float *out);
+/* n token rows [n, context_length] (vlp_bpe_tokenize output) -> features [n, embed_dim]. */
+int vlp_clip_embed_tokens(vlp_clip_runner *r, const int32_t *ids, int n, int normalize, float *out);
+struct vlp_bpe;
+/* Tokenises (truncating at the context length) and embeds n texts. */
+int vlp_clip_embed_texts(vlp_clip_runner *r, struct vlp_bpe *tok, const char *const *texts, int n, int normalize,
+                         float *out);
+/* Decodes, preprocesses and embeds image files; decoding of the next batch overlaps
+ * the model's work on the current one. ok[i] (may be NULL) is set to 1 for images
+ * that were embedded, 0 for ones that failed (their row is zero); on_error (may be
+ * NULL) hears about each failure. Returns the number embedded, or < 0 on a model error. */
+typedef void (*vlp_image_error_fn)(void *ctx, int index, const char *message);
+int vlp_clip_embed_image_files(vlp_clip_runner *r, const char *const *paths, int n, int normalize, float *out,
+                               int *ok, vlp_image_error_fn on_error, void *ctx,
+                               void (*on_progress)(void *ctx, int done), void *progress_ctx);
+
 #pragma GCC visibility pop
 #ifdef __cplusplus
 }

@@ -33,11 +33,8 @@
 extern "C" {
 #endif
 
-#if defined(__GNUC__)
-#define VLP_ST_API __attribute__((visibility("default")))
-#else
-#define VLP_ST_API
-#endif
+/* libvlp is built with hidden visibility; everything declared here is exported. */
+#pragma GCC visibility push(default)
 
 #define VLP_ST_MAX_DIMS 8
 #define VLP_ST_MAX_HEADER 100000000ull /* bytes, as in the reference implementation */
@@ -69,46 +66,46 @@ typedef struct vlp_safetensors vlp_safetensors;
 /* Maps the file read-only (falls back to reading it) and validates it fully.
  * NULL on error. Note: like any mmap reader, a file truncated by another process
  * while it is open can fault on access. */
-VLP_ST_API vlp_safetensors *vlp_st_open(const char *path);
+vlp_safetensors *vlp_st_open(const char *path);
 /* Same over a caller's buffer, which is NOT copied and must outlive the handle.
  * `name` (may be NULL) is used in error messages in place of a path. */
-VLP_ST_API vlp_safetensors *vlp_st_open_memory(const void *data, size_t size, const char *name);
-VLP_ST_API void vlp_st_close(vlp_safetensors *st);
+vlp_safetensors *vlp_st_open_memory(const void *data, size_t size, const char *name);
+void vlp_st_close(vlp_safetensors *st);
 
 /* Tensors are numbered 0..count-1 in file (data offset) order. */
-VLP_ST_API int vlp_st_count(const vlp_safetensors *st);
-VLP_ST_API const char *vlp_st_name(const vlp_safetensors *st, int i); /* NULL if i is out of range */
-VLP_ST_API int vlp_st_find(const vlp_safetensors *st, const char *name); /* index or -1 (no error set) */
+int vlp_st_count(const vlp_safetensors *st);
+const char *vlp_st_name(const vlp_safetensors *st, int i); /* NULL if i is out of range */
+int vlp_st_find(const vlp_safetensors *st, const char *name); /* index or -1 (no error set) */
 /* Any output pointer may be NULL; shape gets ndim (<= VLP_ST_MAX_DIMS) dims. */
-VLP_ST_API int vlp_st_info(const vlp_safetensors *st, int i, vlp_st_dtype *dtype, int *ndim, int64_t shape[VLP_ST_MAX_DIMS]);
-VLP_ST_API int64_t vlp_st_numel(const vlp_safetensors *st, int i); /* < 0 on error */
+int vlp_st_info(const vlp_safetensors *st, int i, vlp_st_dtype *dtype, int *ndim, int64_t shape[VLP_ST_MAX_DIMS]);
+int64_t vlp_st_numel(const vlp_safetensors *st, int i); /* < 0 on error */
 /* The tensor's raw little-endian bytes inside the file (not aligned in general:
  * copy with memcpy). NULL on error; a tensor with no elements gives a non-NULL
  * pointer and *nbytes = 0. */
-VLP_ST_API const void *vlp_st_data(const vlp_safetensors *st, int i, size_t *nbytes);
+const void *vlp_st_data(const vlp_safetensors *st, int i, size_t *nbytes);
 
-VLP_ST_API const char *vlp_st_dtype_name(vlp_st_dtype dtype); /* "F32", ...; "?" if unknown */
-VLP_ST_API size_t vlp_st_dtype_size(vlp_st_dtype dtype);      /* bytes; 0 if unknown */
+const char *vlp_st_dtype_name(vlp_st_dtype dtype); /* "F32", ...; "?" if unknown */
+size_t vlp_st_dtype_size(vlp_st_dtype dtype);      /* bytes; 0 if unknown */
 /* Parses "F32", "BF16", ... (exact, upper case); -1 if unknown. */
-VLP_ST_API int vlp_st_dtype_from_name(const char *name);
+int vlp_st_dtype_from_name(const char *name);
 
 /* Converts an F32/F16/BF16/F64 tensor to float32 into out (numel floats). Errors,
  * naming the tensor, if its element count differs from numel or its dtype is not
  * a float type. F16 and BF16 widen exactly (subnormals, inf, nan); F64 rounds to
  * nearest. */
-VLP_ST_API int vlp_st_read_f32(const vlp_safetensors *st, int i, float *out, int64_t numel);
+int vlp_st_read_f32(const vlp_safetensors *st, int i, float *out, int64_t numel);
 
 /* "__metadata__" entries. NULL if absent. */
-VLP_ST_API const char *vlp_st_metadata(const vlp_safetensors *st, const char *key);
-VLP_ST_API int vlp_st_metadata_count(const vlp_safetensors *st);
-VLP_ST_API const char *vlp_st_metadata_key(const vlp_safetensors *st, int i); /* header order */
+const char *vlp_st_metadata(const vlp_safetensors *st, const char *key);
+int vlp_st_metadata_count(const vlp_safetensors *st);
+const char *vlp_st_metadata_key(const vlp_safetensors *st, int i); /* header order */
 
 /* IEEE conversions used by the reader and writer (round to nearest even; nan
  * stays nan, overflow goes to inf). */
-VLP_ST_API float vlp_f16_to_f32(uint16_t h);
-VLP_ST_API uint16_t vlp_f32_to_f16(float f);
-VLP_ST_API float vlp_bf16_to_f32(uint16_t h);
-VLP_ST_API uint16_t vlp_f32_to_bf16(float f);
+float vlp_f16_to_f32(uint16_t h);
+uint16_t vlp_f32_to_f16(float f);
+float vlp_bf16_to_f32(uint16_t h);
+uint16_t vlp_f32_to_bf16(float f);
 
 /* Writer. Tensors are given as float32 arrays and stored as store_as: F32, F16,
  * BF16 or F64. The layout is the reference writer's: tensors sorted by dtype
@@ -128,7 +125,9 @@ typedef struct {
     int64_t shape[VLP_ST_MAX_DIMS];
     vlp_st_dtype store_as;
 } vlp_st_entry;
-VLP_ST_API int vlp_st_save(const char *path, const vlp_st_entry *entries, int n, const char *const *meta_kv);
+int vlp_st_save(const char *path, const vlp_st_entry *entries, int n, const char *const *meta_kv);
+
+#pragma GCC visibility pop
 
 #ifdef __cplusplus
 }

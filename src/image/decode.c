@@ -173,7 +173,7 @@ static int decode_png(const uint8_t *data, size_t size, const char *name, const 
     switch (ctype) {
     case PNG_COLOR_TYPE_PALETTE: mode = VLP_IMG_P; break;
     case PNG_COLOR_TYPE_GRAY: mode = depth == 1 ? VLP_IMG_1 : VLP_IMG_L; break;
-    case PNG_COLOR_TYPE_GRAY_ALPHA: mode = VLP_IMG_LA; break;
+    case PNG_COLOR_TYPE_GRAY_ALPHA: mode = depth == 16 ? VLP_IMG_RGBA : VLP_IMG_LA; break; /* Pillow: "LA;16B" -> RGBA */
     case PNG_COLOR_TYPE_RGB: mode = VLP_IMG_RGB; break;
     case PNG_COLOR_TYPE_RGB_ALPHA: mode = VLP_IMG_RGBA; break;
     default:
@@ -209,6 +209,7 @@ static int decode_png(const uint8_t *data, size_t size, const char *name, const 
          * and RGB images are ignored, as convert("RGB") ignores them. */
         if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
         if (depth == 16) png_set_strip_16(png);
+        if (ctype == PNG_COLOR_TYPE_GRAY_ALPHA && depth == 16) png_set_gray_to_rgb(png);
     }
     png_set_interlace_handling(png);
     png_read_update_info(png, info);
@@ -532,6 +533,21 @@ static int decode_bmp(const uint8_t *data, size_t size, const char *name, const 
     }
     int rc = check_size(name, "BMP", (uint64_t)(w > 0 ? w : 0), (uint64_t)(h > 0 ? h : 0), opt);
     if (rc) return rc;
+    /* stb_image reads past the end of a truncated file as zeros; Pillow refuses it. */
+    if (size >= 30) {
+        uint32_t off = data[10] | data[11] << 8 | data[12] << 16 | (uint32_t)data[13] << 24;
+        uint32_t hsz = data[14] | data[15] << 8 | data[16] << 16 | (uint32_t)data[17] << 24;
+        uint32_t bpp = hsz == 12 ? (uint32_t)(data[24] | data[25] << 8) : (uint32_t)(data[28] | data[29] << 8);
+        uint32_t comp_ = hsz >= 40 && size >= 34 ? (data[30] | data[31] << 8 | data[32] << 16 | (uint32_t)data[33] << 24) : 0;
+        if ((comp_ == 0 || comp_ == 3) && bpp > 0 && bpp <= 32) {
+            uint64_t need = off + (((uint64_t)w * bpp + 31) / 32 * 4) * (uint64_t)h;
+            if (need > size) {
+                vlp_set_error("%s: truncated BMP (%zu bytes, the pixel data needs %llu)", NAME(name), size,
+                              (unsigned long long)need);
+                return VLP_ERR_IO;
+            }
+        }
+    }
     const char *why = "unknown error";
     uint8_t *p = vlp__bmp_decode(data, size, &w, &h, &comp, &why);
     if (!p) {

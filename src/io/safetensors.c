@@ -138,8 +138,12 @@ struct vlp_safetensors {
     char **meta;    /* key, value, key, value, ... */
 };
 
-/* Names and paths in messages are bounded so the message keeps its tail. */
+/* Names in messages are bounded; long paths keep their tail (the file name). */
 #define NAME_FMT "%.160s"
+static const char *ptail(const char *path) {
+    size_t n = strlen(path);
+    return n > 200 ? path + n - 200 : path;
+}
 
 static int st_fail(const vlp_safetensors *st, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int st_fail(const vlp_safetensors *st, int status, const char *fmt, ...) {
@@ -148,7 +152,7 @@ static int st_fail(const vlp_safetensors *st, int status, const char *fmt, ...) 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    vlp_set_error("%.200s: %s", st && st->path ? st->path : "(safetensors)", msg);
+    vlp_set_error("%s: %s", st && st->path ? ptail(st->path) : "(safetensors)", msg);
     return status;
 }
 
@@ -277,11 +281,12 @@ static int parse(vlp_safetensors *st) {
     const char *hdr = (const char *)st->base + 8;
     if (hdr[0] != '{') return st_fail(st, VLP_ERR_IO, "header is not a JSON object (does not start with '{')");
 
+    if (memchr(hdr, 0, (size_t)hlen)) return st_fail(st, VLP_ERR_IO, "header is not valid JSON: it contains a NUL byte");
     json_error_t jerr;
     json_t *root = json_loadb(hdr, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
     if (!root) {
         if (json_error_code(&jerr) == json_error_duplicate_key)
-            return st_fail(st, VLP_ERR_IO, "duplicate key in header (%.200s)", jerr.text);
+            return st_fail(st, VLP_ERR_IO, "duplicate key in header (a tensor name or key appears twice): %.200s", jerr.text);
         return st_fail(st, VLP_ERR_IO, "header is not valid JSON: %.200s (at byte %d)", jerr.text, jerr.position);
     }
     int rc = 0;
@@ -358,7 +363,7 @@ static vlp_safetensors *st_new(const char *name) {
     vlp_safetensors *st = calloc(1, sizeof *st);
     if (!st || !(st->path = strdup(name))) {
         free(st);
-        vlp_set_error("%.200s: out of memory", name);
+        vlp_set_error("%s: out of memory", ptail(name));
         return NULL;
     }
     return st;
@@ -386,9 +391,9 @@ vlp_safetensors *vlp_st_open(const char *path) {
         vlp_set_error("vlp_st_open: path is NULL");
         return NULL;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* O_NONBLOCK: a FIFO must not hang us */
     if (fd < 0) {
-        vlp_set_error("%.200s: cannot open: %s", path, strerror(errno));
+        vlp_set_error("%s: cannot open: %s", ptail(path), strerror(errno));
         return NULL;
     }
     vlp_safetensors *st = st_new(path);
@@ -637,9 +642,10 @@ int vlp_st_save(const char *path, const vlp_st_entry *entries, int n, const char
         return VLP_ERR_ARG;
     }
     if (n < 0 || (n > 0 && !entries)) {
-        vlp_set_error("%.200s: vlp_st_save: bad entries (n = %d, entries %s)", path, n, entries ? "set" : "NULL");
+        vlp_set_error("%s: vlp_st_save: bad entries (n = %d, entries %s)", ptail(path), n, entries ? "set" : "NULL");
         return VLP_ERR_ARG;
     }
+    const char *P = ptail(path);
     int rc = VLP_ERR_ARG, fd = -1;
     save_item *items = calloc((size_t)n + 1, sizeof *items);
     save_item **by_name = calloc((size_t)n + 1, sizeof *by_name);
@@ -647,7 +653,7 @@ int vlp_st_save(const char *path, const vlp_st_entry *entries, int n, const char
     char *hdr = NULL, *tmp = NULL, *dir = NULL;
     unsigned char *buf = NULL;
     if (!items || !by_name || !root) {
-        vlp_set_error("%.200s: out of memory", path);
+        vlp_set_error("%s: out of memory", P);
         rc = VLP_ERR_NOMEM;
         goto out;
     }
@@ -657,46 +663,46 @@ int vlp_st_save(const char *path, const vlp_st_entry *entries, int n, const char
         items[i].e = e;
         by_name[i] = &items[i];
         if (!e->name) {
-            vlp_set_error("%.200s: entry %d has a NULL name", path, i);
+            vlp_set_error("%s: entry %d has a NULL name", P, i);
             goto out;
         }
         if (!strcmp(e->name, "__metadata__")) {
-            vlp_set_error("%.200s: entry %d: the name \"__metadata__\" is reserved", path, i);
+            vlp_set_error("%s: entry %d: the name \"__metadata__\" is reserved", P, i);
             goto out;
         }
         if (!is_float_dtype(e->store_as)) {
-            vlp_set_error("%.200s: tensor '" NAME_FMT "': cannot store as %s (F32, F16, BF16 or F64 only)", path, e->name,
+            vlp_set_error("%s: tensor '" NAME_FMT "': cannot store as %s (F32, F16, BF16 or F64 only)", P, e->name,
                           vlp_st_dtype_name(e->store_as));
             goto out;
         }
         if (e->ndim < 0 || e->ndim > VLP_ST_MAX_DIMS) {
-            vlp_set_error("%.200s: tensor '" NAME_FMT "': ndim %d out of range [0, %d]", path, e->name, e->ndim,
+            vlp_set_error("%s: tensor '" NAME_FMT "': ndim %d out of range [0, %d]", P, e->name, e->ndim,
                           VLP_ST_MAX_DIMS);
             goto out;
         }
         uint64_t numel = 1;
         for (int k = 0; k < e->ndim; k++) {
             if (e->shape[k] < 0) {
-                vlp_set_error("%.200s: tensor '" NAME_FMT "': shape dim %d is negative (%lld)", path, e->name, k,
+                vlp_set_error("%s: tensor '" NAME_FMT "': shape dim %d is negative (%lld)", P, e->name, k,
                               (long long)e->shape[k]);
                 goto out;
             }
             if (__builtin_mul_overflow(numel, (uint64_t)e->shape[k], &numel) || numel > (uint64_t)INT64_MAX / 8) {
-                vlp_set_error("%.200s: tensor '" NAME_FMT "': shape product overflows", path, e->name);
+                vlp_set_error("%s: tensor '" NAME_FMT "': shape product overflows", P, e->name);
                 goto out;
             }
         }
         items[i].numel = numel;
         items[i].nbytes = numel * dtypes[e->store_as].size;
         if (numel && !e->data) {
-            vlp_set_error("%.200s: tensor '" NAME_FMT "': data is NULL", path, e->name);
+            vlp_set_error("%s: tensor '" NAME_FMT "': data is NULL", P, e->name);
             goto out;
         }
     }
     qsort(by_name, (size_t)n, sizeof *by_name, cmp_save_name);
     for (int i = 1; i < n; i++)
         if (!strcmp(by_name[i - 1]->e->name, by_name[i]->e->name)) {
-            vlp_set_error("%.200s: duplicate tensor name '" NAME_FMT "'", path, by_name[i]->e->name);
+            vlp_set_error("%s: duplicate tensor name '" NAME_FMT "'", P, by_name[i]->e->name);
             goto out;
         }
     qsort(items, (size_t)n, sizeof *items, cmp_save_layout);
@@ -705,23 +711,23 @@ int vlp_st_save(const char *path, const vlp_st_entry *entries, int n, const char
     if (meta_kv && meta_kv[0]) {
         json_t *m = json_object();
         if (!m || json_object_set_new(root, "__metadata__", m)) {
-            vlp_set_error("%.200s: out of memory", path);
+            vlp_set_error("%s: out of memory", P);
             rc = VLP_ERR_NOMEM;
             goto out;
         }
         for (int k = 0; meta_kv[k]; k += 2) {
             const char *key = meta_kv[k], *val = meta_kv[k + 1];
             if (!val) {
-                vlp_set_error("%.200s: metadata key '" NAME_FMT "' has no value (odd-length meta_kv)", path, key);
+                vlp_set_error("%s: metadata key '" NAME_FMT "' has no value (odd-length meta_kv)", P, key);
                 goto out;
             }
             if (json_object_get(m, key)) {
-                vlp_set_error("%.200s: duplicate metadata key '" NAME_FMT "'", path, key);
+                vlp_set_error("%s: duplicate metadata key '" NAME_FMT "'", P, key);
                 goto out;
             }
             json_t *s = json_string(val);
             if (!s || json_object_set_new(m, key, s)) {
-                vlp_set_error("%.200s: metadata entry '" NAME_FMT "' is not valid UTF-8", path, key);
+                vlp_set_error("%s: metadata entry '" NAME_FMT "' is not valid UTF-8", P, key);
                 goto out;
             }
         }
@@ -731,7 +737,7 @@ int vlp_st_save(const char *path, const vlp_st_entry *entries, int n, const char
         const vlp_st_entry *e = items[i].e;
         uint64_t end;
         if (__builtin_add_overflow(off, items[i].nbytes, &end) || end > (uint64_t)INT64_MAX) {
-            vlp_set_error("%.200s: total data size overflows", path);
+            vlp_set_error("%s: total data size overflows", P);
             goto out;
         }
         json_t *shape = json_array(), *info = NULL;
@@ -744,25 +750,25 @@ int vlp_st_save(const char *path, const vlp_st_entry *entries, int n, const char
                              "data_offsets", (json_int_t)off, (json_int_t)end);
         }
         if (!info) {
-            vlp_set_error("%.200s: out of memory", path);
+            vlp_set_error("%s: out of memory", P);
             rc = VLP_ERR_NOMEM;
             goto out;
         }
         if (json_object_set_new(root, e->name, info)) {
-            vlp_set_error("%.200s: tensor name '" NAME_FMT "' is not valid UTF-8", path, e->name);
+            vlp_set_error("%s: tensor name '" NAME_FMT "' is not valid UTF-8", P, e->name);
             goto out;
         }
         off = end;
     }
     hdr = json_dumps(root, JSON_COMPACT);
     if (!hdr) {
-        vlp_set_error("%.200s: cannot encode the header", path);
+        vlp_set_error("%s: cannot encode the header", P);
         rc = VLP_ERR_NOMEM;
         goto out;
     }
     size_t hlen = strlen(hdr), padded = (hlen + 7) / 8 * 8;
     if (padded > VLP_ST_MAX_HEADER) {
-        vlp_set_error("%.200s: header of %zu bytes exceeds the %llu-byte limit readers accept", path, padded,
+        vlp_set_error("%s: header of %zu bytes exceeds the %llu-byte limit readers accept", P, padded,
                       VLP_ST_MAX_HEADER);
         goto out;
     }
@@ -772,7 +778,7 @@ int vlp_st_save(const char *path, const vlp_st_entry *entries, int n, const char
     tmp = malloc(tlen);
     dir = dir_of(path);
     if (!buf || !tmp || !dir) {
-        vlp_set_error("%.200s: out of memory", path);
+        vlp_set_error("%s: out of memory", P);
         rc = VLP_ERR_NOMEM;
         goto out;
     }
@@ -782,33 +788,36 @@ int vlp_st_save(const char *path, const vlp_st_entry *entries, int n, const char
     snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
     for (int tries = 0; (fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666)) < 0; tries++) {
         if (errno != EEXIST || tries >= 100) {
-            vlp_set_error("%.200s: cannot create temporary file %.200s: %s", path, tmp, strerror(errno));
+            vlp_set_error("%s: cannot create temporary file %s: %s", P, strrchr(tmp, '/') ? strrchr(tmp, '/') + 1 : tmp, strerror(errno));
             goto out;
         }
         /* Another thread of this process is saving the same path, or a stale file. */
         snprintf(tmp, tlen, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&tmp_counter, 1) + 1);
     }
+    struct stat old;
+    if (stat(path, &old) == 0 && S_ISREG(old.st_mode)) (void)fchmod(fd, old.st_mode & 07777); /* keep its permissions */
+    const char *tmpname = strrchr(tmp, '/') ? strrchr(tmp, '/') + 1 : tmp;
     unsigned char len8[8];
     for (int b = 0; b < 8; b++) len8[b] = (unsigned char)((uint64_t)padded >> (8 * b));
     int werr = write_all(fd, len8, 8) || write_all(fd, hdr, hlen);
     if (!werr && padded > hlen) werr = write_all(fd, "        ", padded - hlen);
     for (int i = 0; !werr && i < n; i++) werr = write_tensor(fd, &items[i], buf, bufsz);
     if (werr) {
-        vlp_set_error("%.200s: write to %.200s failed: %s", path, tmp, strerror(errno));
+        vlp_set_error("%s: write to %.120s failed: %s", P, tmpname, strerror(errno));
         goto out_unlink;
     }
     if (fsync(fd)) {
-        vlp_set_error("%.200s: fsync of %.200s failed: %s", path, tmp, strerror(errno));
+        vlp_set_error("%s: fsync of %.120s failed: %s", P, tmpname, strerror(errno));
         goto out_unlink;
     }
     int cfd = fd;
     fd = -1;
     if (close(cfd)) {
-        vlp_set_error("%.200s: close of %.200s failed: %s", path, tmp, strerror(errno));
+        vlp_set_error("%s: close of %.120s failed: %s", P, tmpname, strerror(errno));
         goto out_unlink;
     }
     if (rename(tmp, path)) {
-        vlp_set_error("%.200s: cannot rename %.200s over it: %s", path, tmp, strerror(errno));
+        vlp_set_error("%s: cannot rename %.120s over it: %s", P, tmpname, strerror(errno));
         goto out_unlink;
     }
     /* Make the rename durable. Filesystems that cannot fsync a directory say EINVAL. */
@@ -817,8 +826,7 @@ int vlp_st_save(const char *path, const vlp_st_entry *entries, int n, const char
         int r = fsync(dfd), err = errno;
         close(dfd);
         if (r && err != EINVAL && err != ENOTSUP && err != EROFS) {
-            vlp_set_error("%.200s: written and renamed, but fsync of directory %.200s failed: %s", path, dir,
-                          strerror(err));
+            vlp_set_error("%s: written and renamed, but fsync of its directory failed: %s", P, strerror(err));
             goto out;
         }
     }

@@ -179,3 +179,26 @@ with open('src/text/ftfy_tables.inc', 'w') as f:
     for cp in sorted(masks):
         f.write('    {0x%x, 0x%x},\n' % (cp, masks[cp]))
     f.write('};\n')
+
+# ---- ftfy chardata.UTF8_CLUES (decode_inconsistent_utf8), approximated: the characters
+# that bytes C2-DF / E0-EF / F0-F4 (UTF-8 lead bytes) and 80-BF (continuation bytes) decode
+# to in the Latin single-byte codecs (continuations also in the Cyrillic and Greek ones).
+lead_encs = ['latin-1', 'sloppy-windows-1252', 'sloppy-windows-1250', 'sloppy-windows-1254',
+             'sloppy-windows-1257']
+cont_encs = lead_encs + ['sloppy-windows-1251', 'sloppy-windows-1253']
+
+
+def charset(encs, lo, hi):
+    s = set()
+    for e in encs:
+        t = table(e)
+        s.update(ord(t[b]) for b in range(lo, hi + 1))
+    s.discard(0xFFFD)
+    return sorted(s)
+
+
+with open('src/text/ftfy_tables.inc', 'a') as f:
+    for name, encs, lo, hi in [('utf8_first_of_2', lead_encs, 0xC2, 0xDF), ('utf8_first_of_3', lead_encs, 0xE0, 0xEF),
+                               ('utf8_first_of_4', lead_encs, 0xF0, 0xF4), ('utf8_continuation', cont_encs, 0x80, 0xBF)]:
+        cs = charset(encs, lo, hi)
+        f.write('static const uint32_t %s[] = {%s};\n' % (name, ','.join('0x%x' % c for c in cs)))

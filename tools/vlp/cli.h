@@ -1,0 +1,39 @@
+/* Shared helpers of the vlp CLI commands. Exit codes: 0 success, 1 runtime
+ * failure (bad file, model error), 2 usage error (unknown flag, bad value). */
+#ifndef VLP_CLI_H
+#define VLP_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+/* Parses an integer flag value in [lo, hi]; prints the error and returns 0 if bad. */
+int cli_int(const char *cmd, const char *flag, const char *s, long lo, long hi, long *out);
+int cli_float(const char *cmd, const char *flag, const char *s, double lo, double hi, double *out);
+/* The value after argv[*i] (advancing *i), or NULL with an error printed. */
+const char *cli_value(const char *cmd, int argc, char **argv, int *i);
+int cli_is_help(const char *a);
+double cli_now(void);
+
+/* Progress on stderr for long jobs: "label  n/total  rate/s  ETA", redrawn at
+ * most every 0.5 s and only when stderr is a terminal or VLP_PROGRESS=1. */
+typedef struct {
+    const char *label, *unit;
+    int64_t total;
+    double t0, last;
+    int enabled;
+} cli_progress;
+void cli_progress_start(cli_progress *p, const char *label, const char *unit, int64_t total);
+void cli_progress_update(cli_progress *p, int64_t done);
+void cli_progress_end(cli_progress *p, int64_t done);
+
+int vlp_cmd_demo(int argc, char **argv);
+int vlp_cmd_info(int argc, char **argv);
+int vlp_cmd_init(int argc, char **argv);
+int vlp_cmd_tokenize(int argc, char **argv);
+int vlp_cmd_embed(int argc, char **argv);
+int vlp_cmd_classify(int argc, char **argv);
+int vlp_cmd_similarity(int argc, char **argv);
+
+#endif
