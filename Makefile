@@ -31,7 +31,7 @@ CLI_SRC := $(sort $(wildcard tools/vlp/*.c))
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-BENCH_C := bench/train_step.c bench/gemm_shapes.c
+BENCH_C := bench/train_step.c bench/gemm_shapes.c bench/clip_bench.c
 BENCH_BIN := $(BENCH_C:bench/%.c=$(BUILD)/bench/%) $(BUILD)/bench/fma_peak
 
 .PHONY: all lib cli test demo bench install uninstall clean deps deps-bench
@@ -42,6 +42,9 @@ deps:
 	@bash scripts/deps.sh --check build 2>/dev/null || bash scripts/deps.sh build
 deps-bench:
 	@bash scripts/deps.sh --check bench 2>/dev/null || bash scripts/deps.sh bench
+
+# Order-only: with -j, packages are installed before anything compiles.
+$(LIB_OBJ) $(CLI_OBJ): | deps
 
 $(BUILD)/%.o: %.c $(wildcard include/*.h src/*/*.h)
 	@mkdir -p $(dir $@)

@@ -4,7 +4,14 @@
  *
  * clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -Isrc/core \
  *     fuzz/fuzz_safetensors.c src/io/safetensors.c src/core/error.c -ljansson -lm -o /tmp/fuzz_st
- * /tmp/fuzz_st -max_total_time=180 -rss_limit_mb=2048 CORPUS_DIR
+ * /tmp/fuzz_st -max_total_time=180 -rss_limit_mb=2048 -max_len=16384 CORPUS_DIR SEED_DIR
+ *
+ * Seeds that work well: each fixture's header with every dim clamped to 2 and the
+ * offsets recomputed (valid ~9 KB files with real names), the fixtures cut just past
+ * the header, and small files from vlp_st_save with every dtype, scalars, zero-size
+ * tensors and metadata. A dictionary of the keys ("dtype", "shape", "data_offsets",
+ * "__metadata__") and dtype names helps. Note that jansson itself is not
+ * instrumented, so coverage guides only the validation code here.
  */
 #include "vlp_safetensors.h"
 

@@ -20,8 +20,14 @@
  *     every value above 255 to white; vlp keeps the high byte (mode L), like the
  *     16-bit RGB/RGBA/LA PNGs (where Pillow also keeps the high byte).
  *   - BMP: decoded by stb_image to RGB/RGBA; Pillow keeps palette BMPs in mode P
- *     (nearest-neighbour resize). 24-bit BMPs match Pillow.
- *   - GIF frames reaching outside the logical screen are clipped (Pillow grows the canvas).
+ *     (nearest-neighbour resize) and reads 32-bit BI_RGB BMPs as RGB (stb_image: RGBA
+ *     unless every alpha byte is 0). 24-bit BMPs match Pillow.
+ *   - Animated WebP is refused (Pillow decodes the first frame with libwebpdemux).
+ * As Pillow does: 16-bit grey+alpha PNG opens as RGBA; 1-bit grey PNG as mode 1 (nearest
+ * resize); 2/4-bit grey as L; a GIF whose palette is the grey ramp as L; CMYK/YCCK JPEG as
+ * CMYK with Adobe's inverted polarity, converted to RGB with Pillow's cmyk2rgb; tRNS colour
+ * keys of grey/RGB PNGs are ignored; a GIF's first frame is placed on a canvas of index
+ * (transparency or 0), grown to hold a frame that reaches past the logical screen.
  *
  * Errors: functions return 0 or a negative vlp_status with the message (naming the
  * file and the problem) in vlp_last_error(); nothing is printed.

@@ -164,7 +164,9 @@ static void test_inferred_config(void) {
     char dir[] = "/tmp/vlp_clip_inferXXXXXX", path[600];
     CHECK(mkdtemp(dir) != NULL, "mkdtemp");
     snprintf(path, sizeof path, "%s/weights.safetensors", dir);
-    CHECK(symlink(realpath(DIR_TINY "/open_clip_model.safetensors", NULL), path) == 0, "symlink");
+    char *target = realpath(DIR_TINY "/open_clip_model.safetensors", NULL);
+    CHECK(target && symlink(target, path) == 0, "symlink");
+    free(target);
     vlp_clip *m = vlp_clip_load(path);
     CHECK(m != NULL, "inferred load: %s", vlp_last_error());
     if (m) {
@@ -194,7 +196,9 @@ static void test_bad_checkpoints(void) {
           vlp_last_error());
     /* HF weights with a config of another size: the error names the tensor and both shapes */
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
-    CHECK(symlink(realpath(DIR_TINY "/model.safetensors", NULL), p) == 0, "symlink");
+    char *target = realpath(DIR_TINY "/model.safetensors", NULL);
+    CHECK(target && symlink(target, p) == 0, "symlink");
+    free(target);
     snprintf(q, sizeof q, "%s/config.json", dir);
     CHECK(vlp_clip_load(dir) == NULL && strstr(vlp_last_error(), "config.json"), "missing config: %s", vlp_last_error());
     write_text(q, "{\"projection_dim\": 32, \"text_config\": {\"hidden_size\": 64, \"intermediate_size\": 256, "

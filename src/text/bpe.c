@@ -50,7 +50,7 @@ static uint64_t fnv1a(const void *p, size_t n) {
     const uint8_t *s = p;
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < n; i++) h = (h ^ s[i]) * 1099511628211ull;
-    return h;
+    return h ^ (h >> 29) ^ (h >> 47); /* FNV's low bits alone index tables poorly */
 }
 
 static uint64_t mix64(uint64_t x) {
