@@ -22,7 +22,7 @@ MARCH ?= x86-64-v3
 CFLAGS = -std=c11 $(OPT) -march=$(MARCH) -fno-math-errno -fno-trapping-math -fopenmp -fPIC -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE \
          -Iinclude -Isrc -Isrc/core -Isrc/ops -I/usr/include/stb -fvisibility=hidden
 # Libraries libvlp uses (see scripts/deps.sh for why each one).
-LIBS = -lutf8proc -ljansson -lpng -ljpeg -lwebp -lgif -lz -lm
+LIBS = -lutf8proc -ljansson -lpng -ljpeg -lwebp -lgif -larchive -lpthread -lz -lm
 LDLIBS = -fopenmp $(LIBS) $(LDSAN)
 
 LIB_SRC := $(sort $(wildcard src/*/*.c))
@@ -31,10 +31,10 @@ CLI_SRC := $(sort $(wildcard tools/vlp/*.c))
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-BENCH_C := bench/train_step.c bench/gemm_shapes.c bench/clip_bench.c
+BENCH_C := bench/train_step.c bench/gemm_shapes.c bench/clip_bench.c bench/tokenizer_bench.c bench/image_bench.c
 BENCH_BIN := $(BENCH_C:bench/%.c=$(BUILD)/bench/%) $(BUILD)/bench/fma_peak
 
-.PHONY: all lib cli test demo bench install uninstall clean deps deps-bench
+.PHONY: all lib cli test demo bench install uninstall clean deps deps-bench deps-test fuzz
 all: deps $(BUILD)/libvlp.a $(BUILD)/libvlp.so $(BUILD)/vlp
 
 # Installs missing Debian packages (as root) or says exactly what to install.
@@ -65,8 +65,14 @@ $(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libvlp.a
 	@mkdir -p $(dir $@)
 	$(if $(filter 1,$(VERBOSE)),,@echo "  LD $@";) $(CC) $(CFLAGS) -fvisibility=default -Itests $< -o $@ $(BUILD)/libvlp.a $(LDLIBS)
 
-test: deps $(TEST_BIN) $(BUILD)/vlp
-	@BUILD=$(BUILD) bash tests/run.sh $(BUILD) $(TEST_BIN) tests/test_cli.sh
+# Helper programs of the test scripts (tests/test_report.sh reads its screenshot with png_colors).
+TEST_TOOLS := $(BUILD)/tests/tools/png_colors
+$(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/libvlp.a
+	@mkdir -p $(dir $@)
+	$(if $(filter 1,$(VERBOSE)),,@echo "  LD $@";) $(CC) $(CFLAGS) -fvisibility=default $< -o $@ $(BUILD)/libvlp.a $(LDLIBS)
+
+test: deps $(TEST_BIN) $(TEST_TOOLS) $(BUILD)/vlp $(BUILD)/libvlp.so
+	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) bash tests/run.sh $(BUILD) $(TEST_BIN) tests/test_cli.sh tests/test_install.sh tests/test_report.sh
 
 demo: all
 	$(BUILD)/vlp demo
@@ -83,6 +89,32 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libvlp.a
 bench: deps-bench all $(BENCH_BIN)
 	@bash bench/run.sh $(BUILD)
 
+# ---- fuzzing: clang + libFuzzer with ASan/UBSan; make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS=...] ----
+# Each target links only the module it exercises. Results: fuzz/README.md.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= tokenizer image safetensors tar_csv
+FUZZ_CFLAGS = -std=c11 -g -O1 -march=$(MARCH) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+              -D_GNU_SOURCE -Iinclude -Isrc -Isrc/core -I/usr/include/stb
+FUZZ_SRC_tokenizer = $(sort $(wildcard src/text/*.c)) src/core/error.c
+FUZZ_LIBS_tokenizer = -lutf8proc -lz -lpthread
+FUZZ_SRC_image = $(sort $(wildcard src/image/*.c)) src/core/error.c
+FUZZ_LIBS_image = -lpng -ljpeg -lwebp -lgif -lz -lm
+FUZZ_SRC_safetensors = src/io/safetensors.c src/core/error.c
+FUZZ_LIBS_safetensors = -ljansson -lm
+FUZZ_SRC_tar_csv = src/data/dataset.c src/data/tar.c src/data/csv.c src/data/folder.c src/core/error.c
+FUZZ_LIBS_tar_csv = -larchive -ljansson
+define FUZZ_RULE
+$(BUILD)/fuzz/fuzz_$(1): fuzz/fuzz_$(1).c $(FUZZ_SRC_$(1)) $(wildcard include/*.h src/*/*.h src/*/*.inc) | deps-test
+	@mkdir -p $$(dir $$@)
+	clang $(FUZZ_CFLAGS) $$< $(FUZZ_SRC_$(1)) $(FUZZ_LIBS_$(1)) -o $$@
+endef
+$(foreach t,tokenizer image safetensors tar_csv,$(eval $(call FUZZ_RULE,$(t))))
+
+deps-test:
+	@bash scripts/deps.sh --check test 2>/dev/null || bash scripts/deps.sh test
+fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
+	@bash fuzz/run.sh $(BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 644 include/*.h $(DESTDIR)$(PREFIX)/include/
@@ -90,7 +122,7 @@ install: all
 	install -m 755 $(BUILD)/libvlp.so $(DESTDIR)$(PREFIX)/lib/libvlp.so.0
 	ln -sf libvlp.so.0 $(DESTDIR)$(PREFIX)/lib/libvlp.so
 	install -m 755 $(BUILD)/vlp $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/.*VLP_VERSION "\(.*\)"/\1/p' include/vlp.h)|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBS_PRIVATE@|-fopenmp $(LIBS)|' -e 's|@VERSION@|$(shell sed -n 's/.*VLP_VERSION "\(.*\)"/\1/p' include/vlp.h)|' \
 	    vlp.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/vlp.pc
 
 uninstall:

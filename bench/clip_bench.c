@@ -5,7 +5,8 @@
  *   build/bench/clip_bench MODEL_DIR [--reps 5] [--check torch_features.npy]
  * --check compares the image and text features of the test inputs with the
  * PyTorch peer's dump (bench/torch_clip.py --dump), so both sides are known to run
- * the same model. */
+ * the same model. --profile B runs the image tower at batch B a few times with the
+ * graph profiler on and prints the per-op table to stderr (then exits). */
 #include "vlp_clip.h"
 
 #include <math.h>
@@ -88,11 +89,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: clip_bench MODEL_DIR [--reps N] [--check FILE.npy]\n");
         return 2;
     }
-    int reps = 5;
+    int reps = 5, prof = 0;
     const char *chk = NULL;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--check")) chk = argv[i + 1];
+        else if (!strcmp(argv[i], "--profile")) prof = atoi(argv[i + 1]);
     }
     vlp_clip *m = vlp_clip_load(argv[1]);
     if (!m) {
@@ -100,6 +102,26 @@ int main(int argc, char **argv) {
         return 1;
     }
     int S = m->cfg.image_size, ctx = m->cfg.context_length, E = m->cfg.embed_dim;
+    if (prof > 0) {
+        vlp_graph *g = vlp_graph_new();
+        int64_t sh[4] = {prof, 3, S, S};
+        vlp_tensor *px = vlp_input(g, "pixels", VLP_F32, 4, sh);
+        vlp_tensor *y = vlp_clip_encode_image(g, m, px, NULL);
+        if (!y || vlp_graph_build(g, y, VLP_BUILD_INFERENCE)) {
+            fprintf(stderr, "clip_bench: %s\n", vlp_graph_error(g) ? vlp_graph_error(g) : vlp_last_error());
+            return 1;
+        }
+        test_pixels(px->data, prof, S);
+        vlp_graph_forward(g); /* warm-up */
+        vlp_graph_set_profile(g, 1);
+        double t0 = now_s();
+        for (int i = 0; i < reps; i++) vlp_graph_forward(g);
+        fprintf(stderr, "batch %d: %.2f ms per forward (%d reps)\n", prof, (now_s() - t0) * 1e3 / reps, reps);
+        vlp_graph_profile_print(g, stderr);
+        vlp_graph_free(g);
+        vlp_clip_free(m);
+        return 0;
+    }
     float *px = malloc(sizeof(float) * 32 * 3 * (size_t)S * S), *out = malloc(sizeof(float) * 32 * (size_t)E);
     int32_t *ids = malloc(sizeof(int32_t) * 32 * (size_t)ctx);
     double err_img = -1, err_txt = -1;

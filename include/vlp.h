@@ -163,16 +163,19 @@ vlp_tensor *vlp_gelu_tanh(vlp_graph *g, vlp_tensor *x); /* tanh approximation */
 vlp_tensor *vlp_quick_gelu(vlp_graph *g, vlp_tensor *x); /* x * sigmoid(1.702 x) */
 enum { VLP_ACT_QUICK_GELU = 0, VLP_ACT_GELU = 1, VLP_ACT_GELU_TANH = 2 };
 vlp_tensor *vlp_activation(vlp_graph *g, vlp_tensor *x, int act);
+vlp_tensor *vlp_tanh_act(vlp_graph *g, vlp_tensor *x); /* tanh (BERT pooler) */
 
 /* Multi-head scaled dot-product attention, fused (scores never leave the op's
  * saved state). q [B, Tq, D], k and v [B, Tk, D]; each may be a column view of a
  * fused projection (see vlp_view_cols). key_mask: I32 [B, Tk], 1 = attend,
- * 0 = padding; NULL for none. Output [B, Tq, D], heads concatenated. */
+ * 0 = padding; NULL for none. A mask [B, Tm] with Tm < Tk covers the first Tm keys
+ * (the others are always attended). Output [B, Tq, D], heads concatenated. */
 enum { VLP_ATTN_CAUSAL = 1 };
 vlp_tensor *vlp_attention(vlp_graph *g, vlp_tensor *q, vlp_tensor *k, vlp_tensor *v,
                           int heads, int flags, vlp_tensor *key_mask);
 
-/* ids I32 [...], table [V, D] -> [..., D]. Out-of-range ids are an error at forward. */
+/* ids I32 [...], table [V, D] -> [..., D]. Out-of-range ids are an error at forward.
+ * An i32 table gives an i32 result (no gradient). */
 vlp_tensor *vlp_embedding(vlp_graph *g, vlp_tensor *ids, vlp_tensor *table);
 /* images [B, C, H, W], w [D, C, P, P], bias [D] or NULL -> [B, (H/P)*(W/P), D]
  * (conv with stride = kernel, patches in row-major grid order). */
@@ -184,9 +187,13 @@ vlp_tensor *vlp_prepend_token(vlp_graph *g, vlp_tensor *x, vlp_tensor *tok);
 /* i32 [B, T] -> i32 [B]: position of the first maximum of each row (no gradient).
  * CLIP pools text at argmax(ids), the first end-of-text token. */
 vlp_tensor *vlp_argmax(vlp_graph *g, vlp_tensor *ids);
+/* scores f32 [B, B] (B >= 2) -> i32 [B]: for each row i, an index j != i drawn with
+ * probability softmax(scores[i]) renormalised over j != i (ALBEF's hard negatives
+ * for ITM). No gradient; the draw is a pure function of (graph seed, step, node). */
+vlp_tensor *vlp_sample_negatives(vlp_graph *g, vlp_tensor *scores);
 /* Copies [start, start+len) along dim. */
 vlp_tensor *vlp_slice(vlp_graph *g, vlp_tensor *x, int dim, int64_t start, int64_t len);
-vlp_tensor *vlp_concat(vlp_graph *g, vlp_tensor *a, vlp_tensor *b, int dim);
+vlp_tensor *vlp_concat(vlp_graph *g, vlp_tensor *a, vlp_tensor *b, int dim); /* f32, or i32 (no gradient) */
 /* No-copy views sharing data and gradient with x. */
 vlp_tensor *vlp_reshape(vlp_graph *g, vlp_tensor *x, int ndim, const int64_t *shape);
 vlp_tensor *vlp_view_cols(vlp_graph *g, vlp_tensor *x, int64_t start, int64_t len); /* last dim */
@@ -199,6 +206,15 @@ vlp_tensor *vlp_cross_entropy(vlp_graph *g, vlp_tensor *logits, vlp_tensor *targ
  * scalar parameter (the logits are exp(log_scale) * a @ b^T); pairs on the
  * diagonal. Mean of the image->text and text->image cross-entropies. */
 vlp_tensor *vlp_infonce(vlp_graph *g, vlp_tensor *a, vlp_tensor *b, vlp_tensor *log_scale);
+/* SigLIP pairwise sigmoid loss: a, b [N, E] (L2-normalised), scalar log_scale and bias;
+ * logits exp(log_scale) * a @ b^T + bias, +1 labels on the diagonal, -1 elsewhere;
+ * -(1/N) sum_ij log sigmoid(label * logit). (src/objectives/itc.c) */
+vlp_tensor *vlp_siglip(vlp_graph *g, vlp_tensor *a, vlp_tensor *b, vlp_tensor *log_scale, vlp_tensor *bias);
+/* The image-text contrastive objective of training: L2-normalises both feature sets, then
+ * VLP_ITC_CLIP (vlp_infonce; bias unused, may be NULL) or VLP_ITC_SIGLIP (vlp_siglip). */
+enum { VLP_ITC_CLIP = 0, VLP_ITC_SIGLIP = 1 };
+vlp_tensor *vlp_itc_loss(vlp_graph *g, vlp_tensor *img, vlp_tensor *txt, vlp_tensor *log_scale, vlp_tensor *bias,
+                         int kind);
 vlp_tensor *vlp_mse(vlp_graph *g, vlp_tensor *a, vlp_tensor *b); /* mean of squares */
 /* Inverted dropout with probability p; identity unless the graph is training. */
 vlp_tensor *vlp_dropout(vlp_graph *g, vlp_tensor *x, float p);

@@ -1,4 +1,4 @@
-/* vlp text: the CLIP byte-level BPE tokenizer.
+/* vlp text: the CLIP byte-level BPE tokenizer and the BERT WordPiece tokenizer (below).
  *
  * Reproduces OpenAI CLIP's SimpleTokenizer and clip.tokenize() id for id: ftfy.fix_text
  * (ftfy 6.3.1 defaults: mojibake, C1 controls, HTML entities unless the text holds a '<',
@@ -60,6 +60,58 @@ int vlp_bpe_vocab_size(const vlp_bpe *t); /* 49408 for CLIP */
 /* The cleaned text the BPE sees (ftfy, html.unescape x2, whitespace, lower), NUL-terminated
  * and malloc'd (free with free()); NULL on error. For debugging. */
 char *vlp_bpe_clean_text(const char *utf8);
+
+/* ---- BERT WordPiece ----------------------------------------------------------------------
+ * Reproduces google-research/bert's FullTokenizer(vocab, do_lower_case=True) token for token
+ * (tests/fixtures/bert/README.md): delete NUL, U+FFFD, Cc/Cf (but tab/LF/CR); whitespace and
+ * Zs become spaces; spaces around CJK ideographs; split on whitespace; per word Python
+ * str.lower(), NFD, drop Mn, split off punctuation (Unicode P* and ASCII symbols); then greedy
+ * longest-match-first WordPiece ("##" continuations); a word longer than max_chars code points
+ * (200, as the reference; Hugging Face uses 100) or with no match at some position is [UNK].
+ * Special tokens written in the text are never matched. Invalid UTF-8 reads as U+FFFD, which
+ * is then deleted. A vlp_wordpiece may be shared by threads (its word cache is locked). */
+typedef struct vlp_wordpiece vlp_wordpiece;
+
+/* vocab.txt (one token per line, id = line number, lines stripped of whitespace; a duplicate
+ * token maps to its last line, as the reference's dict); NULL = bert-base-uncased built into
+ * libvlp. The vocabulary must contain [UNK]. NULL on error. */
+vlp_wordpiece *vlp_wordpiece_load(const char *path);
+void vlp_wordpiece_free(vlp_wordpiece *t);
+int vlp_wordpiece_vocab_size(const vlp_wordpiece *t); /* 30522 for bert-base-uncased */
+/* Words longer than n code points become [UNK] (default 200; 100 matches Hugging Face). */
+int vlp_wordpiece_set_max_chars(vlp_wordpiece *t, int n);
+
+/* Token ids of text, no special tokens, no truncation (= convert_tokens_to_ids(tokenize)).
+ * Writes at most cap ids; returns the full count (may exceed cap) or <0. ids may be NULL
+ * when cap is 0. _n: text of len bytes (NUL characters are deleted, as the reference). */
+int vlp_wordpiece_encode(vlp_wordpiece *t, const char *utf8, int32_t *ids, int cap);
+int vlp_wordpiece_encode_n(vlp_wordpiece *t, const char *utf8, size_t len, int32_t *ids, int cap);
+
+/* BERT model input (run_classifier.py convert_single_example) of length max_len >= 3:
+ * [CLS] A [SEP] for one text (b NULL, or b tokenizes to nothing), [CLS] A [SEP] B [SEP] for a
+ * pair. Too long: a single text keeps its first max_len - 2 tokens; for a pair the last token
+ * of the longer side (B when equal) is dropped until both fit. input_ids gets the ids padded
+ * with [PAD]; type_ids (may be NULL) 0 up to the first [SEP], 1 after, 0 in padding; mask (may
+ * be NULL) 1 for tokens, 0 for padding. Returns the number of tokens (<= max_len) or <0. */
+int vlp_wordpiece_encode_pair(vlp_wordpiece *t, const char *a, const char *b, int max_len, int32_t *input_ids,
+                              int32_t *type_ids, int32_t *mask);
+/* The same for texts of alen / blen bytes that may hold NUL characters (b NULL: blen ignored). */
+int vlp_wordpiece_encode_pair_n(vlp_wordpiece *t, const char *a, size_t alen, const char *b, size_t blen,
+                                int max_len, int32_t *input_ids, int32_t *type_ids, int32_t *mask);
+
+/* ids -> text as the tokens joined with spaces, "##" continuations glued to the previous
+ * piece. skip_special drops [PAD], [CLS], [SEP] and [MASK]. Writes a NUL-terminated string of
+ * at most cap bytes; returns the full length (excluding the NUL, like snprintf) or <0 (an id
+ * out of range). */
+int vlp_wordpiece_decode(const vlp_wordpiece *t, const int32_t *ids, int n, int skip_special, char *out, size_t cap);
+
+/* Vocabulary lookups: the id of a token string (exact, no normalisation) or -1; the token of
+ * an id or NULL. */
+int vlp_wordpiece_token_id(const vlp_wordpiece *t, const char *token);
+const char *vlp_wordpiece_id_token(const vlp_wordpiece *t, int id);
+enum { VLP_WP_PAD = 0, VLP_WP_UNK, VLP_WP_CLS, VLP_WP_SEP, VLP_WP_MASK };
+/* The id of a special token (VLP_WP_*) or -1 if the vocabulary lacks it. */
+int vlp_wordpiece_special_id(const vlp_wordpiece *t, int which);
 
 #pragma GCC visibility pop
 

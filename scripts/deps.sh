@@ -5,7 +5,10 @@
 # build: compiler, OpenMP, and the libraries libvlp uses: utf8proc (Unicode case and
 #        categories for tokenizers), jansson (JSON: safetensors headers, configs),
 #        libpng, libjpeg-turbo, libwebp, giflib and stb_image (BMP) for image decoding
+#        and libarchive (WebDataset tar shards, plain or compressed)
 # test:  build + clang's sanitizer/fuzzer runtimes (make fuzz)
+#        + headless Chromium (tests/test_report.sh renders the HTML report and checks the
+#        screenshot and the DOM)
 # bench: build + the PyTorch peer with OpenBLAS (without libopenblas0-pthread
 #        Debian's torch falls back to the reference BLAS, ~15x slower, and every
 #        ratio against it would be inflated) and the GEMM libraries we compare.
@@ -15,8 +18,8 @@ check=0
 if [ "${1:-}" = "--check" ]; then check=1; shift; fi
 group="${1:-build}"
 
-build_pkgs="gcc make libc6-dev libgomp1 pkg-config bc zlib1g-dev libutf8proc-dev libjansson-dev libpng-dev libjpeg62-turbo-dev libwebp-dev libgif-dev libstb-dev"
-test_pkgs="$build_pkgs clang libclang-rt-14-dev"
+build_pkgs="gcc make libc6-dev libgomp1 pkg-config bc zlib1g-dev libutf8proc-dev libjansson-dev libpng-dev libjpeg62-turbo-dev libwebp-dev libgif-dev libstb-dev libarchive-dev"
+test_pkgs="$build_pkgs clang libclang-rt-14-dev chromium"
 bench_pkgs="$build_pkgs python3 python3-numpy python3-torch libopenblas0-pthread libopenblas-pthread-dev libblis-dev libdnnl-dev libxsmm-dev"
 
 case "$group" in

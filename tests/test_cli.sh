@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# CLI smoke tests: the demo trains (loss falls), bad usage exits 2 with a message.
+# CLI tests: the demo trains (loss falls), bad usage exits 2 with a message; the CLIP
+# commands reproduce the fixture references; bad inputs fail clearly (exit 1) or are skipped.
 vlp="${BUILD:-build}/vlp"
 pass=0; fail=0
 check() { if eval "$2"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $1"; fi; }
@@ -18,6 +19,239 @@ check "bad --steps exits 2 (got $rc)" '[ $rc = 2 ] && grep -q "\-\-steps" /tmp/v
 check "demo --help" '[ $? = 0 ]'
 "$vlp" --threads 0 demo >/dev/null 2>&1; rc=$?
 check "--threads 0 rejected (got $rc)" '[ $rc = 2 ]'
+
+# ---- CLIP commands on the tiny fixture model (tests/fixtures/clip/README.md) ---------------
+# Reference outputs are read from the fixture .npy files with od, so no Python is needed.
+M=tests/fixtures/clip/model-tiny
+I=tests/fixtures/clip/images
+T=$(mktemp -d /tmp/vlp_cli.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+npy_f32() { # float32 data of a little-endian .npy (format 1.0), one value a line
+  local hl; hl=$(od -An -tu2 -j8 -N2 "$1" | tr -d ' ')
+  od -An -v -tf4 -j$((10 + hl)) "$1" | tr -s ' ' '\n' | sed '/^$/d'
+}
+npy_shape() { # "7, 32" (numpy writes "(7, 32)", others "(7, 32,)")
+  local hl; hl=$(od -An -tu2 -j8 -N2 "$1" | tr -d ' ')
+  head -c $((10 + hl)) "$1" | tail -c "$hl" | sed -n "s/.*'shape': (\([^)]*\)).*/\1/p" | sed 's/,$//'
+}
+# rows_close GOT REF DIM TOL [normalise]: every row of GOT within TOL x (L2 norm of the REF
+# row) of REF, after scaling each REF row to unit norm if asked. Prints the worst ratio.
+rows_close() {
+  awk -v dim="$3" -v tol="$4" -v nrm="${5:-0}" '
+    NR == FNR { ref[FNR - 1] = $1; nref = FNR; next }
+    { got[FNR - 1] = $1; ngot = FNR }
+    END {
+      if (ngot != nref || ngot == 0 || ngot % dim) { printf "size %d vs %d ", ngot, nref; exit 1 }
+      worst = 0
+      for (r = 0; r < ngot / dim; r++) {
+        s = 0; for (k = 0; k < dim; k++) s += ref[r * dim + k] ^ 2
+        n = sqrt(s); sc = nrm ? 1 / n : 1; rn = nrm ? 1 : n
+        for (k = 0; k < dim; k++) { d = got[r * dim + k] - ref[r * dim + k] * sc; if (d < 0) d = -d; if (d / rn > worst) worst = d / rn }
+      }
+      printf "worst %.2e ", worst; exit !(worst <= tol)
+    }' "$2" "$1"
+}
+# the fixture's image order and prompts (manifest.json lists one per line)
+mapfile -t images < <(sed -n '/"images": \[/,/\]/p' $M/manifest.json | sed -n 's/^ *"\(.*\)",\{0,1\}$/\1/p')
+mapfile -t prompts < <(sed -n '/"prompts": \[/,/\]/p' $M/manifest.json | sed -n 's/^ *"\(.*\)",\{0,1\}$/\1/p')
+check "fixture manifest read (${#images[@]} images, ${#prompts[@]} prompts)" '[ ${#images[@]} = 7 ] && [ ${#prompts[@]} = 8 ] && [ -z "${prompts[4]}" ]'
+# prompt 4 is the empty string, which vlp embed refuses; the CLI tests use the other seven
+texts=(); cols=()
+for j in "${!prompts[@]}"; do [ -n "${prompts[$j]}" ] && texts+=(--text "${prompts[$j]}") && cols+=("$j"); done
+printf '%s\n' "${prompts[@]}" | sed '/^$/d' > "$T/prompts.txt"
+# select_cols FILE NCOLS: the values of the non-empty prompts' columns of a row-major matrix
+select_cols() { awk -v n="$2" -v keep=" ${cols[*]} " 'index(keep, " " ((NR - 1) % n) " ")' "$1"; }
+select_rows() { awk -v d="$2" -v keep=" ${cols[*]} " 'index(keep, " " int((NR - 1) / d) " ")' "$1"; }
+
+# embed: a folder of the fixture images = the reference image features, L2-normalised
+"$vlp" embed --model $M --images $I --out "$T/img.npy" 2> "$T/err"; rc=$?
+check "embed images exits 0 (got $rc)" '[ $rc = 0 ]'
+check "embed images shape ($(npy_shape "$T/img.npy"))" '[ "$(npy_shape "$T/img.npy")" = "7, 32" ]'
+npy_f32 "$T/img.npy" > "$T/got"; npy_f32 $M/image_features.npy > "$T/ref"
+check "embed images = normalised image_features ($(rows_close "$T/got" "$T/ref" 32 1e-4 1))" 'rows_close "$T/got" "$T/ref" 32 1e-4 1 > /dev/null'
+want=$(printf 'row\tkind\tok\tinput\n'; for k in "${!images[@]}"; do printf '%d\timage\t1\t%s\n' "$k" "$I/${images[$k]}"; done)
+check "embed rows.tsv lists the images in order" '[ "$(cat "$T/img.npy.rows.tsv")" = "$want" ]'
+unit=1
+for k in "${!images[@]}"; do
+  awk -v s=$((k * 32 + 1)) 'NR >= s && NR < s + 32 { t += $1 * $1 } END { exit !(t > 0.9999 && t < 1.0001) }' "$T/got" || unit=0
+done
+check "embed rows have unit norm" '[ $unit = 1 ]'
+"$vlp" embed --model $M/model-f16.safetensors --no-normalize --images $I --out "$T/f16.npy" 2> /dev/null
+npy_f32 "$T/f16.npy" > "$T/got"; npy_f32 $M/image_features-f16.npy > "$T/ref"
+check "embed --no-normalize, F16 file = image_features-f16 ($(rows_close "$T/got" "$T/ref" 32 1e-4))" 'rows_close "$T/got" "$T/ref" 32 1e-4 > /dev/null'
+"$vlp" embed --model $M/open_clip_model.safetensors --images $I/coffee.jpg --out "$T/oc.npy" 2> /dev/null
+npy_f32 "$T/oc.npy" > "$T/got"; npy_f32 $M/image_features.npy | sed -n '65,96p' > "$T/ref"
+check "embed, open_clip layout, one image ($(rows_close "$T/got" "$T/ref" 32 1e-4 1))" 'rows_close "$T/got" "$T/ref" 32 1e-4 1 > /dev/null'
+
+# embed --text (JSONL to stdout) = the reference text features; the long prompt is cut, with a warning
+"$vlp" embed --model $M "${texts[@]}" --format jsonl --out - > "$T/txt.jsonl" 2> "$T/err"; rc=$?
+check "embed --text exits 0 (got $rc)" '[ $rc = 0 ]'
+check "embed --text: one JSON line per text" '[ $(grep -c "^{\"kind\": \"text\", \"input\": .*, \"ok\": true, \"embedding\": \[" "$T/txt.jsonl") = 7 ]'
+sed 's/.*"embedding": \[\(.*\)\]}$/\1/' "$T/txt.jsonl" | tr ',' '\n' | tr -d ' ' > "$T/got"
+npy_f32 $M/text_features.npy > "$T/all"; select_rows "$T/all" 32 > "$T/ref"
+check "embed --text = normalised text_features ($(rows_close "$T/got" "$T/ref" 32 1e-4 1))" 'rows_close "$T/got" "$T/ref" 32 1e-4 1 > /dev/null'
+check "embed --text warns about the over-long prompt" 'grep -q "warning: --text #6: .*over the context length 77; cut" "$T/err"'
+"$vlp" embed --model $M --text-file "$T/prompts.txt" --out "$T/tf.npy" 2> /dev/null
+npy_f32 "$T/tf.npy" > "$T/got"
+check "embed --text-file = the same features ($(rows_close "$T/got" "$T/ref" 32 1e-4 1))" 'rows_close "$T/got" "$T/ref" 32 1e-4 1 > /dev/null'
+
+# similarity: the 7 x 7 logit matrix = logits_per_image (tolerance 1e-4 x exp(logit_scale) = 2e-3)
+"$vlp" similarity --model $M --images $I "${texts[@]}" --json > "$T/sim.jsonl" 2> "$T/err"; rc=$?
+check "similarity exits 0 (got $rc)" '[ $rc = 0 ]'
+check "similarity --json: 7 rows of 7 logits" '[ $(grep -c "\"ok\": true, \"logits\": \[[^],]*\(, [^],]*\)\{6\}\]}$" "$T/sim.jsonl") = 7 ]'
+sed 's/.*"logits": \[\(.*\)\]}$/\1/' "$T/sim.jsonl" | tr ',' '\n' | tr -d ' ' > "$T/got"
+npy_f32 $M/logits_per_image.npy > "$T/all"; select_cols "$T/all" 8 > "$T/ref"
+check "similarity = logits_per_image" 'paste "$T/got" "$T/ref" | awk "{d = \$1 - \$2; if (d < 0) d = -d; if (d > 2.1e-3) bad = 1} END {exit bad || NR != 49}"'
+"$vlp" similarity --model $M --images $I --text "a cat" --text "a dog" --text "coffee" > "$T/sim.txt" 2> /dev/null
+check "similarity table: header + one row of 3 logits per image" '[ $(wc -l < "$T/sim.txt") = 8 ] && [ $(awk "NR > 1 && NF == 4 && \$2 ~ /^-?[0-9]+\.[0-9]+$/" "$T/sim.txt" | wc -l) = 7 ]'
+
+# classify: with the template "{}" the labels are the prompts, so the probabilities are the
+# softmax of the reference logits over those 7 columns
+"$vlp" classify --model $M --labels-file "$T/prompts.txt" --template "{}" --top-k 3 $I > "$T/cls.txt" 2> "$T/err"; rc=$?
+check "classify exits 0 (got $rc)" '[ $rc = 0 ]'
+check "classify: each image then its top 3 labels" '[ $(wc -l < "$T/cls.txt") = 28 ] && [ $(grep -c "^ *[0-9]\+\.[0-9][0-9]%  " "$T/cls.txt") = 21 ]'
+awk -v keep=" ${cols[*]} " 'index(keep, " " ((NR - 1) % 8) " ") { print int((NR - 1) / 8), (NR - 1) % 8, $1 }' "$T/all" |
+  awk -v top=3 '
+    { l[$1, n[$1]++] = $3; c[$1, n[$1] - 1] = $2 }
+    END {
+      for (i = 0; i < 7; i++) {
+        m = -1e30; for (j = 0; j < n[i]; j++) if (l[i, j] > m) m = l[i, j]
+        s = 0; for (j = 0; j < n[i]; j++) { p[j] = exp(l[i, j] - m); s += p[j]; used[j] = 0 }
+        for (t = 0; t < top; t++) { b = -1; for (j = 0; j < n[i]; j++) if (!used[j] && (b < 0 || p[j] > p[b])) b = j
+                                    used[b] = 1; printf "%.2f %d\n", 100 * p[b] / s, c[i, b] }
+      }
+    }' > "$T/want"
+while IFS= read -r line; do # percentages and which prompt, in printed order
+  pct=${line%%%*}; label=${line#*%  }
+  for j in "${!prompts[@]}"; do [ -n "${prompts[$j]}" ] && [ "${prompts[$j]}" = "$label" ] && echo "$pct $j"; done
+done < <(grep "^ *[0-9.]*%  " "$T/cls.txt") > "$T/gotcls"
+check "classify top-3 labels and probabilities = softmax of the reference logits" \
+  'paste -d" " "$T/gotcls" "$T/want" | awk "{d = \$1 - \$3; if (d < 0) d = -d; if (\$2 != \$4 || d > 0.02) bad = 1} END {exit bad || NR != 21}"'
+"$vlp" classify --model $M --labels "cat,dog,car" --json $I/coffee.jpg $I/small.png > "$T/cls.jsonl" 2> /dev/null
+check "classify --json: top-k capped at the 3 labels, probabilities sum to 1" \
+  '[ $(wc -l < "$T/cls.jsonl") = 2 ] && awk -F"\"prob\": " "{s = 0; for (i = 2; i <= NF; i++) s += \$i + 0; if (NF != 4 || s < 0.9999 || s > 1.0001) bad = 1} END {exit bad}" "$T/cls.jsonl"'
+
+# info --json
+"$vlp" info --json $M > "$T/info.json" 2> /dev/null; rc=$?
+check "info --json exits 0 (got $rc)" '[ $rc = 0 ]'
+missing=""
+for kv in '"embed_dim": 32' '"image_size": 64' '"patch_size": 16' '"vision_width": 128' '"vision_layers": 2' \
+          '"vision_heads": 2' '"context_length": 77' '"vocab_size": 49408' '"text_width": 64' '"text_layers": 2' \
+          '"text_heads": 2' '"vision_act": "quick_gelu"' '"layout": "hf"' '"F32": 78'; do
+  grep -qF "$kv" "$T/info.json" || missing="$missing $kv"
+done
+check "info --json holds the fixture config${missing:+ (missing:$missing)}" '[ -z "$missing" ]'
+if [ -x /usr/bin/python3 ]; then
+  check "info --json is valid JSON" '/usr/bin/python3 -m json.tool "$T/info.json" > /dev/null'
+fi
+"$vlp" info --json $M/model-f16.safetensors 2> /dev/null | grep -q '"F16": 78'
+check "info --json counts F16 tensors" '[ $? = 0 ]'
+
+# tokenize --context 77 and plain ids = the fixture, for every row whose text has no JSON escape
+grep -v '\\' tests/fixtures/clip/tokenizer.jsonl > "$T/tok.jsonl"
+sed -n 's/^{"text": "\(.*\)", "ids": \[.*$/\1/p' "$T/tok.jsonl" > "$T/tok.txt"
+sed -n 's/.*"context77": \(\[[^]]*\]\)}$/\1/p' "$T/tok.jsonl" > "$T/want77"
+sed -n 's/.*"ids": \(\[[^]]*\]\), "context77".*/\1/p' "$T/tok.jsonl" > "$T/wantids"
+"$vlp" tokenize --context 77 < "$T/tok.txt" > "$T/got77"; rc=$?
+check "tokenize --context 77 = fixture context77 ($(wc -l < "$T/tok.txt") texts, exit $rc)" '[ $rc = 0 ] && [ $(wc -l < "$T/want77") -gt 2000 ] && cmp -s "$T/got77" "$T/want77"'
+"$vlp" tokenize < "$T/tok.txt" > "$T/gotids"
+check "tokenize = fixture ids" 'cmp -s "$T/gotids" "$T/wantids"'
+check "tokenize TEXT arguments" '[ "$("$vlp" tokenize "a photo of a cat" "hello world")" = "$(printf "[320, 1125, 539, 320, 2368]\n[3306, 1002]")" ]'
+
+# tokenize --bert (WordPiece) = tests/fixtures/bert/tokenizer.jsonl ids, rows without JSON escapes
+grep -v '\\' tests/fixtures/bert/tokenizer.jsonl > "$T/wp.jsonl"
+sed -n 's/^{"text": "\(.*\)", "tokens": .*$/\1/p' "$T/wp.jsonl" > "$T/wp.txt"
+sed -n 's/.*\], "ids": \(\[[^]]*\]\).*/\1/p' "$T/wp.jsonl" > "$T/wpids"
+"$vlp" tokenize --bert < "$T/wp.txt" > "$T/wpgot"; rc=$?
+check "tokenize --bert = fixture ids ($(wc -l < "$T/wp.txt") texts, exit $rc)" '[ $rc = 0 ] && [ $(wc -l < "$T/wpids") -gt 3500 ] && cmp -s "$T/wpgot" "$T/wpids"'
+"$vlp" tokenize --vocab tests/fixtures/bert/vocab.txt < "$T/wp.txt" > "$T/wpgot2"
+check "tokenize --vocab vocab.txt selects WordPiece" 'cmp -s "$T/wpgot2" "$T/wpids"'
+check "tokenize --bert --pair --context" '[ "$("$vlp" tokenize --bert --pair --context 9 "a b c" "d e f g")" = "{\"input_ids\": [101, 1037, 1038, 1039, 102, 1040, 1041, 1042, 102], \"token_type_ids\": [0, 0, 0, 0, 0, 1, 1, 1, 1], \"attention_mask\": [1, 1, 1, 1, 1, 1, 1, 1, 1]}" ]'
+check "tokenize --bert --pair from stdin (A<tab>B)" '[ "$(printf "hi there\tyou\n" | "$vlp" tokenize --bert --pair --max-length 7)" = "{\"input_ids\": [101, 7632, 2045, 102, 2017, 102, 0], \"token_type_ids\": [0, 0, 0, 0, 1, 1, 0], \"attention_mask\": [1, 1, 1, 1, 1, 1, 0]}" ]'
+expect_fail_early() { # as expect_fail below (defined later)
+  local name=$1 want=$2 pat=$3; shift 3
+  "$@" > /dev/null 2> "$T/err"; local rc=$?
+  check "$name: exit $want (got $rc), message names '$pat'" '[ $rc = $want ] && grep -qF -- "$pat" "$T/err"'
+}
+expect_fail_early "tokenize --pair without --context" 2 "--context" "$vlp" tokenize --bert --pair a b
+expect_fail_early "tokenize --pair odd text count" 2 "two at a time" "$vlp" tokenize --bert --pair --context 8 a
+expect_fail_early "tokenize --pair with CLIP BPE" 2 "WordPiece" "$vlp" tokenize --pair --context 8 a b
+expect_fail_early "tokenize --bert --no-truncate too long" 1 "do not fit" "$vlp" tokenize --bert --context 4 --no-truncate "a b c"
+
+# a folder with bad images: reported and skipped, the output says which inputs it holds,
+# --strict makes it fatal
+mkdir -p "$T/imgs"
+cp $I/coffee.jpg $I/small.png "$T/imgs/"
+head -c 3000 $I/astronaut.png > "$T/imgs/broken.png"
+echo "not an image" > "$T/imgs/text.jpg"
+"$vlp" embed --model $M --images "$T/imgs" --out "$T/bad.npy" 2> "$T/err"; rc=$?
+check "embed folder with bad images exits 0 (got $rc)" '[ $rc = 0 ]'
+check "bad images reported by name" 'grep -q "skipped .*imgs/broken.png: .*PNG" "$T/err" && grep -q "skipped .*imgs/text.jpg: " "$T/err"'
+check "rows.tsv marks them" '[ "$(cut -f3,4 "$T/bad.npy.rows.tsv" | tail -n +2 | sed "s|$T/imgs/||")" = "$(printf "0\tbroken.png\n1\tcoffee.jpg\n1\tsmall.png\n0\ttext.jpg")" ]'
+npy_f32 "$T/bad.npy" > "$T/got"
+check "skipped rows are zero, the others are not" 'awk "{z = (\$1 == 0); r = int((NR - 1) / 32); if ((r == 0 || r == 3) != z) bad = 1} END {exit bad || NR != 128}" "$T/got"'
+"$vlp" embed --model $M --images "$T/imgs" --format jsonl --out - 2> /dev/null | grep -c '"ok": false' > "$T/n"
+check "jsonl marks them ok=false" '[ "$(cat "$T/n")" = 2 ]'
+"$vlp" embed --model $M --images "$T/imgs" --out "$T/bad2.npy" --strict 2> "$T/err"; rc=$?
+check "--strict: a bad image is fatal (exit $rc)" '[ $rc = 1 ] && grep -q "broken.png" "$T/err" && grep -q "failed (--strict)" "$T/err"'
+"$vlp" classify --model $M --labels "cat,dog" "$T/imgs" > "$T/cls.txt" 2> /dev/null; rc=$?
+check "classify lists skipped images (exit $rc)" '[ $rc = 0 ] && [ $(grep -c "(skipped" "$T/cls.txt") = 2 ]'
+"$vlp" embed --model $M --images "$T/imgs/broken.png" --out "$T/b.npy" 2> "$T/err"; rc=$?
+check "embed: no image readable is a failure (exit $rc)" '[ $rc = 1 ] && grep -q "none of the 1 images" "$T/err"'
+
+# bad input: non-zero exit and a message naming the file or the flag
+expect_fail() { # expect_fail NAME RC PATTERN COMMAND...
+  local name=$1 want=$2 pat=$3; shift 3
+  "$@" > /dev/null 2> "$T/err"; local rc=$?
+  check "$name: exit $want (got $rc), message names '$pat'" '[ $rc = $want ] && grep -qF -- "$pat" "$T/err"'
+}
+expect_fail "missing model" 1 "$T/nomodel" "$vlp" embed --model "$T/nomodel" --text hi --out "$T/x.npy"
+mkdir -p "$T/trunc" "$T/garbage"
+cp $M/config.json "$T/trunc/"; head -c 5000 $M/model.safetensors > "$T/trunc/model.safetensors"
+cp $M/config.json "$T/garbage/"; printf '\x10\x00\x00\x00\x00\x00\x00\x00{"a": not json }' > "$T/garbage/model.safetensors"
+expect_fail "truncated safetensors (embed)" 1 "$T/trunc/model.safetensors" "$vlp" embed --model "$T/trunc" --text hi --out "$T/x.npy"
+expect_fail "truncated safetensors (info)" 1 "$T/trunc/model.safetensors" "$vlp" info "$T/trunc"
+expect_fail "corrupt safetensors header (classify)" 1 "$T/garbage/model.safetensors" "$vlp" classify --model "$T/garbage" --labels a,b $I/small.png
+expect_fail "corrupt safetensors header (similarity)" 1 "$T/garbage/model.safetensors" "$vlp" similarity --model "$T/garbage" --images $I/small.png --text a
+expect_fail "empty --text" 1 "--text #2: empty text" "$vlp" embed --model $M --text "a cat" --text "  " --out "$T/x.npy"
+printf 'a cat\n\na dog\n' > "$T/gap.txt"
+expect_fail "empty line in --text-file" 1 "$T/gap.txt:2: empty text" "$vlp" embed --model $M --text-file "$T/gap.txt" --out "$T/x.npy"
+expect_fail "missing --text-file" 1 "$T/none.txt" "$vlp" embed --model $M --text-file "$T/none.txt" --out "$T/x.npy"
+expect_fail "missing image path" 1 "$T/none.png" "$vlp" embed --model $M --images "$T/none.png" --out "$T/x.npy"
+expect_fail "over-long text under --strict" 1 "over the context length 77 (--strict)" "$vlp" embed --model $M --strict --text "${prompts[6]}" --out "$T/x.npy"
+expect_fail "unwritable --out" 1 "$T/nodir/x.npy" "$vlp" embed --model $M --text hi --out "$T/nodir/x.npy"
+expect_fail "embed without --model" 2 "--model is required" "$vlp" embed --text hi --out "$T/x.npy"
+expect_fail "bad --format" 2 "--format" "$vlp" embed --model $M --text hi --out "$T/x.npy" --format csv
+expect_fail "bad --top-k" 2 "--top-k" "$vlp" classify --model $M --labels a,b --top-k 0 $I/small.png
+expect_fail "template without {}" 2 "--template must contain {}" "$vlp" classify --model $M --labels a,b --template "a photo" $I/small.png
+expect_fail "info without a model" 2 "which model" "$vlp" info
+expect_fail "tokenize bad --context" 2 "--context" "$vlp" tokenize --context 1 hi
+expect_fail "tokenize --no-truncate over the context" 1 "77" "$vlp" tokenize --context 77 --no-truncate "${prompts[6]}"
+for c in embed classify similarity info init tokenize; do
+  expect_fail "$c: unknown flag" 2 "--bogus" "$vlp" $c --bogus
+done
+
+# init: a small config and a preset name; unknown config fields are refused
+printf '{"embed_dim": 16, "image_size": 32, "patch_size": 16, "vision_width": 32, "vision_layers": 1, "vision_heads": 2,
+ "context_length": 16, "text_width": 32, "text_layers": 1, "text_heads": 2}\n' > "$T/small.json"
+"$vlp" init --config "$T/small.json" --seed 3 "$T/small" > "$T/out" 2>&1; rc=$?
+check "init --config exits 0 (got $rc)" '[ $rc = 0 ] && grep -q "wrote $T/small" "$T/out" && [ -f "$T/small/model.safetensors" ] && [ -f "$T/small/config.json" ]'
+"$vlp" info --json "$T/small" > "$T/info.json" 2> /dev/null
+check "info of the init'd model shows its config" 'grep -qF "\"embed_dim\": 16" "$T/info.json" && grep -qF "\"context_length\": 16" "$T/info.json" && grep -qF "\"vision_width\": 32" "$T/info.json"'
+"$vlp" embed --model "$T/small" --images $I/small.png --text "a small picture" --out "$T/s.npy" 2> /dev/null; rc=$?
+check "the init'd model embeds (exit $rc, shape $(npy_shape "$T/s.npy"))" '[ $rc = 0 ] && [ "$(npy_shape "$T/s.npy")" = "2, 16" ]'
+"$vlp" init --config "$T/small.json" --seed 3 "$T/small2" > /dev/null 2>&1
+check "init is deterministic for a seed" 'cmp -s "$T/small/model.safetensors" "$T/small2/model.safetensors"'
+printf '{"embed_dimm": 16}\n' > "$T/typo.json"
+expect_fail "init: unknown config field" 1 "embed_dimm" "$vlp" init --config "$T/typo.json" "$T/typo"
+expect_fail "init: unknown preset" 2 "nope" "$vlp" init --preset nope "$T/typo"
+
+# --help for every command: exit 0, usage on stdout
+for c in $("$vlp" --help | awk '/^commands:/ {on = 1; next} on && /^  [a-z]/ && $1 != "version" {print $1}'); do
+  out=$("$vlp" $c --help 2>&1); rc=$?
+  check "$c --help (exit $rc)" '[ $rc = 0 ] && echo "$out" | grep -q "usage: vlp $c"'
+done
+
 rm -f /tmp/vlp_cli_err
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -303,7 +303,7 @@ static void ref_binary(const gc *c, double *const *in, double *out) {
 }
 
 /* unary: ip 0 n, 1 kind; fp 0 scale */
-enum { U_SCALE, U_GELU, U_GELU_TANH, U_QUICK_GELU };
+enum { U_SCALE, U_GELU, U_GELU_TANH, U_QUICK_GELU, U_TANH };
 static void ref_unary(const gc *c, double *const *in, double *out) {
     for (int64_t i = 0; i < c->ip[0]; i++) {
         double x = in[0][i];
@@ -312,6 +312,7 @@ static void ref_unary(const gc *c, double *const *in, double *out) {
         case U_GELU: out[i] = 0.5 * x * (1.0 + erf(x / sqrt(2.0))); break;
         case U_GELU_TANH: out[i] = 0.5 * x * (1.0 + tanh(0.79788456080286535588 * (x + 0.044715 * x * x * x))); break;
         case U_QUICK_GELU: out[i] = x / (1.0 + exp(-1.702 * x)); break;
+        case U_TANH: out[i] = tanh(x); break;
         }
     }
 }
@@ -603,8 +604,8 @@ static void check_add_mul(void) {
 }
 
 static void check_unary(void) {
-    static const char *names[] = {"scale", "gelu", "gelu_tanh", "quick_gelu"};
-    for (int kind = 0; kind < 4; kind++)
+    static const char *names[] = {"scale", "gelu", "gelu_tanh", "quick_gelu", "tanh"};
+    for (int kind = 0; kind < 5; kind++)
         for (int rep = 0; rep < 3; rep++) {
             gc c;
             int64_t s[3] = {rng_int(1, 3), rng_odd(1), rng_odd(1)};
@@ -620,6 +621,7 @@ static void check_unary(void) {
             case U_GELU: y = vlp_gelu(g, x); break;
             case U_GELU_TANH: y = vlp_gelu_tanh(g, x); break;
             case U_QUICK_GELU: y = vlp_activation(g, x, VLP_ACT_QUICK_GELU); break;
+            case U_TANH: y = vlp_tanh_act(g, x); break;
             }
             c.ref = ref_unary;
             c.ip[0] = prod(3, s);

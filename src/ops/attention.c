@@ -14,7 +14,7 @@
 #include <math.h>
 #include <omp.h>
 
-/* ip: [0] heads, [1] causal, [2] B, [3] Tq, [4] Tk, [5] D */
+/* ip: [0] heads, [1] causal, [2] B, [3] Tq, [4] Tk, [5] D, [6] key_mask length */
 
 vlp_tensor *vlp_attention(vlp_graph *g, vlp_tensor *q, vlp_tensor *k, vlp_tensor *v, int heads, int flags,
                           vlp_tensor *key_mask) {
@@ -46,10 +46,12 @@ vlp_tensor *vlp_attention(vlp_graph *g, vlp_tensor *q, vlp_tensor *k, vlp_tensor
         vlp_graph_fail(g, "vlp_attention: causal mask needs Tq == Tk (got %lld, %lld)", (long long)Tq, (long long)Tk);
         return NULL;
     }
+    /* a mask shorter than Tk covers the first keys only; the rest are always attended
+     * (single-stream fusion: padded text first, then image tokens that are never padded) */
     if (key_mask && (key_mask->dtype != VLP_I32 || key_mask->ndim != 2 || key_mask->shape[0] != B ||
-                     key_mask->shape[1] != Tk || !vlp_is_contiguous(key_mask))) {
-        vlp_graph_fail(g, "vlp_attention: key_mask %s must be i32 [%lld, %lld]", vlp_shape_str(key_mask, b4, sizeof b4),
-                       (long long)B, (long long)Tk);
+                     key_mask->shape[1] > Tk || !vlp_is_contiguous(key_mask))) {
+        vlp_graph_fail(g, "vlp_attention: key_mask %s must be i32 [%lld, <= %lld]",
+                       vlp_shape_str(key_mask, b4, sizeof b4), (long long)B, (long long)Tk);
         return NULL;
     }
     int64_t shape[3] = {B, Tq, D};
@@ -61,6 +63,7 @@ vlp_tensor *vlp_attention(vlp_graph *g, vlp_tensor *q, vlp_tensor *k, vlp_tensor
     t->ip[3] = (int32_t)Tq;
     t->ip[4] = (int32_t)Tk;
     t->ip[5] = (int32_t)D;
+    t->ip[6] = key_mask ? (int32_t)key_mask->shape[1] : 0;
     t->aux_bytes = (size_t)(B * heads * Tq * Tk) * sizeof(float);
     return t;
 }
@@ -82,14 +85,15 @@ static void attention_forward(vlp_tensor *t, vlp_exec *ex) {
         const float *Q = vlp_f(q) + (int64_t)b * Tq * ldq + h * hd;
         const float *K = vlp_f(k) + (int64_t)b * Tk * ldk + h * hd;
         const float *V = vlp_f(v) + (int64_t)b * Tk * ldv + h * hd;
-        const int32_t *mask = km ? vlp_i(km) + (int64_t)b * Tk : NULL;
+        int Tm = t->ip[6];
+        const int32_t *mask = km ? vlp_i(km) + (int64_t)b * Tm : NULL;
         float *Pb = P + (int64_t)bh * Tq * Tk;
         vlp_gemm_st(0, 1, Tq, Tk, hd, scale, Q, (int)ldq, K, (int)ldk, 0.0f, Pb, Tk);
         for (int i = 0; i < Tq; i++) {
             float *row = Pb + (int64_t)i * Tk, m = -INFINITY;
             int jmax = causal ? i + 1 : Tk;
             for (int j = 0; j < Tk; j++) {
-                if (j >= jmax || (mask && !mask[j])) row[j] = -INFINITY;
+                if (j >= jmax || (mask && j < Tm && !mask[j])) row[j] = -INFINITY;
                 m = row[j] > m ? row[j] : m;
             }
             if (m == -INFINITY) { /* nothing to attend to */

@@ -11,17 +11,18 @@ vlp_tensor *vlp_embedding(vlp_graph *g, vlp_tensor *ids, vlp_tensor *table) {
     vlp_tensor *srcs[2] = {ids, table};
     if (!vlp_check_srcs(g, "vlp_embedding", 2, srcs)) return NULL;
     char b1[96], b2[96];
-    if (ids->dtype != VLP_I32 || table->dtype != VLP_F32 || table->ndim != 2 || ids->ndim >= VLP_MAX_DIMS ||
+    /* an i32 table (no gradient) gathers masks alongside features, e.g. for ITM negatives */
+    if (ids->dtype != VLP_I32 || table->ndim != 2 || ids->ndim >= VLP_MAX_DIMS ||
         !vlp_is_contiguous(ids) || !vlp_is_contiguous(table)) {
         vlp_graph_fail(g,
-                       "vlp_embedding: want ids i32 [...] (at most %d dims) and table f32 [V, D]; got ids %s, table %s",
+                       "vlp_embedding: want ids i32 [...] (at most %d dims) and table [V, D]; got ids %s, table %s",
                        VLP_MAX_DIMS - 1, vlp_shape_str(ids, b1, sizeof b1), vlp_shape_str(table, b2, sizeof b2));
         return NULL;
     }
     int64_t shape[VLP_MAX_DIMS];
     memcpy(shape, ids->shape, sizeof shape);
     shape[ids->ndim] = table->shape[1];
-    return vlp_new_node(g, OP_EMBEDDING, VLP_F32, ids->ndim + 1, shape, ids, table, NULL, NULL);
+    return vlp_new_node(g, OP_EMBEDDING, table->dtype, ids->ndim + 1, shape, ids, table, NULL, NULL);
 }
 
 static void embedding_forward(vlp_tensor *t, vlp_exec *ex) {

@@ -42,8 +42,8 @@
 #ifndef VLP_PF_B
 #define VLP_PF_B 8 /* B prefetch distance in k steps (0: none) */
 #endif
-#ifndef VLP_PF_A
-#define VLP_PF_A 0 /* A prefetch distance in k steps (0: none) */
+#ifndef VLP_APACK_BYTES
+#define VLP_APACK_BYTES (4 * 1024 * 1024) /* packed A chunk reused across B blocks (L2/L3) */
 #endif
 
 #ifndef VLP_DIRECT_A
@@ -54,8 +54,9 @@
 #define AVX2_FN __attribute__((target("avx2,fma")))
 
 /* Ap: A micro-panel with element (i,k) at Ap[k*a_ks + i] (packed: a_ks == MR) */
+/* pfa/npf: prefetch npf cache lines from pfa into L1 while computing (next A panel), or NULL/0 */
 typedef void (*kern_fn)(long kc, const float *restrict Ap, long a_ks, const float *restrict Bp, float *C, long ldc,
-                        int mr, int nr, float alpha, float beta);
+                        int mr, int nr, float alpha, float beta, const float *pfa, int npf);
 typedef void (*packA_fn)(int transA, const float *A, long lda, long i0, int mr, long k0, int kc, float *Ap);
 /* packs one NR(or NR/2)-wide panel of op(B) rows k0..k0+kc, columns j0..j0+nr, width w */
 typedef void (*packB_fn)(int transB, const float *B, long ldb, long j0, int nr, int w, long k0, int kc,
@@ -188,14 +189,15 @@ static void packA_g(int transA, const float *A, long lda, long i0, int mr, long 
     }
 
 static void kern_generic(long kc, const float *restrict Ap, long a_ks, const float *restrict Bp, float *C, long ldc,
-                         int mr, int nr, float alpha, float beta) {
-    (void)a_ks;
+                         int mr, int nr, float alpha, float beta, const float *pfa, int npf) {
+    (void)a_ks, (void)pfa, (void)npf;
     GENERIC_KERNEL_BODY
 }
 
 AVX2_FN static void kern_generic_avx2(long kc, const float *restrict Ap, long a_ks, const float *restrict Bp,
-                                      float *C, long ldc, int mr, int nr, float alpha, float beta) {
-    (void)a_ks;
+                                      float *C, long ldc, int mr, int nr, float alpha, float beta, const float *pfa,
+                                      int npf) {
+    (void)a_ks, (void)pfa, (void)npf;
     GENERIC_KERNEL_BODY
 }
 
@@ -213,7 +215,7 @@ AVX2_FN static void kern_generic_avx2(long kc, const float *restrict Ap, long a_
 static inline __mmask16 mask_n(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1u); }
 
 /* transpose a 16x16 block held in r[0..15] (rows) in place -> r[j] = column j */
-AVX512_FN static inline void transpose16(__m512 r[16]) {
+__attribute__((always_inline)) AVX512_FN static inline void transpose16(__m512 r[16]) {
     __m512 t[16];
     for (int i = 0; i < 8; i++) {
         t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
@@ -322,7 +324,7 @@ AVX512_FN static void packB_512(int transB, const float *B, long ldb, long j0, i
             _mm_prefetch((const char *)(Bp + 16 * NV * VLP_PF_B), _MM_HINT_T0);                        \
             if (NV > 1) _mm_prefetch((const char *)(Bp + 16 * NV * VLP_PF_B + 16), _MM_HINT_T0);      \
         }                                                                                              \
-        if (VLP_PF_A && (k & 3) == 0) _mm_prefetch((const char *)(Ap + a_ks * VLP_PF_A), _MM_HINT_T0); \
+        if (k < npf) _mm_prefetch((const char *)(pfa + 16 * k), _MM_HINT_T0);                          \
         _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) b[v] = _mm512_load_ps(Bp + 16 * v);       \
         _Pragma("GCC unroll 16") for (int i = 0; i < MR512; i++) {                                     \
             const __m512 a = _mm512_set1_ps(Ap[i]);                                                    \
@@ -358,14 +360,12 @@ AVX512_FN static void packB_512(int transB, const float *B, long ldb, long j0, i
     }
 
 AVX512_FN static void kern512_w32(long kc, const float *restrict Ap, long a_ks, const float *restrict Bp, float *C,
-                                  long ldc,
-                                  int mr, int nr, float alpha, float beta) {
+                                  long ldc, int mr, int nr, float alpha, float beta, const float *pfa, int npf) {
     K512_BODY(2)
 }
 
 AVX512_FN static void kern512_w16(long kc, const float *restrict Ap, long a_ks, const float *restrict Bp, float *C,
-                                  long ldc,
-                                  int mr, int nr, float alpha, float beta) {
+                                  long ldc, int mr, int nr, float alpha, float beta, const float *pfa, int npf) {
     K512_BODY(1)
 }
 
@@ -452,45 +452,75 @@ static void gemm_region(const gemm_args *g, int m0, int m1, int n0, int n1) {
     int ncb = (nn + nblk - 1) / nblk;
     ncb = (ncb + NR - 1) / NR * NR;
 
-    const size_t apsz = ((size_t)MR * kcs + 15) & ~(size_t)15;
+    /* With several B blocks, A would be re-packed once per block: instead pack a chunk of
+     * mcb rows of A (all its micro-panels, up to VLP_APACK_BYTES) once per K block and reuse
+     * it for every B block, prefetching each next micro-panel into L1 during the current one.
+     * With one B block, pack each micro-panel just before use (it stays hot in L1). */
+    const size_t panel = (size_t)MR * kcs; /* floats per packed A micro-panel */
+    const int prepack = nblk > 1;
+    int mcb = m1 - m0;
+    if (prepack) {
+        int maxp = (int)(VLP_APACK_BYTES / (sizeof(float) * panel));
+        if (maxp < 1) maxp = 1;
+        const int np = (mcb + MR - 1) / MR, nchunk = (np + maxp - 1) / maxp;
+        mcb = (np + nchunk - 1) / nchunk * MR;
+    }
+    const size_t apsz = prepack ? (size_t)((mcb + MR - 1) / MR) * panel : ((panel + 15) & ~(size_t)15);
     float *buf = get_buf(apsz + (size_t)ncb * kcs);
-    float *Ap = buf, *Bp = buf + apsz;
+    float *Abuf = buf, *Bp = buf + apsz;
 
-    for (int jc = n0; jc < n1; jc += ncb) {
-        const int nc = jc + ncb <= n1 ? ncb : n1 - jc;
-        for (int pc = 0; pc < K; pc += kcs) {
-            const int kc = pc + kcs <= K ? kcs : K - pc;
-            const float beta = pc == 0 ? g->beta : 1.0f;
-            /* pack B block into panels */
-            {
-                float *bp = Bp;
-                for (int j = 0; j < nc; j += NR) {
-                    const int nr = nc - j < NR ? nc - j : NR;
-                    const int w = (nr <= NR / 2 && kd->khalf) ? NR / 2 : NR;
-                    kd->packB(g->transB, g->B, g->ldb, jc + j, nr, w, pc, kc, bp);
-                    bp += (long)w * kc;
+    for (int pc = 0; pc < K; pc += kcs) {
+        const int kc = pc + kcs <= K ? kcs : K - pc;
+        const float beta = pc == 0 ? g->beta : 1.0f;
+        const int plines = (int)(((size_t)MR * kc * sizeof(float) + 63) / 64); /* cache lines per A panel */
+        for (int ic = m0; ic < m1; ic += mcb) {
+            const int ic1 = ic + mcb < m1 ? ic + mcb : m1;
+            if (prepack)
+                for (int i = ic; i < ic1; i += MR)
+                    kd->packA(g->transA, g->A, g->lda, i, ic1 - i < MR ? ic1 - i : MR, pc, kc,
+                              Abuf + (size_t)((i - ic) / MR) * MR * kc);
+            for (int jc = n0; jc < n1; jc += ncb) {
+                const int nc = jc + ncb <= n1 ? ncb : n1 - jc;
+                /* pack B block into panels */
+                {
+                    float *bp = Bp;
+                    for (int j = 0; j < nc; j += NR) {
+                        const int nr = nc - j < NR ? nc - j : NR;
+                        const int w = (nr <= NR / 2 && kd->khalf) ? NR / 2 : NR;
+                        kd->packB(g->transB, g->B, g->ldb, jc + j, nr, w, pc, kc, bp);
+                        bp += (long)w * kc;
+                    }
                 }
-            }
-            for (int i = m0; i < m1; i += MR) {
-                const int mr = m1 - i < MR ? m1 - i : MR;
-                const float *ap = Ap;
-                long aks = MR;
-                if (g->direct_a && mr == MR) { /* op(A) = A^T: panel is already k-major, use it in place */
-                    ap = g->A + (long)pc * g->lda + i;
-                    aks = g->lda;
-                } else {
-                    kd->packA(g->transA, g->A, g->lda, i, mr, pc, kc, Ap);
-                }
-                const float *bp = Bp;
-                float *crow = g->C + (long)i * g->ldc + jc;
-                for (int j = 0; j < nc; j += NR) {
-                    const int nr = nc - j < NR ? nc - j : NR;
-                    if (nr <= NR / 2 && kd->khalf) {
-                        kd->khalf(kc, ap, aks, bp, crow + j, g->ldc, mr, nr, g->alpha, beta);
-                        bp += (long)(NR / 2) * kc;
+                const int njr = (nc + NR - 1) / NR, lpc = (plines + njr - 1) / njr;
+                for (int i = ic; i < ic1; i += MR) {
+                    const int mr = ic1 - i < MR ? ic1 - i : MR;
+                    const float *ap, *pf = NULL;
+                    long aks = MR;
+                    if (prepack) {
+                        ap = Abuf + (size_t)((i - ic) / MR) * MR * kc;
+                        if (i + MR < ic1) pf = ap + (size_t)MR * kc; /* next panel of this chunk */
+                    } else if (g->direct_a && mr == MR) { /* op(A) = A^T: already k-major, use in place */
+                        ap = g->A + (long)pc * g->lda + i;
+                        aks = g->lda;
                     } else {
-                        kd->kfull(kc, ap, aks, bp, crow + j, g->ldc, mr, nr, g->alpha, beta);
-                        bp += (long)NR * kc;
+                        kd->packA(g->transA, g->A, g->lda, i, mr, pc, kc, Abuf);
+                        ap = Abuf;
+                    }
+                    const float *bp = Bp;
+                    float *crow = g->C + (long)i * g->ldc + jc;
+                    for (int j = 0, jr = 0; j < nc; j += NR, jr++) {
+                        const int nr = nc - j < NR ? nc - j : NR;
+                        /* call jr prefetches its share of the next A panel */
+                        const float *pfj = pf ? pf + (size_t)jr * lpc * 16 : NULL;
+                        int npf = pf ? plines - jr * lpc : 0;
+                        npf = npf < 0 ? 0 : npf > lpc ? lpc : npf;
+                        if (nr <= NR / 2 && kd->khalf) {
+                            kd->khalf(kc, ap, aks, bp, crow + j, g->ldc, mr, nr, g->alpha, beta, pfj, npf);
+                            bp += (long)(NR / 2) * kc;
+                        } else {
+                            kd->kfull(kc, ap, aks, bp, crow + j, g->ldc, mr, nr, g->alpha, beta, pfj, npf);
+                            bp += (long)NR * kc;
+                        }
                     }
                 }
             }

@@ -32,6 +32,9 @@ const vlp_op_info *const vlp_ops[OP_COUNT] = {
     [OP_DROPOUT] = &vlp_op_dropout,
     [OP_PREPEND_TOKEN] = &vlp_op_prepend_token,
     [OP_ARGMAX] = &vlp_op_argmax,
+    [OP_SAMPLE_NEGATIVES] = &vlp_op_sample_negatives,
+    [OP_SIGLIP] = &vlp_op_siglip,
+    [OP_TANH] = &vlp_op_tanh,
 };
 
 /* Column sums, split over column blocks so every output element is summed by

@@ -111,7 +111,8 @@ vlp_tensor *vlp_concat(vlp_graph *g, vlp_tensor *a, vlp_tensor *b, int dim) {
     if (!vlp_check_srcs(g, "vlp_concat", 2, srcs)) return NULL;
     char b1[96], b2[96];
     if (dim < 0) dim += a->ndim;
-    int ok = a->ndim == b->ndim && dim >= 0 && dim < a->ndim && !a->dtype && !b->dtype && vlp_is_contiguous(a) &&
+    /* i32 joins too (attention masks of fused sequences); they carry no gradient */
+    int ok = a->ndim == b->ndim && dim >= 0 && dim < a->ndim && a->dtype == b->dtype && vlp_is_contiguous(a) &&
              vlp_is_contiguous(b);
     for (int i = 0; ok && i < a->ndim; i++)
         if (i != dim && a->shape[i] != b->shape[i]) ok = 0;
@@ -123,7 +124,7 @@ vlp_tensor *vlp_concat(vlp_graph *g, vlp_tensor *a, vlp_tensor *b, int dim) {
     int64_t shape[VLP_MAX_DIMS];
     memcpy(shape, a->shape, sizeof shape);
     shape[dim] += b->shape[dim];
-    vlp_tensor *t = vlp_new_node(g, OP_CONCAT, VLP_F32, a->ndim, shape, a, b, NULL, NULL);
+    vlp_tensor *t = vlp_new_node(g, OP_CONCAT, a->dtype, a->ndim, shape, a, b, NULL, NULL);
     if (t) t->ip[0] = dim;
     return t;
 }

@@ -29,11 +29,17 @@ void cli_progress_update(cli_progress *p, int64_t done);
 void cli_progress_end(cli_progress *p, int64_t done);
 
 int vlp_cmd_demo(int argc, char **argv);
+int vlp_cmd_train(int argc, char **argv);
+int vlp_cmd_eval(int argc, char **argv);
+int vlp_cmd_plot(int argc, char **argv);
+int vlp_cmd_data(int argc, char **argv);
 int vlp_cmd_info(int argc, char **argv);
 int vlp_cmd_init(int argc, char **argv);
 int vlp_cmd_tokenize(int argc, char **argv);
 int vlp_cmd_embed(int argc, char **argv);
 int vlp_cmd_classify(int argc, char **argv);
 int vlp_cmd_similarity(int argc, char **argv);
+int vlp_cmd_score(int argc, char **argv);
+int vlp_cmd_report(int argc, char **argv);
 
 #endif

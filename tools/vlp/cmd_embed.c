@@ -79,7 +79,8 @@ static int add_image_path(const char *cmd, strlist *l, const char *path) {
     return 0;
 }
 
-static int read_lines(const char *cmd, strlist *l, const char *path) {
+/* Appends the lines of path ("-" = stdin) to l and, if src is not NULL, "path:N" to src. */
+static int read_lines(const char *cmd, strlist *l, strlist *src, const char *path) {
     FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
     if (!f) {
         fprintf(stderr, "vlp %s: %s: %s\n", cmd, path, strerror(errno));
@@ -88,9 +89,12 @@ static int read_lines(const char *cmd, strlist *l, const char *path) {
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
+    int lineno = 0;
+    char where[4200];
     while ((len = getline(&line, &cap, f)) >= 0) {
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
-        if (sl_push(l, line)) break;
+        snprintf(where, sizeof where, "%s:%d", strcmp(path, "-") ? path : "<stdin>", ++lineno);
+        if (sl_push(l, line) || (src && sl_push(src, where))) break;
     }
     free(line);
     if (f != stdin) fclose(f);
@@ -101,7 +105,7 @@ static int read_lines(const char *cmd, strlist *l, const char *path) {
 
 typedef struct {
     const char *model, *out, *format;
-    strlist images, texts, labels, templates;
+    strlist images, texts, text_src, labels, templates;
     long batch, top_k;
     int normalize, strict, json;
 } opts;
@@ -114,7 +118,9 @@ static void print_err(void *ctx, int index, const char *msg) {
 static void progress_cb(void *ctx, int done) { cli_progress_update(ctx, done); }
 
 /* Parses the options a command allows (a string of letters: m model, i images,
- * t text, o out/format, l labels/templates/top-k, b batch/normalize/strict, j json). */
+ * t text, o out/format, l labels/templates/top-k, b batch/normalize/strict, j json).
+ * Returns 0 to go on, 1 after --help, -1 on a usage error, -2 when a named input
+ * (image path, text or labels file) cannot be read. */
 static int parse(const char *cmd, const char *allow, int argc, char **argv, opts *o, void (*help)(void)) {
     memset(o, 0, sizeof *o);
     o->batch = 32;
@@ -134,9 +140,12 @@ static int parse(const char *cmd, const char *allow, int argc, char **argv, opts
             in_images = 1;
             continue;
         } else if (!strcmp(a, "--text") && ALLOWED('t')) {
-            if (!(v = cli_value(cmd, argc, argv, &i)) || sl_push(&o->texts, v)) return -1;
+            char where[32];
+            snprintf(where, sizeof where, "--text #%d", o->texts.n + 1);
+            if (!(v = cli_value(cmd, argc, argv, &i)) || sl_push(&o->texts, v) || sl_push(&o->text_src, where)) return -1;
         } else if (!strcmp(a, "--text-file") && ALLOWED('t')) {
-            if (!(v = cli_value(cmd, argc, argv, &i)) || read_lines(cmd, &o->texts, v)) return -1;
+            if (!(v = cli_value(cmd, argc, argv, &i))) return -1;
+            if (read_lines(cmd, &o->texts, &o->text_src, v)) return -2;
         } else if (!strcmp(a, "--out") && ALLOWED('o')) {
             if (!(o->out = cli_value(cmd, argc, argv, &i))) return -1;
         } else if (!strcmp(a, "--format") && ALLOWED('o')) {
@@ -156,7 +165,8 @@ static int parse(const char *cmd, const char *allow, int argc, char **argv, opts
             }
             free(copy);
         } else if (!strcmp(a, "--labels-file") && ALLOWED('l')) {
-            if (!(v = cli_value(cmd, argc, argv, &i)) || read_lines(cmd, &o->labels, v)) return -1;
+            if (!(v = cli_value(cmd, argc, argv, &i))) return -1;
+            if (read_lines(cmd, &o->labels, NULL, v)) return -2;
         } else if (!strcmp(a, "--template") && ALLOWED('l')) {
             if (!(v = cli_value(cmd, argc, argv, &i)) || sl_push(&o->templates, v)) return -1;
             if (!strstr(v, "{}")) {
@@ -177,7 +187,7 @@ static int parse(const char *cmd, const char *allow, int argc, char **argv, opts
             fprintf(stderr, "vlp %s: unknown option '%s' (see vlp %s --help)\n", cmd, a, cmd);
             return -1;
         } else if (in_images || !strcmp(cmd, "classify")) {
-            if (add_image_path(cmd, &o->images, a)) return -1;
+            if (add_image_path(cmd, &o->images, a)) return -2;
             continue;
         } else {
             fprintf(stderr, "vlp %s: unexpected argument '%s' (see vlp %s --help)\n", cmd, a, cmd);
@@ -196,6 +206,7 @@ static int parse(const char *cmd, const char *allow, int argc, char **argv, opts
 static void free_opts(opts *o) {
     sl_free(&o->images);
     sl_free(&o->texts);
+    sl_free(&o->text_src);
     sl_free(&o->labels);
     sl_free(&o->templates);
 }
@@ -215,7 +226,35 @@ static int embed_images(const char *cmd, vlp_clip_runner *r, opts *o, float *fea
         fprintf(stderr, "vlp %s: %d of %d images failed (--strict)\n", cmd, o->images.n - got, o->images.n);
         return -1;
     }
+    if (got == 0 && o->images.n > 0) {
+        fprintf(stderr, "vlp %s: none of the %d images could be read\n", cmd, o->images.n);
+        return -1;
+    }
     return got;
+}
+
+/* Texts a model cannot honour: an empty one is an error naming where it came from; one
+ * over the context length is cut (as clip.tokenize(truncate=True) does) with a warning,
+ * or refused under --strict. Returns 0 or -1. */
+static int check_texts(const char *cmd, vlp_bpe *tok, const opts *o, int context) {
+    for (int i = 0; i < o->texts.n; i++) {
+        const char *t = o->texts.v[i], *src = i < o->text_src.n ? o->text_src.v[i] : "text";
+        int n = vlp_bpe_encode(tok, t, NULL, 0);
+        if (n < 0) {
+            fprintf(stderr, "vlp %s: %s: %s\n", cmd, src, vlp_last_error());
+            return -1;
+        }
+        if (n == 0) {
+            fprintf(stderr, "vlp %s: %s: empty text (nothing to embed)\n", cmd, src);
+            return -1;
+        }
+        if (n + 2 > context) {
+            fprintf(stderr, "vlp %s: %s%s: %d tokens + start/end is over the context length %d%s\n", cmd,
+                    o->strict ? "" : "warning: ", src, n, context, o->strict ? " (--strict)" : "; cut");
+            if (o->strict) return -1;
+        }
+    }
+    return 0;
 }
 
 /* ---- vlp embed --------------------------------------------------------------------------- */
@@ -227,7 +266,10 @@ static void embed_help(void) {
            "CLIP model. Rows: the images in order, then the texts. Features are L2-normalised unless\n"
            "--no-normalize. npy: FILE holds float32 [rows, dim] and FILE.rows.tsv says what each row is;\n"
            "jsonl: one {\"kind\", \"input\", \"ok\", \"embedding\"} object per row. An image that cannot be\n"
-           "decoded is reported and skipped (its row is zero and ok=false); --strict makes it fatal.\n");
+           "decoded is reported and skipped (its row is zero and ok=false); --strict makes it fatal.\n"
+           "An empty text is an error; a text over the model's context length is cut (a warning;\n"
+           "an error under --strict). Exit status: 0 done, 1 failure (unreadable model, input or\n"
+           "output file, no image readable, --strict), 2 usage error.\n");
 }
 
 static void json_string(FILE *f, const char *s) {
@@ -246,7 +288,7 @@ int vlp_cmd_embed(int argc, char **argv) {
     int pr = parse("embed", "mitob", argc, argv, &o, embed_help);
     if (pr) {
         free_opts(&o);
-        return pr > 0 ? CLI_OK : CLI_USAGE;
+        return pr > 0 ? CLI_OK : pr == -2 ? CLI_FAIL : CLI_USAGE;
     }
     if (!o.out || (!o.images.n && !o.texts.n)) {
         fprintf(stderr, "vlp embed: need --out and at least one image or text\n");
@@ -264,6 +306,7 @@ int vlp_cmd_embed(int argc, char **argv) {
         fprintf(stderr, "vlp embed: %s\n", vlp_last_error());
         goto done;
     }
+    if (o.texts.n && check_texts("embed", tok, &o, m->cfg.context_length)) goto done;
     if (o.images.n && embed_images("embed", r, &o, feats, ok) < 0) goto done;
     if (o.texts.n) {
         for (int i = 0; i < o.texts.n; i++) ok[o.images.n + i] = 1;
@@ -328,7 +371,9 @@ static void classify_help(void) {
            "                    [--template \"a photo of a {}.\"]... [--top-k K] [--json] [--batch N] [--strict] IMAGE...\n"
            "Zero-shot classification: each label is written into every template (default \"a photo of a {}.\"),\n"
            "the normalised text embeddings of a label are averaged, and each image gets softmax(scale * cos)\n"
-           "over the labels. Prints the top K labels with probabilities per image (or JSON lines).\n");
+           "over the labels. Prints the top K labels with probabilities per image (or JSON lines).\n"
+           "IMAGE: files or directories (their image files, sorted). An unreadable image is reported\n"
+           "and listed as skipped (--strict: exit 1).\n");
 }
 
 static int cmp_desc(const void *a, const void *b, void *p) {
@@ -374,7 +419,7 @@ int vlp_cmd_classify(int argc, char **argv) {
     int pr = parse("classify", "mlbj", argc, argv, &o, classify_help);
     if (pr) {
         free_opts(&o);
-        return pr > 0 ? CLI_OK : CLI_USAGE;
+        return pr > 0 ? CLI_OK : pr == -2 ? CLI_FAIL : CLI_USAGE;
     }
     if (!o.labels.n || !o.images.n) {
         fprintf(stderr, "vlp classify: need --labels (or --labels-file) and at least one image\n");
@@ -401,7 +446,16 @@ int vlp_cmd_classify(int argc, char **argv) {
     vlp_clip_logits(m, img, ni, lab, nl, logits);
     int k = (int)(o.top_k < nl ? o.top_k : nl);
     for (int i = 0; i < ni; i++) {
-        if (!ok[i]) continue;
+        if (!ok[i]) { /* reported on stderr; the output still says which input it was */
+            if (o.json) {
+                printf("{\"image\": ");
+                json_string(stdout, o.images.v[i]);
+                printf(", \"ok\": false, \"labels\": []}\n");
+            } else {
+                printf("%s\n  (skipped: not a readable image)\n", o.images.v[i]);
+            }
+            continue;
+        }
         float *row = logits + (size_t)i * nl, mx = -INFINITY;
         double s = 0;
         for (int l = 0; l < nl; l++) mx = row[l] > mx ? row[l] : mx;
@@ -411,7 +465,7 @@ int vlp_cmd_classify(int argc, char **argv) {
         if (o.json) {
             printf("{\"image\": ");
             json_string(stdout, o.images.v[i]);
-            printf(", \"labels\": [");
+            printf(", \"ok\": true, \"labels\": [");
             for (int j = 0; j < k; j++) {
                 printf(j ? ", {\"label\": " : "{\"label\": ");
                 json_string(stdout, o.labels.v[order[j]]);
@@ -438,7 +492,7 @@ done:
 static void similarity_help(void) {
     printf("usage: vlp similarity --model MODEL --images PATH... (--text TEXT... | --text-file FILE) [--json]\n"
            "Prints the logit matrix exp(logit_scale) * cos(image, text): one row per image, one column\n"
-           "per text (CLIP's logits_per_image).\n");
+           "per text (CLIP's logits_per_image). Unreadable images get a row of '-' (--strict: exit 1).\n");
 }
 
 int vlp_cmd_similarity(int argc, char **argv) {
@@ -446,7 +500,7 @@ int vlp_cmd_similarity(int argc, char **argv) {
     int pr = parse("similarity", "mitbj", argc, argv, &o, similarity_help);
     if (pr) {
         free_opts(&o);
-        return pr > 0 ? CLI_OK : CLI_USAGE;
+        return pr > 0 ? CLI_OK : pr == -2 ? CLI_FAIL : CLI_USAGE;
     }
     if (!o.images.n || !o.texts.n) {
         fprintf(stderr, "vlp similarity: need --images and --text\n");
@@ -465,6 +519,7 @@ int vlp_cmd_similarity(int argc, char **argv) {
         fprintf(stderr, "vlp similarity: %s\n", vlp_last_error());
         goto done;
     }
+    if (check_texts("similarity", tok, &o, m->cfg.context_length)) goto done;
     if (embed_images("similarity", r, &o, img, ok) < 0) goto done;
     if (vlp_clip_embed_texts(r, tok, (const char *const *)o.texts.v, nt, 1, txt)) {
         fprintf(stderr, "vlp similarity: %s\n", vlp_last_error());
@@ -481,15 +536,23 @@ int vlp_cmd_similarity(int argc, char **argv) {
             printf("]}\n");
         }
     } else {
+        /* a column per text, as wide as its text (10 to 24 characters, cut beyond) */
         printf("%-32s", "image \\ text");
-        for (int j = 0; j < nt; j++) printf(" %10.10s", o.texts.v[j]);
+        for (int j = 0; j < nt; j++) {
+            int w = (int)strlen(o.texts.v[j]);
+            w = w < 10 ? 10 : w > 24 ? 24 : w;
+            printf("  %*.*s", w, w, o.texts.v[j]);
+        }
         printf("\n");
         for (int i = 0; i < ni; i++) {
             const char *name = strrchr(o.images.v[i], '/');
             printf("%-32.32s", name ? name + 1 : o.images.v[i]);
-            for (int j = 0; j < nt; j++)
-                if (ok[i]) printf(" %10.3f", (double)logits[i * nt + j]);
-                else printf(" %10s", "-");
+            for (int j = 0; j < nt; j++) {
+                int w = (int)strlen(o.texts.v[j]);
+                w = w < 10 ? 10 : w > 24 ? 24 : w;
+                if (ok[i]) printf("  %*.3f", w, (double)logits[i * nt + j]);
+                else printf("  %*s", w, "-");
+            }
             printf("\n");
         }
     }

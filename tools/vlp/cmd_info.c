@@ -3,9 +3,22 @@
 #include "vlp_clip.h"
 #include "vlp_safetensors.h"
 
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* path as a JSON string body (quotes, backslashes and control characters escaped) */
+static void json_escape(char *out, size_t cap, const char *s) {
+    size_t n = 0;
+    for (; *s && n + 7 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') out[n++] = '\\', out[n++] = (char)c;
+        else if (c < 0x20) n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
+        else out[n++] = (char)c;
+    }
+    out[n] = 0;
+}
 
 static const char *act_name(int a) { return a == VLP_ACT_QUICK_GELU ? "quick_gelu" : a == VLP_ACT_GELU ? "gelu" : "gelu_tanh"; }
 
@@ -65,13 +78,15 @@ int vlp_cmd_info(int argc, char **argv) {
             snprintf(dtypes + strlen(dtypes), sizeof dtypes - strlen(dtypes), json ? "%s\"%s\": %d" : "%s%s x%d",
                      dtypes[0] ? ", " : "", vlp_st_dtype_name((vlp_st_dtype)d), counts[d]);
     if (json) {
+        char jfile[8500];
+        json_escape(jfile, sizeof jfile, file);
         printf("{\"family\": \"clip\", \"architecture\": \"dual encoder\", \"objectives\": [\"itc\"], \"layout\": \"%s\", "
                "\"file\": \"%s\", \"parameters\": %lld, \"tensors\": %d, \"dtypes\": {%s}, \"embed_dim\": %d, "
                "\"image_size\": %d, \"patch_size\": %d, \"vision_width\": %d, \"vision_layers\": %d, "
                "\"vision_heads\": %d, \"vision_mlp\": %d, \"vision_act\": \"%s\", \"context_length\": %d, "
                "\"vocab_size\": %d, \"text_width\": %d, \"text_layers\": %d, \"text_heads\": %d, \"text_mlp\": %d, "
                "\"text_act\": \"%s\", \"logit_scale\": %.6g}\n",
-               m->source, file, (long long)vlp_clip_param_count(m), ntensors, dtypes, c->embed_dim, c->image_size,
+               m->source, jfile, (long long)vlp_clip_param_count(m), ntensors, dtypes, c->embed_dim, c->image_size,
                c->patch_size, c->vision_width, c->vision_layers, c->vision_heads, c->vision_mlp,
                act_name(c->vision_act), c->context_length, c->vocab_size, c->text_width, c->text_layers,
                c->text_heads, c->text_mlp, act_name(c->text_act), (double)*(float *)m->logit_scale->data);

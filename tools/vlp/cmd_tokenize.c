@@ -1,4 +1,4 @@
-/* vlp tokenize: CLIP BPE token ids of text, one JSON array per line. */
+/* vlp tokenize: CLIP BPE (or BERT WordPiece) token ids of text, one JSON array per line. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* getline, clock_gettime */
 #endif
@@ -10,15 +10,25 @@
 #include <string.h>
 
 int vlp_cmd_tokenize(int argc, char **argv);
+/* cmd_tokenize_wp.c */
+int is_wordpiece_vocab(const char *path);
+int vlp_tokenize_wordpiece(const char *vocab, int context, int truncate, int pair, int ntexts, char **texts);
 
 static void tokenize_usage(FILE *f) {
-    fprintf(f, "usage: vlp tokenize [--context N] [--no-truncate] [--vocab FILE] [TEXT...]\n"
+    fprintf(f, "usage: vlp tokenize [--context N] [--no-truncate] [--vocab FILE] [--bert [--pair]] [TEXT...]\n"
                "Prints the CLIP BPE token ids of each TEXT (or of each line of standard input when no TEXT\n"
                "is given) as one JSON array per line.\n"
                "  --context N     model input instead: 49406, ids, 49407, zeros to N ids (CLIP uses 77);\n"
                "                  a longer text is cut so that the last id is 49407\n"
                "  --no-truncate   with --context, a text that does not fit is an error\n"
-               "  --vocab FILE    BPE merges file (.txt or .txt.gz); default: the CLIP vocabulary built in\n"
+               "  --vocab FILE    BPE merges file (.txt or .txt.gz); default: the CLIP vocabulary built in.\n"
+               "                  A WordPiece vocab.txt (one token per line) selects BERT WordPiece instead\n"
+               "  --bert          BERT WordPiece with the built-in bert-base-uncased vocabulary: ids without\n"
+               "                  [CLS]/[SEP]; with --context N (alias --max-length N) the model input\n"
+               "                  [CLS] ids [SEP] padded to N, printed as {\"input_ids\", \"token_type_ids\",\n"
+               "                  \"attention_mask\"} (too long: cut as BERT's run_classifier.py does)\n"
+               "  --pair          WordPiece model input of text pairs [CLS] A [SEP] B [SEP]: TEXT arguments\n"
+               "                  two at a time, or stdin lines 'A<tab>B'; needs --context N\n"
                "  --              the arguments after it are texts (for texts that start with -)\n");
 }
 
@@ -52,7 +62,7 @@ static int print_one(vlp_bpe *t, const char *text, size_t len, int context, int 
 }
 
 int vlp_cmd_tokenize(int argc, char **argv) {
-    int context = 0, truncate = 1, first_text = argc;
+    int context = 0, truncate = 1, first_text = argc, bert = 0, pair = 0;
     const char *vocab = NULL;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -69,7 +79,11 @@ int vlp_cmd_tokenize(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--no-truncate")) {
             truncate = 0;
-        } else if ((!strcmp(a, "--context") || !strcmp(a, "--vocab")) && i + 1 < argc) {
+        } else if (!strcmp(a, "--bert")) {
+            bert = 1;
+        } else if (!strcmp(a, "--pair")) {
+            pair = 1;
+        } else if ((!strcmp(a, "--context") || !strcmp(a, "--max-length") || !strcmp(a, "--vocab")) && i + 1 < argc) {
             const char *v = argv[++i];
             if (!strcmp(a, "--vocab")) {
                 vocab = v;
@@ -77,7 +91,7 @@ int vlp_cmd_tokenize(int argc, char **argv) {
                 char *end;
                 long c = strtol(v, &end, 10);
                 if (!*v || *end || c < 2 || c > 1000000) {
-                    fprintf(stderr, "vlp tokenize: --context wants an integer in 2..1000000, got '%s'\n", v);
+                    fprintf(stderr, "vlp tokenize: %s wants an integer in 2..1000000, got '%s'\n", a, v);
                     return 2;
                 }
                 context = (int)c;
@@ -87,6 +101,12 @@ int vlp_cmd_tokenize(int argc, char **argv) {
             tokenize_usage(stderr);
             return 2;
         }
+    }
+    if (bert || (vocab && is_wordpiece_vocab(vocab)))
+        return vlp_tokenize_wordpiece(vocab, context, truncate, pair, argc - first_text, argv + first_text);
+    if (pair) {
+        fprintf(stderr, "vlp tokenize: --pair needs BERT WordPiece (--bert or a WordPiece --vocab)\n");
+        return 2;
     }
     vlp_bpe *t = vlp_bpe_load(vocab);
     if (!t) {

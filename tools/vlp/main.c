@@ -17,7 +17,13 @@ static const struct {
     {"tokenize", vlp_cmd_tokenize, "CLIP BPE token ids of texts, one JSON array per line"},
     {"info", vlp_cmd_info, "config, parameter count and tensor dtypes of a model"},
     {"init", vlp_cmd_init, "write a randomly initialised CLIP of any config or preset"},
+    {"data", vlp_cmd_data, "build the emoji benchmark and its tasks from npm (vlp data --help)"},
+    {"train", vlp_cmd_train, "contrastive pre-training of CLIP (InfoNCE or SigLIP) from a run config"},
+    {"eval", vlp_cmd_eval, "retrieval Recall@K and zero-shot accuracy of a CLIP model on a dataset"},
+    {"plot", vlp_cmd_plot, "loss and metric curves of a training run as SVG"},
     {"demo", vlp_cmd_demo, "train a small transformer on a toy task and print the loss"},
+    {"score", vlp_cmd_score, "metrics of task predictions (VQA, NLVR, grounding, mc, captions)"},
+    {"report", vlp_cmd_report, "one self-contained HTML page: metric tables, curves, examples"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -1,0 +1,167 @@
+/* The pre-training graph of a VL model: every objective with a weight > 0 in the config,
+ * summed with those weights, and the host-side filling of its inputs (masks drawn from a
+ * seed, so a step is reproducible). */
+#include "vlp_vl.h"
+
+#include "core/internal.h"
+
+#include <math.h>
+
+static vlp_tensor *in(vlp_graph *g, const char *name, vlp_dtype dt, int nd, int64_t a, int64_t b, int64_t c,
+                      int64_t d) {
+    int64_t s[4] = {a, b, c, d};
+    return vlp_input(g, name, dt, nd, s);
+}
+
+static vlp_tensor *weighted(vlp_graph *g, vlp_tensor *total, vlp_tensor *l, float w) {
+    if (!l) return total;
+    vlp_tensor *t = w == 1.0f ? l : vlp_scale(g, l, w);
+    return total ? vlp_add(g, total, t) : t;
+}
+
+int vlp_vl_pretrain_graph(vlp_graph *g, const vlp_vl *m, int B, int T, vlp_vl_pretrain *p) {
+    if (!g || !m || !p || B < 1 || T < 2) {
+        vlp_set_error("vlp_vl_pretrain_graph: bad arguments");
+        return VLP_ERR_ARG;
+    }
+    const vlp_vl_config *c = &m->cfg;
+    memset(p, 0, sizeof *p);
+    if (c->w_itm > 0 && B < 2) {
+        vlp_set_error("vlp_vl_pretrain_graph: ITM needs a batch of at least 2 (got %d)", B);
+        return VLP_ERR_ARG;
+    }
+    if (T > c->max_text_len) {
+        vlp_set_error("vlp_vl_pretrain_graph: text length %d is over max_text_len %d", T, c->max_text_len);
+        return VLP_ERR_ARG;
+    }
+    int fam = c->family, S = c->image_size, P = c->patch_size, G = S / P, N = G * G;
+    int IW = fam == VLP_VL_DUAL || fam == VLP_VL_CAPTION ? c->vision_width : c->width;
+    p->batch = B;
+    p->text_len = T;
+    p->n_patches = N;
+    p->pixels = in(g, "pixels", VLP_F32, 4, B, 3, S, S);
+    p->ids = in(g, "ids", VLP_I32, 2, B, T, 0, 0);
+    p->mask = in(g, "mask", VLP_I32, 2, B, T, 0, 0);
+    vlp_tensor *img_emb = vlp_vl_embed_image(g, m, p->pixels, NULL, NULL);
+    vlp_tensor *txt_emb = vlp_vl_embed_text(g, m, p->ids);
+    int need_uni = c->w_itc > 0 || (c->w_itm > 0 && fam != VLP_VL_SINGLE);
+    int vit = fam == VLP_VL_DUAL || fam == VLP_VL_CAPTION;
+    vlp_tensor *img_enc = NULL, *txt_enc = NULL;
+    if (need_uni || vit) img_enc = vlp_vl_encode_image(g, m, img_emb);
+    if (need_uni || fam == VLP_VL_DUAL) txt_enc = vlp_vl_encode_text(g, m, txt_emb, p->mask);
+    int emb = fam == VLP_VL_SINGLE || fam == VLP_VL_MOME;
+    vlp_tensor *fimg = emb ? img_emb : img_enc, *ftxt = emb ? txt_emb : txt_enc;
+    vlp_tensor *total = NULL, *fi = NULL, *ft = NULL;
+    if (need_uni && vlp_vl_itc_features(g, m, img_enc, txt_enc, &fi, &ft)) goto out;
+    if (c->w_itc > 0) {
+        p->loss_itc = vlp_keep(vlp_itc_loss(g, fi, ft, m->logit_scale, NULL, VLP_ITC_CLIP));
+        total = weighted(g, total, p->loss_itc, c->w_itc);
+    }
+    if (c->w_itm > 0) {
+        vlp_tensor *s, *st;
+        if (fam == VLP_VL_SINGLE) { /* no unimodal encoders: uniform negatives */
+            p->itm_scores = s = st = in(g, "itm_scores", VLP_F32, 2, B, B, 0, 0);
+        } else {
+            vlp_tensor *a = vlp_l2norm(g, fi, 1e-12f), *b = vlp_l2norm(g, ft, 1e-12f);
+            s = vlp_matmul(g, a, b, 0, 1);
+            st = vlp_matmul(g, b, a, 0, 1);
+        }
+        p->itm_labels = in(g, "itm_labels", VLP_I32, 1, 3 * B, 0, 0, 0);
+        p->loss_itm =
+            vlp_keep(vlp_vl_itm_loss(g, m, fimg, ftxt, p->mask, s, st, p->itm_labels, &p->neg_img, &p->neg_txt));
+        total = weighted(g, total, p->loss_itm, c->w_itm);
+    }
+    if (c->w_mlm > 0) {
+        p->mlm_ids = in(g, "mlm_ids", VLP_I32, 2, B, T, 0, 0);
+        p->mlm_labels = in(g, "mlm_labels", VLP_I32, 1, (int64_t)B * T, 0, 0, 0);
+        vlp_tensor *mt = vlp_vl_embed_text(g, m, p->mlm_ids);
+        if (fam == VLP_VL_DUAL) mt = vlp_vl_encode_text(g, m, mt, p->mask);
+        vlp_tensor *fused = vlp_vl_fuse(g, m, fimg, mt, p->mask, NULL);
+        p->loss_mlm = vlp_keep(vlp_vl_mlm_loss(g, m, fused, p->mlm_labels));
+        total = weighted(g, total, p->loss_mlm, c->w_mlm);
+    }
+    if (c->w_mim > 0) {
+        int k = (int)lroundf(c->mim_ratio * (float)N);
+        p->mim_masked = k < 1 ? 1 : k > N ? N : k;
+        p->mim_keep = in(g, "mim_keep", VLP_F32, 3, B, N, IW, 0);
+        p->mim_drop = in(g, "mim_drop", VLP_F32, 3, B, N, IW, 0);
+        p->mim_target = in(g, "mim_target", VLP_F32, 3, B, N, 3 * P * P, 0);
+        p->mim_sel = in(g, "mim_sel", VLP_F32, 3, B, N, 3 * P * P, 0);
+        vlp_tensor *me = vlp_vl_embed_image(g, m, p->pixels, p->mim_keep, p->mim_drop), *io = NULL;
+        if (emb) {
+            vlp_vl_fuse(g, m, me, ftxt, p->mask, &io);
+        } else {
+            io = vlp_vl_encode_image(g, m, me);
+            if (c->co_attention) vlp_vl_fuse(g, m, io, ftxt, p->mask, &io);
+        }
+        vlp_tensor *patches = io ? vlp_slice(g, io, 1, 1, N) : NULL;
+        p->loss_mim = vlp_keep(vlp_vl_mim_loss(g, m, patches, p->mim_target, p->mim_sel, p->mim_masked));
+        total = weighted(g, total, p->loss_mim, c->w_mim);
+    }
+    if (c->w_lm > 0) {
+        p->lm_labels = in(g, "lm_labels", VLP_I32, 1, (int64_t)B * T, 0, 0, 0);
+        p->loss_lm = vlp_keep(vlp_vl_lm_loss(g, m, img_enc, p->ids, p->mask, p->lm_labels));
+        total = weighted(g, total, p->loss_lm, c->w_lm);
+    }
+    p->loss = total;
+out:
+    if (vlp_graph_error(g) || !p->loss) {
+        vlp_set_error("%s", vlp_graph_error(g) ? vlp_graph_error(g) : "vlp_vl_pretrain_graph: no loss");
+        return VLP_ERR_ARG;
+    }
+    return VLP_OK;
+}
+
+int vlp_vl_pretrain_fill(const vlp_vl *m, const vlp_vl_pretrain *p, const float *pixels, const int32_t *ids,
+                         const int32_t *mask, const uint8_t *is_cont, uint64_t seed) {
+    if (!m || !p || !p->pixels || !pixels || !ids || !mask || !p->pixels->data) {
+        vlp_set_error("vlp_vl_pretrain_fill: NULL argument or graph not built");
+        return VLP_ERR_ARG;
+    }
+    const vlp_vl_config *c = &m->cfg;
+    int B = p->batch, T = p->text_len;
+    memcpy(p->pixels->data, pixels, (size_t)p->pixels->numel * sizeof(float));
+    memcpy(p->ids->data, ids, (size_t)B * T * sizeof(int32_t));
+    memcpy(p->mask->data, mask, (size_t)B * T * sizeof(int32_t));
+    if (p->itm_scores) memset(p->itm_scores->data, 0, (size_t)B * B * sizeof(float));
+    if (p->itm_labels)
+        for (int i = 0; i < 3 * B; i++) ((int32_t *)p->itm_labels->data)[i] = i < B;
+    if (p->mlm_ids) {
+        int mx = c->pad_id;
+        int sp[5] = {c->cls_id, c->sep_id, c->mask_id, c->bos_id, c->eos_id};
+        for (int i = 0; i < 5; i++) mx = sp[i] > mx ? sp[i] : mx;
+        /* BERT's vocabulary: random replacements from the first ordinary token on */
+        int first = c->vocab_size >= 30000 && mx < 999 ? 999 : mx + 1;
+        if (vlp_mlm_mask(c, ids, mask, B, T, is_cont, first, seed ^ 0x4D4C4Dull, p->mlm_ids->data,
+                         p->mlm_labels->data) < 0)
+            return VLP_ERR_ARG;
+    }
+    if (p->mim_keep) {
+        int N = p->n_patches, IW = (int)p->mim_keep->shape[2], D = (int)p->mim_target->shape[2];
+        uint8_t *mk = malloc((size_t)B * N);
+        if (!mk) {
+            vlp_set_error("out of memory");
+            return VLP_ERR_NOMEM;
+        }
+        if (vlp_mim_mask(B, N, c->mim_ratio, seed ^ 0x4D494Dull, mk) < 0) {
+            free(mk);
+            return VLP_ERR_ARG;
+        }
+        float *keep = p->mim_keep->data, *drop = p->mim_drop->data, *tg = p->mim_target->data,
+              *sel = p->mim_sel->data;
+        vlp_mim_targets(pixels, B, c->image_size, c->patch_size, tg);
+        for (int64_t i = 0; i < (int64_t)B * N; i++) {
+            for (int k = 0; k < IW; k++) {
+                keep[i * IW + k] = mk[i] ? 0.0f : 1.0f;
+                drop[i * IW + k] = mk[i] ? 1.0f : 0.0f;
+            }
+            for (int k = 0; k < D; k++) {
+                sel[i * D + k] = mk[i] ? 1.0f : 0.0f;
+                if (!mk[i]) tg[i * D + k] = 0.0f;
+            }
+        }
+        free(mk);
+    }
+    if (p->lm_labels) vlp_lm_labels(ids, mask, B, T, p->lm_labels->data);
+    return VLP_OK;
+}

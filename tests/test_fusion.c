@@ -1,0 +1,652 @@
+/* Fusion and generative VL models (include/vlp_vl.h): every family builds with the
+ * right shapes, pre-training losses fall on a tiny overfit task, ITM hard negatives are
+ * never the positive, MLM / MIM masking statistics, KV-cached decoding equals the full
+ * forward, beam 1 == greedy, checkpoints round-trip. */
+#include <jansson.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "test.h"
+#include "vlp.h"
+#include "vlp_vl.h"
+
+static uint64_t rs = 0x1234567ull;
+static uint32_t rnd(void) {
+    rs ^= rs << 13;
+    rs ^= rs >> 7;
+    rs ^= rs << 17;
+    return (uint32_t)(rs >> 16);
+}
+static float frnd(void) { return (float)rnd() / 65536.0f / 65536.0f * 2.0f - 1.0f; }
+
+static const char *presets[] = {"vilt-tiny", "albef-tiny", "albef-coattn-tiny", "vlmo-tiny", "blip-tiny"};
+#define NPRESETS 5
+
+/* A fixed synthetic batch: B images, captions of varying length ending in eos, padded. */
+static void make_batch(const vlp_vl_config *c, int B, int T, float *px, int32_t *ids, int32_t *mask) {
+    int S = c->image_size;
+    for (int64_t i = 0; i < (int64_t)B * 3 * S * S; i++) px[i] = frnd();
+    for (int b = 0; b < B; b++) {
+        int len = T - (b % 3); /* includes cls/bos and sep/eos */
+        for (int t = 0; t < T; t++) {
+            int32_t id = c->pad_id;
+            if (t == 0) id = c->bos_id;
+            else if (t == len - 1) id = c->eos_id;
+            else if (t < len - 1) id = 4 + (int32_t)(rnd() % (uint32_t)(c->vocab_size - 4));
+            ids[b * T + t] = id;
+            mask[b * T + t] = t < len;
+        }
+    }
+}
+
+static vlp_tensor *in3(vlp_graph *g, const char *n, vlp_dtype dt, int nd, int64_t a, int64_t b, int64_t c,
+                       int64_t d) {
+    int64_t s[4] = {a, b, c, d};
+    return vlp_input(g, n, dt, nd, s);
+}
+
+/* ---- shapes ------------------------------------------------------------------------------ */
+static void test_shapes(void) {
+    for (int f = 0; f < NPRESETS; f++) {
+        vlp_vl_config c;
+        CHECK(vlp_vl_preset(presets[f], &c) == 0, "preset %s: %s", presets[f], vlp_last_error());
+        vlp_vl *m = vlp_vl_new(&c, 1);
+        CHECK(m != NULL, "%s builds: %s", presets[f], vlp_last_error());
+        if (!m) continue;
+        CHECK(vlp_vl_param_count(m) > 0, "%s has parameters", presets[f]);
+        int B = 2, T = 6, N1 = vlp_vl_image_tokens(m), IW = c.family == VLP_VL_DUAL || c.family == VLP_VL_CAPTION
+                                                              ? c.vision_width
+                                                              : c.width;
+        vlp_graph *g = vlp_graph_new();
+        vlp_tensor *px = in3(g, "px", VLP_F32, 4, B, 3, c.image_size, c.image_size);
+        vlp_tensor *ids = in3(g, "ids", VLP_I32, 2, B, T, 0, 0), *mask = in3(g, "mask", VLP_I32, 2, B, T, 0, 0);
+        vlp_tensor *ie = vlp_vl_embed_image(g, m, px, NULL, NULL), *te = vlp_vl_embed_text(g, m, ids);
+        vlp_tensor *ienc = vlp_vl_encode_image(g, m, ie), *tenc = vlp_vl_encode_text(g, m, te, mask);
+        CHECK(ie && ie->ndim == 3 && ie->shape[0] == B && ie->shape[1] == N1 && ie->shape[2] == IW,
+              "%s image embedding [B, %d, %d]", presets[f], N1, IW);
+        CHECK(ienc && ienc->shape[1] == N1 && ienc->shape[2] == IW, "%s image encoder shape", presets[f]);
+        CHECK(tenc && tenc->shape[1] == T && tenc->shape[2] == c.width, "%s text encoder shape", presets[f]);
+        vlp_tensor *out;
+        if (c.family == VLP_VL_CAPTION) {
+            out = vlp_vl_caption_logits(g, m, ienc, ids, mask);
+            CHECK(out && out->shape[0] == B && out->shape[1] == T && out->shape[2] == c.vocab_size,
+                  "%s caption logits [B, T, V]", presets[f]);
+        } else {
+            int emb = vlp_vl_fuses_embeddings(m);
+            vlp_tensor *io = NULL, *fused = vlp_vl_fuse(g, m, emb ? ie : ienc, emb ? te : tenc, mask, &io);
+            CHECK(fused && fused->shape[0] == B && fused->shape[1] == T && fused->shape[2] == c.width,
+                  "%s fused text states [B, T, W]", presets[f]);
+            CHECK(io && io->shape[1] == N1 && io->shape[2] == IW, "%s fused image states", presets[f]);
+            vlp_tensor *itm = vlp_vl_itm_logits(g, m, fused), *mlm = vlp_vl_lm_logits(g, m, fused);
+            CHECK(itm && itm->shape[0] == B && itm->shape[1] == 2, "%s ITM logits [B, 2]", presets[f]);
+            CHECK(mlm && mlm->shape[2] == c.vocab_size, "%s MLM logits [B, T, V]", presets[f]);
+            out = vlp_add(g, vlp_sum(g, itm), vlp_sum(g, mlm));
+            if (c.embed_dim) {
+                vlp_tensor *fi, *ft;
+                CHECK(vlp_vl_itc_features(g, m, ienc, tenc, &fi, &ft) == 0 && fi->shape[1] == c.embed_dim &&
+                          ft->shape[1] == c.embed_dim,
+                      "%s ITC features", presets[f]);
+            }
+        }
+        CHECK(!vlp_graph_error(g), "%s graph: %s", presets[f], vlp_graph_error(g));
+        if (out && !vlp_graph_build(g, out, VLP_BUILD_INFERENCE)) {
+            float *pxd = px->data;
+            for (int64_t i = 0; i < px->numel; i++) pxd[i] = frnd();
+            float *tmp = malloc((size_t)px->numel * sizeof(float));
+            make_batch(&c, B, T, tmp, ids->data, mask->data);
+            free(tmp);
+            CHECK(vlp_graph_forward(g) == 0, "%s forward: %s", presets[f], vlp_last_error());
+            int finite = 1;
+            for (int64_t i = 0; i < out->numel; i++) finite &= isfinite(((float *)out->data)[i]);
+            CHECK(finite, "%s output finite", presets[f]);
+        }
+        vlp_graph_free(g);
+        vlp_vl_free(m);
+    }
+    /* bad configs are refused with a message */
+    vlp_vl_config c;
+    vlp_vl_preset("vilt-tiny", &c);
+    c.w_itc = 1;
+    CHECK(vlp_vl_new(&c, 1) == NULL && strstr(vlp_last_error(), "ITC"), "ITC on single-stream refused: %s",
+          vlp_last_error());
+    vlp_vl_preset("blip-tiny", &c);
+    c.w_mlm = 1;
+    CHECK(vlp_vl_new(&c, 1) == NULL, "MLM on captioning refused");
+    CHECK(vlp_vl_preset("nope", &c) != 0 && strstr(vlp_last_error(), "nope"), "unknown preset named");
+}
+
+/* ---- attention with a mask shorter than the keys ------------------------------------------- */
+static void test_short_mask(void) {
+    int B = 2, Tq = 5, Tk = 7, D = 8, Tm = 4;
+    vlp_graph *g = vlp_graph_new();
+    vlp_tensor *q = in3(g, "q", VLP_F32, 3, B, Tq, D, 0), *k = in3(g, "k", VLP_F32, 3, B, Tk, D, 0),
+               *v = in3(g, "v", VLP_F32, 3, B, Tk, D, 0);
+    vlp_tensor *ms = in3(g, "ms", VLP_I32, 2, B, Tm, 0, 0), *mf = in3(g, "mf", VLP_I32, 2, B, Tk, 0, 0);
+    vlp_tensor *a = vlp_keep(vlp_attention(g, q, k, v, 2, 0, ms)), *b = vlp_attention(g, q, k, v, 2, 0, mf);
+    vlp_tensor *sum = vlp_add(g, a, b);
+    CHECK(sum && !vlp_graph_build(g, sum, VLP_BUILD_INFERENCE), "short-mask graph builds");
+    for (int64_t i = 0; i < q->numel; i++) ((float *)q->data)[i] = frnd();
+    for (int64_t i = 0; i < k->numel; i++) ((float *)k->data)[i] = frnd(), ((float *)v->data)[i] = frnd();
+    for (int bb = 0; bb < B; bb++)
+        for (int j = 0; j < Tk; j++) {
+            int on = j >= Tm || j < 2 + bb;
+            ((int32_t *)mf->data)[bb * Tk + j] = on;
+            if (j < Tm) ((int32_t *)ms->data)[bb * Tm + j] = on;
+        }
+    vlp_graph_forward(g);
+    double md = 0;
+    for (int64_t i = 0; i < a->numel; i++) {
+        float s = ((float *)sum->data)[i], x = ((float *)a->data)[i];
+        md = fmax(md, fabs((double)(2 * x - s)));
+    }
+    CHECK(md < 1e-6, "a [B, Tm] key mask equals the full mask with ones after Tm (max diff %g)", md);
+    vlp_graph_free(g);
+}
+
+/* ---- ITM hard negatives ----------------------------------------------------------------- */
+static void test_sampler(void) {
+    int B = 5;
+    vlp_graph *g = vlp_graph_new();
+    vlp_tensor *s = in3(g, "s", VLP_F32, 2, B, B, 0, 0);
+    vlp_tensor *idx = vlp_sample_negatives(g, s);
+    CHECK(idx && !vlp_graph_build(g, idx, VLP_BUILD_INFERENCE), "sampler builds");
+    float *sd = s->data;
+    /* the positive (diagonal) scores highest by far: it must still never be drawn */
+    for (int i = 0; i < B; i++)
+        for (int j = 0; j < B; j++) sd[i * B + j] = i == j ? 50.0f : (float)j * 0.7f;
+    int counts[5][5] = {{0}}, diag = 0, steps = 4000;
+    for (int st = 0; st < steps; st++) {
+        vlp_graph_set_training(g, 1, (uint64_t)st);
+        vlp_graph_forward(g);
+        for (int i = 0; i < B; i++) {
+            int j = ((int32_t *)idx->data)[i];
+            diag += j == i || j < 0 || j >= B;
+            if (j >= 0 && j < B) counts[i][j]++;
+        }
+    }
+    CHECK(diag == 0, "sampled negatives never the positive (%d bad)", diag);
+    /* frequencies follow softmax over the off-diagonal scores (row 0: columns 1..4) */
+    double z = 0, worst = 0;
+    for (int j = 1; j < B; j++) z += exp(j * 0.7);
+    for (int j = 1; j < B; j++) worst = fmax(worst, fabs(counts[0][j] / (double)steps - exp(j * 0.7) / z));
+    CHECK(worst < 0.03, "negative frequencies match softmax(scores) (max error %.4f)", worst);
+    vlp_graph_set_seed(g, 99);
+    vlp_graph_set_training(g, 1, 0);
+    vlp_graph_forward(g);
+    int32_t first[5];
+    memcpy(first, idx->data, sizeof first);
+    vlp_graph_forward(g);
+    CHECK(!memcmp(first, idx->data, sizeof first), "same seed and step, same negatives");
+    vlp_graph_free(g);
+    g = vlp_graph_new();
+    s = in3(g, "s1", VLP_F32, 2, 1, 1, 0, 0);
+    CHECK(vlp_sample_negatives(g, s) == NULL && strstr(vlp_graph_error(g), "B >= 2"), "a batch of 1 is refused");
+    vlp_graph_free(g);
+}
+
+/* ---- MLM / MIM masking ---------------------------------------------------------------------- */
+static void test_mlm_mask(void) {
+    vlp_vl_config c;
+    vlp_vl_preset("albef-tiny", &c);
+    c.vocab_size = 1000;
+    int n = 3000, T = 24;
+    int32_t *ids = malloc((size_t)n * T * 4), *mask = malloc((size_t)n * T * 4), *out = malloc((size_t)n * T * 4),
+            *lab = malloc((size_t)n * T * 4);
+    float *px = malloc((size_t)3 * 32 * 32 * 4 * n);
+    make_batch(&c, n, T, px, ids, mask);
+    int picked = vlp_mlm_mask(&c, ids, mask, n, T, NULL, 10, 7, out, lab);
+    long maskable = 0, special_hit = 0, nmask = 0, nsame = 0, nrand = 0, bad_label = 0, rows_without = 0;
+    for (int r = 0; r < n; r++) {
+        int any = 0;
+        for (int t = 0; t < T; t++) {
+            int64_t i = (int64_t)r * T + t;
+            int special = ids[i] == c.pad_id || ids[i] == c.cls_id || ids[i] == c.sep_id || !mask[i];
+            maskable += !special;
+            if (lab[i] == -100) {
+                bad_label += out[i] != ids[i];
+                continue;
+            }
+            any = 1;
+            special_hit += special;
+            bad_label += lab[i] != ids[i];
+            if (out[i] == c.mask_id) nmask++;
+            else if (out[i] == ids[i]) nsame++;
+            else nrand += out[i] >= 10 && out[i] < c.vocab_size;
+        }
+        rows_without += !any;
+    }
+    double frac = (double)picked / (double)maskable;
+    CHECK(picked > 0 && fabs(frac - 0.15) < 0.01, "MLM picks 15%% of maskable tokens (%.4f)", frac);
+    CHECK(special_hit == 0, "special and padded tokens never picked (%ld)", special_hit);
+    CHECK(bad_label == 0, "labels hold the original ids, -100 and unchanged elsewhere (%ld bad)", bad_label);
+    CHECK(rows_without == 0, "every row gets at least one masked token (%ld without)", rows_without);
+    CHECK(fabs(nmask / (double)picked - 0.8) < 0.02 && fabs(nrand / (double)picked - 0.1) < 0.015 &&
+              fabs(nsame / (double)picked - 0.1) < 0.015,
+          "80/10/10: mask %.3f random %.3f same %.3f", nmask / (double)picked, nrand / (double)picked,
+          nsame / (double)picked);
+    /* whole-word: ids >= 500 are "##" continuations; a word is picked whole or not at all */
+    uint8_t *cont = calloc(1000, 1);
+    for (int i = 500; i < 1000; i++) cont[i] = 1;
+    c.mlm_whole_word = 1;
+    picked = vlp_mlm_mask(&c, ids, mask, n, T, cont, 10, 8, out, lab);
+    long split = 0, words = 0;
+    for (int r = 0; r < n; r++)
+        for (int t = 2; t < T; t++) {
+            int64_t i = (int64_t)r * T + t;
+            int maskable_prev = mask[i - 1] && ids[i - 1] != c.cls_id && ids[i - 1] != c.sep_id && ids[i - 1];
+            int maskable_here = mask[i] && ids[i] != c.sep_id && ids[i];
+            if (maskable_here && maskable_prev && cont[ids[i]]) {
+                words++;
+                split += (lab[i] == -100) != (lab[i - 1] == -100);
+            }
+        }
+    CHECK(picked > 0 && words > 1000 && split == 0, "whole-word masking keeps %ld continuations with their word (%ld split)",
+          words, split);
+    char vpath[] = "/tmp/vlp_fusion_vocabXXXXXX";
+    int fd = mkstemp(vpath);
+    FILE *vf = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (vf) {
+        fputs("[PAD]\nhello\n##lo\nworld\n##s\n", vf);
+        fclose(vf);
+    }
+    int nv = 0;
+    uint8_t *wc = vlp_wordpiece_continuations(vpath, &nv);
+    CHECK(wc && nv == 5 && !wc[0] && !wc[1] && wc[2] && !wc[3] && wc[4], "## continuations read from vocab.txt");
+    free(wc);
+    unlink(vpath);
+    free(cont);
+    free(ids);
+    free(mask);
+    free(out);
+    free(lab);
+    free(px);
+}
+
+static void test_mim_mask(void) {
+    int B = 50, N = 49;
+    uint8_t *mk = malloc((size_t)B * N);
+    int k = vlp_mim_mask(B, N, 0.4f, 3, mk), exact = 1;
+    long cover[49] = {0};
+    for (int b = 0; b < B; b++) {
+        int cnt = 0;
+        for (int i = 0; i < N; i++) cnt += mk[b * N + i], cover[i] += mk[b * N + i];
+        exact &= cnt == k;
+    }
+    CHECK(k == 20 && exact, "MIM masks exactly round(0.4 * 49) = %d patches per image", k);
+    int spread = 1;
+    for (int i = 0; i < N; i++) spread &= cover[i] > 0;
+    CHECK(spread, "every patch position gets masked somewhere");
+    free(mk);
+    int S = 16, P = 8;
+    float px[3 * 16 * 16], tg[4 * 3 * 64];
+    for (int i = 0; i < 3 * S * S; i++) px[i] = frnd() * 3 + 1;
+    vlp_mim_targets(px, 1, S, P, tg);
+    double mu = 0, var = 0;
+    for (int i = 0; i < 192; i++) mu += tg[192 + i];
+    mu /= 192;
+    for (int i = 0; i < 192; i++) var += (tg[192 + i] - mu) * (tg[192 + i] - mu);
+    var /= 191;
+    /* patch 1 (row 0, column 1), channel 2, row 3, column 5 of the patch */
+    double m0 = 0, v0 = 0;
+    float raw[192];
+    int kk = 0;
+    for (int ch = 0; ch < 3; ch++)
+        for (int y = 0; y < P; y++)
+            for (int x = 0; x < P; x++) raw[kk++] = px[(ch * S + y) * S + P + x];
+    for (int i = 0; i < 192; i++) m0 += raw[i];
+    m0 /= 192;
+    for (int i = 0; i < 192; i++) v0 += (raw[i] - m0) * (raw[i] - m0);
+    v0 /= 191;
+    float want = (float)((raw[2 * 64 + 3 * 8 + 5] - m0) / sqrt(v0 + 1e-6));
+    CHECK(fabs(mu) < 1e-5 && fabs(var - 1) < 1e-3 && fabs(tg[192 + 2 * 64 + 3 * 8 + 5] - want) < 1e-4,
+          "MIM targets: per-patch normalised pixels in (channel, row, column) order");
+}
+
+/* ---- overfitting with every objective ------------------------------------------------------ */
+static float train(vlp_vl *m, int B, int T, int steps, float lr, float *first, float *parts_first,
+                   float *parts_last, int *neg_bad) {
+    vlp_graph *g = vlp_graph_new();
+    vlp_vl_pretrain p;
+    if (vlp_vl_pretrain_graph(g, m, B, T, &p) || vlp_graph_build(g, p.loss, VLP_BUILD_TRAIN)) {
+        printf("  pretrain graph: %s\n", vlp_last_error());
+        vlp_graph_free(g);
+        return NAN;
+    }
+    const vlp_vl_config *c = &m->cfg;
+    float *px = malloc((size_t)B * 3 * c->image_size * c->image_size * sizeof(float));
+    int32_t *ids = malloc((size_t)B * T * 4), *mask = malloc((size_t)B * T * 4);
+    make_batch(c, B, T, px, ids, mask);
+    vlp_adamw_config ac = {.lr = lr, .beta1 = 0.9f, .beta2 = 0.98f, .eps = 1e-8f, .weight_decay = 0.01f,
+                           .clip_norm = 1.0f};
+    vlp_adamw *opt = vlp_adamw_new(m->params, &ac);
+    float last = NAN, tail = 0;
+    int ntail = 0;
+    vlp_tensor *parts[5] = {p.loss_itc, p.loss_itm, p.loss_mlm, p.loss_mim, p.loss_lm};
+    for (int s = 0; s < steps; s++) {
+        /* the same masks every step: a fixed task to overfit */
+        vlp_vl_pretrain_fill(m, &p, px, ids, mask, NULL, 5);
+        vlp_graph_set_training(g, 1, (uint64_t)s);
+        vlp_params_zero_grad(m->params);
+        if (vlp_graph_forward(g) || vlp_graph_backward(g, NULL)) {
+            printf("  step %d: %s\n", s, vlp_last_error());
+            break;
+        }
+        last = *(float *)p.loss->data;
+        if (s == 0) {
+            *first = last;
+            for (int i = 0; i < 5; i++) parts_first[i] = parts[i] ? *(float *)parts[i]->data : 0;
+        }
+        if (s >= steps - 5) {
+            tail += last;
+            ntail++;
+            for (int i = 0; i < 5; i++) parts_last[i] = parts[i] ? *(float *)parts[i]->data : 0;
+        }
+        if (p.neg_img)
+            for (int i = 0; i < B; i++)
+                *neg_bad += ((int32_t *)p.neg_img->data)[i] == i || ((int32_t *)p.neg_txt->data)[i] == i;
+        vlp_adamw_step(opt, lr, 1.0f, NULL);
+    }
+    vlp_adamw_free(opt);
+    free(px);
+    free(ids);
+    free(mask);
+    vlp_graph_free(g);
+    return ntail ? tail / ntail : last;
+}
+
+static void test_overfit(void) {
+    static const char *onames[5] = {"itc", "itm", "mlm", "mim", "lm"};
+    for (int f = 0; f < NPRESETS; f++) {
+        vlp_vl_config c;
+        vlp_vl_preset(presets[f], &c);
+        c.w_mim = 0.5f; /* every family also trains MIM */
+        vlp_vl *m = vlp_vl_new(&c, 3);
+        if (!m) {
+            CHECK(0, "%s: %s", presets[f], vlp_last_error());
+            continue;
+        }
+        float first = NAN, pf[5] = {0}, pl[5] = {0};
+        int neg_bad = 0;
+        float end = train(m, 4, 8, 40, 2e-3f, &first, pf, pl, &neg_bad);
+        printf("  %-18s loss %.4f -> %.4f  (", presets[f], first, end);
+        for (int i = 0; i < 5; i++)
+            if (pf[i] != 0) printf(" %s %.3f->%.3f", onames[i], pf[i], pl[i]);
+        printf(" )\n");
+        CHECK(isfinite(first) && isfinite(end) && end < 0.7f * first, "%s: loss falls on a fixed batch (%.4f -> %.4f)",
+              presets[f], first, end);
+        for (int i = 0; i < 5; i++)
+            if (pf[i] != 0 && i >= 2) /* ITC / ITM sit at chance for a while first: checked by the total */
+                CHECK(pl[i] < pf[i], "%s: %s loss falls (%.4f -> %.4f)", presets[f], onames[i], pf[i], pl[i]);
+        CHECK(neg_bad == 0, "%s: ITM negatives never the positive while training (%d bad)", presets[f], neg_bad);
+        vlp_vl_free(m);
+    }
+}
+
+/* ---- decoding ---------------------------------------------------------------------------- */
+static void test_kv_cache(int pre_ln) {
+    vlp_vl_config c;
+    vlp_vl_preset("blip-tiny", &c);
+    c.text_pre_ln = pre_ln;
+    vlp_vl *m = vlp_vl_new(&c, 11);
+    if (!m) {
+        CHECK(0, "blip-tiny: %s", vlp_last_error());
+        return;
+    }
+    /* larger weights than the init so logits differ clearly between positions */
+    for (int i = 0; i < vlp_params_count(m->params); i++) {
+        vlp_tensor *t = vlp_params_get(m->params, i);
+        if (t->ndim >= 2) vlp_init_normal(t, 0, 0.15f, 100 + (uint64_t)i);
+        else if (!strstr(t->name, "weight")) vlp_init_normal(t, 0, 0.05f, 300 + (uint64_t)i);
+    }
+    int B = 2, T = 7, N1 = vlp_vl_image_tokens(m), V = c.vocab_size, W = c.vision_width;
+    vlp_graph *g = vlp_graph_new();
+    vlp_tensor *img = in3(g, "img", VLP_F32, 3, B, N1, W, 0), *ids = in3(g, "ids", VLP_I32, 2, B, T, 0, 0),
+               *mask = in3(g, "mask", VLP_I32, 2, B, T, 0, 0);
+    vlp_tensor *lg = vlp_vl_caption_logits(g, m, img, ids, mask);
+    CHECK(lg && !vlp_graph_build(g, lg, VLP_BUILD_INFERENCE), "full decoder graph: %s", vlp_last_error());
+    float *imgd = malloc((size_t)B * N1 * W * sizeof(float));
+    for (int64_t i = 0; i < (int64_t)B * N1 * W; i++) imgd[i] = frnd();
+    memcpy(img->data, imgd, (size_t)B * N1 * W * sizeof(float));
+    for (int i = 0; i < B * T; i++) {
+        ((int32_t *)ids->data)[i] = i % T == 0 ? c.bos_id : 3 + (int32_t)(rnd() % (uint32_t)(V - 3));
+        ((int32_t *)mask->data)[i] = 1;
+    }
+    vlp_graph_forward(g);
+    vlp_vl_kv *kv = vlp_vl_kv_new(m, B, T);
+    CHECK(kv && !vlp_vl_kv_set_images(kv, imgd, B, NULL), "cache: %s", vlp_last_error());
+    float *step = malloc((size_t)B * V * sizeof(float));
+    double md = 0, mx = 0;
+    for (int t = 0; kv && t < T; t++) {
+        int32_t tok[2] = {((int32_t *)ids->data)[t], ((int32_t *)ids->data)[T + t]};
+        vlp_vl_kv_step(kv, tok, step);
+        for (int b = 0; b < B; b++)
+            for (int v = 0; v < V; v++) {
+                double full = ((float *)lg->data)[((int64_t)b * T + t) * V + v];
+                md = fmax(md, fabs(full - step[b * V + v]));
+                mx = fmax(mx, fabs(full));
+            }
+    }
+    CHECK(md < 1e-4 * fmax(1.0, mx), "%s: cached decoding equals the full forward at every position (max diff "
+          "%.3g, logits up to %.3g)", pre_ln ? "pre-LN" : "post-LN", md, mx);
+    int32_t tk[2] = {1, 1};
+    CHECK(kv && vlp_vl_kv_step(kv, tk, step) == VLP_ERR_STATE, "a full cache refuses another step");
+    /* reorder: row 0 takes row 1's history */
+    if (kv) {
+        vlp_vl_kv_set_images(kv, imgd, B, NULL);
+        float *a = malloc((size_t)B * V * sizeof(float));
+        for (int t = 0; t < 3; t++) {
+            int32_t tok[2] = {((int32_t *)ids->data)[t], ((int32_t *)ids->data)[T + t]};
+            vlp_vl_kv_step(kv, tok, step);
+        }
+        int parent[2] = {1, 1};
+        vlp_vl_kv_reorder(kv, parent);
+        int32_t tok[2] = {5, 5};
+        vlp_vl_kv_step(kv, tok, a);
+        CHECK(!memcmp(a, a + V, (size_t)V * sizeof(float)), "reordered rows share one history");
+        free(a);
+    }
+    vlp_vl_kv_free(kv);
+    free(step);
+    free(imgd);
+    vlp_graph_free(g);
+    vlp_vl_free(m);
+}
+
+static void test_search(void) {
+    vlp_vl_config c;
+    vlp_vl_preset("blip-tiny", &c);
+    vlp_vl *m = vlp_vl_new(&c, 21);
+    if (!m) return;
+    for (int i = 0; i < vlp_params_count(m->params); i++) {
+        vlp_tensor *t = vlp_params_get(m->params, i);
+        if (t->ndim >= 2) vlp_init_normal(t, 0, 0.2f, 500 + (uint64_t)i);
+    }
+    int n = 3, N1 = vlp_vl_image_tokens(m), W = c.vision_width, L = 10;
+    float *img = malloc((size_t)n * N1 * W * sizeof(float));
+    for (int64_t i = 0; i < (int64_t)n * N1 * W; i++) img[i] = frnd();
+    vlp_vl_gen_config gc;
+    vlp_vl_gen_defaults(&gc);
+    gc.max_len = L;
+    gc.min_len = 2;
+    int32_t greedy[30], beam1[30], beam3[30], samp[30], samp2[30], nuc0[30];
+    int lg[3], lb[3], l3[3], ls[3], ls2[3], ln0[3];
+    CHECK(vlp_vl_generate(m, img, n, &gc, greedy, lg) == 0, "greedy: %s", vlp_last_error());
+    CHECK(vlp_vl_beam_search(m, img, n, &gc, beam1, lb) == 0, "beam 1: %s", vlp_last_error());
+    int same = 1, minok = 1, eos_end = 1;
+    for (int i = 0; i < n; i++) {
+        same &= lg[i] == lb[i] && !memcmp(greedy + i * L, beam1 + i * L, (size_t)L * 4);
+        minok &= lg[i] >= 2;
+        for (int t = 0; t < lg[i] - 1; t++) eos_end &= greedy[i * L + t] != c.eos_id;
+    }
+    CHECK(same, "beam search with beam 1 equals greedy decoding");
+    CHECK(minok && eos_end, "min_len respected, eos only at the end");
+    gc.beam = 3;
+    gc.length_penalty = 0.6f;
+    CHECK(vlp_vl_generate(m, img, n, &gc, beam3, l3) == 0, "beam 3: %s", vlp_last_error());
+    int valid = 1;
+    for (int i = 0; i < n; i++) {
+        valid &= l3[i] >= 2 && l3[i] <= L;
+        for (int t = 0; t < l3[i]; t++) valid &= beam3[i * L + t] >= 0 && beam3[i * L + t] < c.vocab_size;
+    }
+    CHECK(valid, "beam 3 gives valid captions (lengths %d %d %d)", l3[0], l3[1], l3[2]);
+    gc.beam = 1;
+    gc.sample = 1;
+    gc.top_p = 1e-6f; /* the nucleus is the single most likely token: greedy */
+    vlp_vl_generate(m, img, n, &gc, nuc0, ln0);
+    CHECK(!memcmp(nuc0, greedy, sizeof greedy) && !memcmp(ln0, lg, sizeof lg), "nucleus with top_p -> 0 is greedy");
+    gc.top_p = 0.9f;
+    gc.temperature = 1.5f;
+    gc.seed = 4;
+    vlp_vl_generate(m, img, n, &gc, samp, ls);
+    vlp_vl_generate(m, img, n, &gc, samp2, ls2);
+    CHECK(!memcmp(samp, samp2, sizeof samp), "sampling is reproducible from its seed");
+    gc.max_len = c.max_text_len;
+    CHECK(vlp_vl_generate(m, img, n, &gc, samp, ls) != 0, "max_len beyond the positions is refused");
+    free(img);
+    vlp_vl_free(m);
+}
+
+/* A captioning model trained on two images learns their captions; greedy decoding then
+ * reproduces them (the whole path: image features, cache, search). */
+static void test_caption_overfit(void) {
+    vlp_vl_config c;
+    vlp_vl_preset("blip-tiny", &c);
+    vlp_vl *m = vlp_vl_new(&c, 5);
+    if (!m) return;
+    int B = 2, T = 6, S = c.image_size;
+    float *px = malloc((size_t)B * 3 * S * S * sizeof(float));
+    int32_t ids[12] = {1, 10, 11, 12, 2, 0, 1, 20, 21, 2, 0, 0}, mask[12];
+    for (int i = 0; i < 12; i++) mask[i] = i % T == 0 || ids[i] != 0;
+    for (int64_t i = 0; i < (int64_t)B * 3 * S * S; i++) px[i] = frnd();
+    vlp_graph *g = vlp_graph_new();
+    vlp_vl_pretrain p;
+    int rc = vlp_vl_pretrain_graph(g, m, B, T, &p);
+    rc = rc ? rc : vlp_graph_build(g, p.loss, VLP_BUILD_TRAIN);
+    CHECK(!rc, "caption graph: %s", vlp_last_error());
+    vlp_adamw_config ac = {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.98f, .eps = 1e-8f, .weight_decay = 0.0f,
+                           .clip_norm = 1.0f};
+    vlp_adamw *opt = vlp_adamw_new(m->params, &ac);
+    float loss = NAN;
+    for (int s = 0; !rc && s < 150; s++) {
+        vlp_vl_pretrain_fill(m, &p, px, ids, mask, NULL, 1);
+        vlp_params_zero_grad(m->params);
+        vlp_graph_forward(g);
+        vlp_graph_backward(g, NULL);
+        loss = *(float *)p.loss->data;
+        vlp_adamw_step(opt, 3e-3f, 1.0f, NULL);
+    }
+    vlp_adamw_free(opt);
+    vlp_graph_free(g);
+    int N1 = vlp_vl_image_tokens(m);
+    float *img = malloc((size_t)B * N1 * c.vision_width * sizeof(float));
+    CHECK(vlp_vl_image_features(m, px, B, img) == 0, "image features: %s", vlp_last_error());
+    vlp_vl_gen_config gc;
+    vlp_vl_gen_defaults(&gc);
+    gc.max_len = 5;
+    int32_t out[10], lens[2];
+    vlp_vl_generate(m, img, B, &gc, out, lens);
+    int ok = lens[0] == 4 && lens[1] == 3 && !memcmp(out, ids + 1, 4 * 4) && !memcmp(out + 5, ids + 7, 3 * 4);
+    CHECK(ok, "greedy decoding reproduces the trained captions (lm loss %.4f; got %d %d %d %d / %d %d %d)", loss,
+          out[0], out[1], out[2], out[3], out[5], out[6], out[7]);
+    gc.beam = 2;
+    vlp_vl_generate(m, img, B, &gc, out, lens);
+    ok = lens[0] == 4 && lens[1] == 3 && !memcmp(out, ids + 1, 4 * 4) && !memcmp(out + 5, ids + 7, 3 * 4);
+    CHECK(ok, "beam search reproduces them too");
+    free(img);
+    free(px);
+    vlp_vl_free(m);
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------- */
+static void test_save_load(void) {
+    char dir[] = "/tmp/vlp_fusion_ckptXXXXXX";
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp");
+        return;
+    }
+    static const char *fam[] = {"single_stream", "dual_stream", "dual_stream", "mome", "captioning"};
+    for (int f = 0; f < NPRESETS; f++) {
+        vlp_vl_config c;
+        vlp_vl_preset(presets[f], &c);
+        c.w_mim = 0.25f;
+        vlp_vl *m = vlp_vl_new(&c, 40 + f);
+        char sub[256];
+        snprintf(sub, sizeof sub, "%s/%s", dir, presets[f]);
+        CHECK(m && vlp_vl_save(m, sub) == 0, "%s saves: %s", presets[f], vlp_last_error());
+        vlp_vl *r = vlp_vl_load(sub);
+        CHECK(r != NULL, "%s loads: %s", presets[f], vlp_last_error());
+        if (m && r) {
+            CHECK(vlp_params_numel(m->params) == vlp_params_numel(r->params) &&
+                      !memcmp(vlp_params_data(m->params), vlp_params_data(r->params),
+                              (size_t)vlp_params_numel(m->params) * sizeof(float)),
+                  "%s: every weight round-trips", presets[f]);
+            CHECK(!memcmp(&m->cfg, &r->cfg, sizeof m->cfg), "%s: the config round-trips", presets[f]);
+        }
+        char cj[300];
+        snprintf(cj, sizeof cj, "%s/config.json", sub);
+        json_t *root = json_load_file(cj, 0, NULL);
+        json_t *fj = root ? json_object_get(root, "family") : NULL, *oj = root ? json_object_get(root, "objectives") : NULL;
+        int has_mim = 0;
+        for (size_t i = 0; oj && i < json_array_size(oj); i++)
+            has_mim |= !strcmp(json_string_value(json_array_get(oj, i)), "mim");
+        CHECK(fj && !strcmp(json_string_value(fj), fam[f]) && json_is_array(oj) && json_array_size(oj) >= 2 && has_mim,
+              "%s: config.json names family and objectives", presets[f]);
+        json_decref(root);
+        vlp_vl_free(r);
+        /* a broken checkpoint is an error naming the problem */
+        if (f == 0 && m) {
+            snprintf(cj, sizeof cj, "%s/config.json", sub);
+            FILE *fp = fopen(cj, "w");
+            fputs("{\"family\": \"single_stream\", \"width\": 48, \"bogus\": 1}", fp);
+            fclose(fp);
+            CHECK(vlp_vl_load(sub) == NULL && strstr(vlp_last_error(), "bogus"), "unknown config field named: %s",
+                  vlp_last_error());
+            fp = fopen(cj, "w");
+            fputs("{\"family\": \"single_stream\", \"width\": 48, \"heads\": 2, \"layers\": 2, \"mlp\": 96, \"vocab_size\": "
+                  "64, \"max_text_len\": 16, \"image_size\": 32, \"patch_size\": 8, \"pad_id\": 0, \"cls_id\": 1, \"sep_id\": "
+                  "2, \"mask_id\": 3, \"bos_id\": 1, \"eos_id\": 2, \"w_itm\": 1}",
+                  fp);
+            fclose(fp);
+            CHECK(vlp_vl_load(sub) == NULL && strstr(vlp_last_error(), "shape"), "shape mismatch named: %s",
+                  vlp_last_error());
+        }
+        vlp_vl_free(m);
+        char cmd[600];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", sub);
+        if (system(cmd)) {}
+    }
+    rmdir(dir);
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+#define TIMED(call)                                            \
+    do {                                                       \
+        double t0_ = now();                                    \
+        call;                                                  \
+        printf("  %-28s %.2f s\n", #call, now() - t0_);       \
+    } while (0)
+
+int main(void) {
+    vlp_set_threads(1); /* tiny shapes: threads would only wait on each other */
+    TIMED(test_shapes());
+    TIMED(test_short_mask());
+    TIMED(test_sampler());
+    TIMED(test_mlm_mask());
+    TIMED(test_mim_mask());
+    TIMED(test_kv_cache(0));
+    TIMED(test_kv_cache(1));
+    TIMED(test_search());
+    TIMED(test_save_load());
+    TIMED(test_overfit());
+    TIMED(test_caption_overfit());
+    return test_finish();
+}

@@ -1,0 +1,242 @@
+/* vlp score: the metrics of a task's predictions (shared/datasets/emoji-tasks.md), as a table
+ * or JSON, and optionally the eval_<task>_<split>.json file that `vlp report` reads. */
+#include "cli.h"
+#include "vlp.h"
+#include "vlp_eval.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void score_usage(FILE *f) {
+    fprintf(f,
+            "usage: vlp score --task T --data FILE.jsonl --predictions PRED.jsonl [options]\n"
+            "Scores predictions (one JSON row per example, in the data file's order: {\"answer\": S} for vqa,\n"
+            "{\"caption\": S} for caption, {\"label\": L} for nlvr, ground2, ground3, mc) with the metrics of\n"
+            "the task spec: VQA accuracy per question type with majority baselines, accuracy with chance,\n"
+            "exact match, BLEU-4 and CIDEr-D for captions.\n"
+            "  --task T            caption, vqa, nlvr, ground2, ground3 or mc\n"
+            "  --data FILE         the task file (JSON Lines; image paths relative to it)\n"
+            "  --predictions FILE  the predictions (also: --predictions-in)\n"
+            "  --train FILE        vqa: the train file for the majority baselines (default: vqa-train.jsonl\n"
+            "                      next to the data file, when it exists)\n"
+            "  --split NAME        the part's name in the output (default: from FILE, {task}-{NAME}.jsonl)\n"
+            "  --out EVAL.json     also write {\"task\", \"split\", \"data\", \"predictions\", \"n\", \"metrics\"}\n"
+            "                      (paths absolute) for `vlp report`; name it RUN_DIR/eval_<task>_<split>.json\n"
+            "  --json              print the metrics as JSON instead of a table\n"
+            "  --strict            a bad row in the data file is an error (default: counted and skipped)\n"
+            "  --check-images      rows whose image files cannot be opened are bad rows\n"
+            "exit status: 0 scored, 1 unreadable or mismatched files, 2 usage error\n");
+}
+
+static void report_bad(const char *cmd, const vlp_task_set *s) {
+    if (!s->n_bad) return;
+    static const char *const why[VLP_TASK_BAD_COUNT] = {"not JSON", "missing/mistyped field", "out of range",
+                                                        "unreadable image", "duplicate"};
+    fprintf(stderr, "vlp %s: %s: %lld of %lld rows skipped (", cmd, s->path, (long long)s->n_bad, (long long)s->n_rows);
+    int first = 1;
+    for (int i = 0; i < VLP_TASK_BAD_COUNT; i++)
+        if (s->bad[i]) {
+            fprintf(stderr, "%s%s %lld", first ? "" : ", ", why[i], (long long)s->bad[i]);
+            first = 0;
+        }
+    fprintf(stderr, ")\n");
+    for (int i = 0; i < s->n_messages && i < 10; i++) fprintf(stderr, "  %s\n", s->messages[i]);
+    if (s->n_bad > 10) fprintf(stderr, "  ...\n");
+}
+
+/* "{task}-{part}.jsonl" -> part; otherwise the file name without extension. */
+static void split_from_path(const char *path, const char *task, char *out, size_t n) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t tl = strlen(task);
+    if (!strncmp(base, task, tl) && base[tl] == '-') base += tl + 1;
+    snprintf(out, n, "%s", base);
+    char *dot = strrchr(out, '.');
+    if (dot && dot != out) *dot = 0;
+}
+
+static void pct(double x) {
+    if (isfinite(x)) printf("%8.2f%%", 100 * x);
+    else printf("%9s", "-");
+}
+
+static void print_table(const vlp_task_metrics *m, const char *task, const char *split, const char *data) {
+    printf("%s / %s: %lld examples (%s)\n", task, split, (long long)m->n, data);
+    switch (m->kind) {
+    case VLP_TASK_VQA:
+        printf("  %-14s %8s %9s %9s  %s\n", "type", "n", "accuracy", "majority", "majority answer");
+        for (int t = 0; t < m->n_types; t++) {
+            printf("  %-14s %8lld ", m->types[t].type, (long long)m->types[t].n);
+            pct(m->types[t].accuracy);
+            putchar(' ');
+            pct(m->types[t].majority);
+            printf("  %s\n", m->types[t].majority_answer ? m->types[t].majority_answer : "-");
+        }
+        printf("  %-14s %8lld ", "overall", (long long)m->n);
+        pct(m->accuracy);
+        putchar(' ');
+        pct(m->majority);
+        printf("  (mean over types)\n");
+        break;
+    case VLP_TASK_CAPTION:
+        printf("  exact match  ");
+        pct(m->accuracy);
+        printf("\n  BLEU-4       %9.4f  (precisions %.4f %.4f %.4f %.4f, brevity penalty %.4f, %lld/%lld tokens)\n",
+               m->bleu4, m->bleu_precision[0], m->bleu_precision[1], m->bleu_precision[2], m->bleu_precision[3],
+               m->brevity_penalty, (long long)m->cand_len, (long long)m->ref_len);
+        printf("  CIDEr-D      %9.4f\n", m->cider_d);
+        break;
+    default:
+        printf("  accuracy     ");
+        pct(m->accuracy);
+        printf("\n  chance       ");
+        pct(m->chance);
+        putchar('\n');
+        if (m->kind == VLP_TASK_NLVR) {
+            printf("  majority     ");
+            pct(m->majority);
+            printf("  (always %s)\n", m->majority_label ? "true" : "false");
+        }
+        break;
+    }
+}
+
+static char *abs_path(const char *p) {
+    char *r = realpath(p, NULL);
+    if (!r) r = strdup(p);
+    return r;
+}
+
+int vlp_cmd_score(int argc, char **argv);
+int vlp_cmd_score(int argc, char **argv) {
+    const char *task_s = NULL, *data = NULL, *pred = NULL, *train = NULL, *split = NULL, *out = NULL;
+    int as_json = 0;
+    vlp_task_read_options ro = {0};
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char **dst = NULL;
+        if (cli_is_help(a)) {
+            score_usage(stdout);
+            return CLI_OK;
+        } else if (!strcmp(a, "--json")) {
+            as_json = 1;
+        } else if (!strcmp(a, "--strict")) {
+            ro.strict = 1;
+        } else if (!strcmp(a, "--check-images")) {
+            ro.check_images = 1;
+        } else if (!strcmp(a, "--task")) dst = &task_s;
+        else if (!strcmp(a, "--data")) dst = &data;
+        else if (!strcmp(a, "--predictions") || !strcmp(a, "--predictions-in")) dst = &pred;
+        else if (!strcmp(a, "--train")) dst = &train;
+        else if (!strcmp(a, "--split")) dst = &split;
+        else if (!strcmp(a, "--out")) dst = &out;
+        else {
+            fprintf(stderr, "vlp score: unknown option '%s' (see vlp score --help)\n", a);
+            return CLI_USAGE;
+        }
+        if (dst && !(*dst = cli_value("score", argc, argv, &i))) return CLI_USAGE;
+    }
+    if (!task_s || !data || !pred) {
+        fprintf(stderr, "vlp score: --task, --data and --predictions are required (see vlp score --help)\n");
+        return CLI_USAGE;
+    }
+    vlp_task_kind kind;
+    if (vlp_task_from_name(task_s, &kind)) {
+        fprintf(stderr, "vlp score: --task: %s\n", vlp_last_error());
+        return CLI_USAGE;
+    }
+    char split_buf[256];
+    if (!split) {
+        split_from_path(data, task_s, split_buf, sizeof split_buf);
+        split = split_buf;
+    }
+    int rc = CLI_FAIL;
+    vlp_task_set *ds = NULL, *tr = NULL;
+    vlp_task_predictions *p = NULL;
+    char *auto_train = NULL, *js = NULL;
+    vlp_task_metrics m = {0};
+    int scored = 0;
+    if (!(ds = vlp_task_read(data, kind, &ro))) {
+        fprintf(stderr, "vlp score: %s\n", vlp_last_error());
+        goto done;
+    }
+    report_bad("score", ds);
+    if (kind == VLP_TASK_VQA && !train) {
+        const char *slash = strrchr(data, '/');
+        size_t dl = slash ? (size_t)(slash - data + 1) : 0;
+        auto_train = malloc(dl + 16);
+        if (auto_train) {
+            memcpy(auto_train, data, dl);
+            strcpy(auto_train + dl, "vqa-train.jsonl");
+            if (access(auto_train, R_OK) == 0 && strcmp(auto_train, data)) train = auto_train;
+        }
+        if (!train) fprintf(stderr, "vlp score: no --train file: no majority baselines\n");
+    }
+    if (train) {
+        if (!(tr = vlp_task_read(train, VLP_TASK_VQA, NULL))) {
+            fprintf(stderr, "vlp score: --train: %s\n", vlp_last_error());
+            goto done;
+        }
+        report_bad("score", tr);
+    }
+    if (!(p = vlp_task_predictions_read(pred, kind))) {
+        fprintf(stderr, "vlp score: %s\n", vlp_last_error());
+        goto done;
+    }
+    if (vlp_task_score(ds, p, tr, &m)) {
+        fprintf(stderr, "vlp score: %s\n", vlp_last_error());
+        goto done;
+    }
+    scored = 1;
+    if (!(js = vlp_task_metrics_json(&m))) {
+        fprintf(stderr, "vlp score: %s\n", vlp_last_error());
+        goto done;
+    }
+    if (as_json) printf("%s\n", js);
+    else print_table(&m, task_s, split, data);
+    if (out) {
+        char *ad = abs_path(data), *ap = abs_path(pred), *at = train ? abs_path(train) : NULL;
+        FILE *f = fopen(out, "wb");
+        if (!f) {
+            fprintf(stderr, "vlp score: cannot write %s\n", out);
+        } else {
+            /* task, split, data, predictions, n, metrics: the format vlp report reads */
+            fprintf(f, "{\n  \"task\": \"%s\",\n  \"split\": \"", task_s);
+            for (const char *c = split; *c; c++) fprintf(f, (*c == '"' || *c == '\\') ? "\\%c" : "%c", *c);
+            fprintf(f, "\",\n");
+            const char *names[3] = {"data", "predictions", "train"}, *vals[3] = {ad, ap, at};
+            for (int k = 0; k < 3; k++) {
+                if (!vals[k]) continue;
+                fprintf(f, "  \"%s\": \"", names[k]);
+                for (const char *c = vals[k]; *c; c++)
+                    fprintf(f, (*c == '"' || *c == '\\') ? "\\%c" : ((unsigned char)*c < 0x20 ? "?" : "%c"), *c);
+                fprintf(f, "\",\n");
+            }
+            fprintf(f, "  \"n\": %lld,\n  \"metrics\": ", (long long)m.n);
+            /* indent the metrics object by two spaces */
+            for (const char *c = js; *c; c++) {
+                fputc(*c, f);
+                if (*c == '\n') fputs("  ", f);
+            }
+            fputs("\n}\n", f);
+            if (fclose(f) == 0) rc = CLI_OK;
+            else fprintf(stderr, "vlp score: cannot write %s\n", out);
+        }
+        free(ad);
+        free(ap);
+        free(at);
+    } else {
+        rc = CLI_OK;
+    }
+done:
+    free(js);
+    if (scored) vlp_task_metrics_free(&m);
+    vlp_task_predictions_free(p);
+    vlp_task_set_free(ds);
+    vlp_task_set_free(tr);
+    free(auto_train);
+    return rc;
+}

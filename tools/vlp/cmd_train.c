@@ -1,0 +1,638 @@
+/* vlp train: contrastive pre-training of a CLIP model from a run config (JSON) and flags. */
+#include "cli.h"
+#include "vlp_data.h"
+#include "vlp_train.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void help(void) {
+    printf("usage: vlp train [--config RUN.json] [options]\n"
+           "Contrastive image-text pre-training (CLIP InfoNCE, or SigLIP) of a CLIP model.\n\n"
+           "options (each overrides the field of RUN.json named after it):\n"
+           "  --config FILE      run config (see configs/emoji-s.json)\n"
+           "  --model M          model: a preset (ViT-B-32, tiny, ...), a config file (vlp flat, HF or open_clip)\n"
+           "  --init DIR         start from the weights of a saved model instead of a fresh init\n"
+           "  --data SPEC        training pairs: a .tsv/.csv, a folder, or tar shards \"dir/{000..009}.tar\"\n"
+           "  --val SPEC         retrieval evaluation set (repeatable); --zeroshot FILE.json zero-shot set;\n"
+           "                     --no-eval drops those of the config\n"
+           "  --out RUN_DIR      run directory (metrics.jsonl, checkpoints/, model/); default runs/NAME\n"
+           "  --resume           continue RUN_DIR from its latest checkpoint (same losses as uninterrupted)\n"
+           "  --steps N | --epochs N   length of the run; --batch-size N; --accum N (micro-batches per step)\n"
+           "  --lr X  --min-lr X  --warmup N  --wd X  --beta1 X  --beta2 X  --eps X  --clip-norm X\n"
+           "  --loss clip|siglip --seed N --workers N --log-every N --eval-every N --save-every N --keep N\n"
+           "  --stop-after N     stop (with a checkpoint) after step N of the schedule; --max-minutes X likewise\n"
+           "  --dump-batches N   write the first N batches as RUN_DIR/batches/{pixels,tokens}_K.npy and the\n"
+           "                     initial model as RUN_DIR/init/, then exit (for bench/torch_train_emoji.py)\n"
+           "Progress on stderr: step, loss, pairs/s, data-wait %%, ETA. Ctrl-C stops after the current step\n"
+           "with a checkpoint (resume with --resume). A NaN/Inf loss stops the run with an error (exit 1).\n"
+           "exit status: 0 success, 1 failure, 2 usage error\n");
+}
+
+/* The run, resolved from the config file and the flags. */
+typedef struct {
+    vlp_clip_config model;
+    char model_desc[512];
+    char init[4096];
+    char data[4096], out[4096], zeroshot[4096], csv_img[128], csv_cap[128];
+    char val[8][4096];
+    int nval;
+    vlp_train_config tc;
+    int64_t epochs;
+    int workers, log_every, eval_every, save_every, keep, resume, rrc, dump;
+    int64_t stop_after;
+    double max_minutes;
+} run_cfg;
+
+static int fail_usage(const char *msg, const char *what) {
+    fprintf(stderr, "vlp train: %s%s%s\n", msg, what ? " " : "", what ? what : "");
+    return CLI_USAGE;
+}
+
+/* model: a preset name or a config path (string), or an inline vlp flat config (object). */
+static int load_model_cfg(json_t *v, run_cfg *r, const char *where) {
+    if (json_is_string(v)) {
+        const char *s = json_string_value(v);
+        snprintf(r->model_desc, sizeof r->model_desc, "%s", s);
+        if (!vlp_clip_preset(s, &r->model)) return 0;
+        if (!vlp_clip_config_load(s, &r->model)) return 0;
+        fprintf(stderr, "vlp train: %s: model '%s' is neither a preset nor a readable config: %s\n", where, s,
+                vlp_last_error());
+        return -1;
+    }
+    if (!json_is_object(v)) {
+        fprintf(stderr, "vlp train: %s: 'model' must be a preset name, a config path or an object\n", where);
+        return -1;
+    }
+    /* vlp_clip_config_load reads files: hand it the inline object through a temporary file */
+    char tmp[] = "/tmp/vlp_model_cfg_XXXXXX";
+    int fd = mkstemp(tmp);
+    if (fd < 0 || json_dumpfd(v, fd, 0)) {
+        fprintf(stderr, "vlp train: cannot write a temporary file: %s\n", strerror(errno));
+        if (fd >= 0) close(fd), unlink(tmp);
+        return -1;
+    }
+    close(fd);
+    int rc = vlp_clip_config_load(tmp, &r->model);
+    unlink(tmp);
+    if (rc) {
+        const char *e = vlp_last_error(), *colon = strstr(e, ": ");
+        fprintf(stderr, "vlp train: %s: model: %s\n", where, colon ? colon + 2 : e);
+        return -1;
+    }
+    snprintf(r->model_desc, sizeof r->model_desc, "inline config");
+    return 0;
+}
+
+static int get_num(json_t *o, const char *k, double *out, const char *where) {
+    json_t *v = json_object_get(o, k);
+    if (!v) return 0;
+    if (!json_is_number(v)) {
+        fprintf(stderr, "vlp train: %s: '%s' must be a number\n", where, k);
+        return -1;
+    }
+    *out = json_number_value(v);
+    return 0;
+}
+
+static int get_str(json_t *o, const char *k, char *out, size_t cap, const char *where) {
+    json_t *v = json_object_get(o, k);
+    if (!v) return 0;
+    if (!json_is_string(v)) {
+        fprintf(stderr, "vlp train: %s: '%s' must be a string\n", where, k);
+        return -1;
+    }
+    snprintf(out, cap, "%s", json_string_value(v));
+    return 0;
+}
+
+static int check_keys(json_t *o, const char *const *known, const char *where) {
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v) {
+        int ok = 0;
+        for (int i = 0; known[i] && !ok; i++) ok = !strcmp(key, known[i]);
+        if (!ok) {
+            fprintf(stderr, "vlp train: %s: unknown field '%s'\n", where, key);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int read_config(const char *path, run_cfg *r) {
+    json_error_t je;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root || !json_is_object(root)) {
+        fprintf(stderr, "vlp train: %s: %s (line %d)\n", path, root ? "must be a JSON object" : je.text, je.line);
+        json_decref(root);
+        return -1;
+    }
+    static const char *known[] = {"name", "description", "model", "init", "data", "batch_size", "steps", "epochs",
+                                  "accum_steps", "optimizer", "schedule", "clip_grad_norm", "loss", "seed",
+                                  "log_every", "eval_every", "save_every", "keep_checkpoints", "out", NULL};
+    static const char *kdata[] = {"train", "val", "zeroshot", "workers", "csv_img_key", "csv_caption_key",
+                                  "random_resized_crop", NULL};
+    static const char *kopt[] = {"name", "lr", "betas", "eps", "weight_decay", NULL};
+    static const char *ksch[] = {"name", "warmup", "min_lr", NULL};
+    int rc = check_keys(root, known, path);
+    json_t *v;
+    if (!rc && (v = json_object_get(root, "model"))) rc = load_model_cfg(v, r, path);
+    if (!rc) rc = get_str(root, "init", r->init, sizeof r->init, path);
+    if (!rc) rc = get_str(root, "out", r->out, sizeof r->out, path);
+    if (!rc && !r->out[0] && json_is_string(json_object_get(root, "name")))
+        snprintf(r->out, sizeof r->out, "runs/%s", json_string_value(json_object_get(root, "name")));
+    json_t *d = json_object_get(root, "data");
+    if (!rc && d) {
+        if (!json_is_object(d)) {
+            fprintf(stderr, "vlp train: %s: 'data' must be an object\n", path);
+            rc = -1;
+        }
+        if (!rc) rc = check_keys(d, kdata, path);
+        if (!rc) rc = get_str(d, "train", r->data, sizeof r->data, path);
+        if (!rc) rc = get_str(d, "zeroshot", r->zeroshot, sizeof r->zeroshot, path);
+        if (!rc) rc = get_str(d, "csv_img_key", r->csv_img, sizeof r->csv_img, path);
+        if (!rc) rc = get_str(d, "csv_caption_key", r->csv_cap, sizeof r->csv_cap, path);
+        double w = r->workers;
+        if (!rc) rc = get_num(d, "workers", &w, path);
+        r->workers = (int)w;
+        json_t *rr = json_object_get(d, "random_resized_crop");
+        if (rr) r->rrc = json_is_true(rr);
+        json_t *val = json_object_get(d, "val");
+        if (!rc && val) {
+            if (json_is_string(val)) val = json_pack("[O]", val);
+            else json_incref(val);
+            size_t i;
+            json_t *e;
+            json_array_foreach(val, i, e) {
+                if (!json_is_string(e) || r->nval == 8) {
+                    fprintf(stderr, "vlp train: %s: data.val must be up to 8 strings\n", path);
+                    rc = -1;
+                    break;
+                }
+                snprintf(r->val[r->nval++], sizeof r->val[0], "%s", json_string_value(e));
+            }
+            json_decref(val);
+        }
+    }
+    double x;
+    vlp_train_config *t = &r->tc;
+#define NUM(obj, key, field, type)                                 \
+    if (!rc) {                                                     \
+        x = (double)t->field;                                      \
+        rc = get_num(obj, key, &x, path);                          \
+        t->field = (type)x;                                        \
+    }
+    NUM(root, "batch_size", batch_size, int)
+    NUM(root, "steps", steps, int64_t)
+    NUM(root, "accum_steps", accum_steps, int)
+    NUM(root, "clip_grad_norm", clip_norm, float)
+    NUM(root, "seed", seed, uint64_t)
+    json_t *o = json_object_get(root, "optimizer");
+    if (!rc && o) {
+        rc = json_is_object(o) ? check_keys(o, kopt, path) : -1;
+        NUM(o, "lr", lr, float)
+        NUM(o, "eps", eps, float)
+        NUM(o, "weight_decay", weight_decay, float)
+        json_t *b = json_object_get(o, "betas");
+        if (!rc && b) {
+            if (!json_is_array(b) || json_array_size(b) != 2 || !json_is_number(json_array_get(b, 0)) ||
+                !json_is_number(json_array_get(b, 1))) {
+                fprintf(stderr, "vlp train: %s: optimizer.betas must be [beta1, beta2]\n", path);
+                rc = -1;
+            } else {
+                t->beta1 = (float)json_number_value(json_array_get(b, 0));
+                t->beta2 = (float)json_number_value(json_array_get(b, 1));
+            }
+        }
+    }
+    json_t *s = json_object_get(root, "schedule");
+    if (!rc && s) {
+        rc = json_is_object(s) ? check_keys(s, ksch, path) : -1;
+        NUM(s, "warmup", warmup, int64_t)
+        NUM(s, "min_lr", min_lr, float)
+    }
+#undef NUM
+    if (!rc) {
+        x = (double)r->epochs;
+        rc = get_num(root, "epochs", &x, path);
+        r->epochs = (int64_t)x;
+    }
+    struct {
+        const char *k;
+        int *f;
+    } ints[] = {{"log_every", &r->log_every}, {"eval_every", &r->eval_every}, {"save_every", &r->save_every},
+                {"keep_checkpoints", &r->keep}};
+    for (int i = 0; i < 4 && !rc; i++) {
+        x = *ints[i].f;
+        rc = get_num(root, ints[i].k, &x, path);
+        *ints[i].f = (int)x;
+    }
+    json_t *l = json_object_get(root, "loss");
+    if (!rc && l) {
+        const char *ls = json_string_value(l);
+        if (ls && !strcmp(ls, "clip")) t->loss = VLP_ITC_CLIP;
+        else if (ls && !strcmp(ls, "siglip")) t->loss = VLP_ITC_SIGLIP;
+        else {
+            fprintf(stderr, "vlp train: %s: loss must be \"clip\" or \"siglip\"\n", path);
+            rc = -1;
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+/* ---- progress, evaluation ----------------------------------------------------------------- */
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+typedef struct {
+    run_cfg *r;
+    double t0, last_draw;
+    int tty;
+    int64_t first_step;
+    int stopped;
+    vlp_dataset *val[8];
+    int nval;
+} run_ctx;
+
+static int on_step(void *ctx, const vlp_train_stats *st, double pps, double wait) {
+    run_ctx *c = ctx;
+    double now = cli_now(), el = now - c->t0;
+    int64_t total = c->r->tc.steps, done = st->step - c->first_step;
+    double eta = done > 0 ? el / (double)done * (double)(total - st->step) : 0;
+    int last = st->step == total;
+    if (c->tty ? (now - c->last_draw >= 0.5 || last) : (st->step % c->r->log_every == 0 || last)) {
+        c->last_draw = now;
+        fprintf(stderr, "%sstep %lld/%lld  loss %.4f  lr %.2e  %.0f pairs/s  data-wait %.0f%%  ETA %02d:%02d%s",
+                c->tty ? "\r" : "", (long long)st->step, (long long)total, st->loss, st->lr, pps, 100 * wait,
+                (int)(eta / 60), (int)fmod(eta, 60), c->tty && !last ? "   " : "\n");
+        fflush(stderr);
+    }
+    if ((c->r->stop_after && st->step >= c->r->stop_after) ||
+        (c->r->max_minutes > 0 && el >= 60 * c->r->max_minutes && !last)) {
+        fprintf(stderr, "%svlp train: stopping at step %lld of %lld (%s); continue with --resume\n",
+                c->tty ? "\n" : "", (long long)st->step, (long long)total,
+                c->r->stop_after && st->step >= c->r->stop_after ? "--stop-after" : "--max-minutes");
+        c->stopped = 1;
+        return 1;
+    }
+    if (interrupted) {
+        fprintf(stderr, "%svlp train: interrupted at step %lld; saving a checkpoint (continue with --resume)\n",
+                c->tty ? "\n" : "", (long long)st->step);
+        return 1;
+    }
+    return 0;
+}
+
+static const char *base_name(const char *spec, char *buf, size_t cap) {
+    const char *s = strrchr(spec, '/');
+    snprintf(buf, cap, "%s", s ? s + 1 : spec);
+    char *dot = strrchr(buf, '.');
+    if (dot && dot != buf) *dot = 0;
+    return buf;
+}
+
+static int on_eval(void *ctx, vlp_trainer *t, int64_t step, char *buf, size_t cap) {
+    run_ctx *c = ctx;
+    json_t *o = json_object();
+    int rc = 0;
+    if (c->tty) fprintf(stderr, "\n");
+    for (int i = 0; i < c->nval && !rc; i++) {
+        vlp_retrieval_result res;
+        char name[256], key[300];
+        base_name(c->r->val[i], name, sizeof name);
+        if ((rc = vlp_eval_retrieval(vlp_trainer_model(t), c->val[i], 256, &res))) {
+            fprintf(stderr, "vlp train: evaluation on %s: %s\n", c->r->val[i], vlp_last_error());
+            break;
+        }
+#define PUT(field, val)                                        \
+    snprintf(key, sizeof key, "%s/%s", name, field);           \
+    json_object_set_new(o, key, json_real(val));
+        PUT("t2i_r1", res.t2i.r1)
+        PUT("t2i_r5", res.t2i.r5)
+        PUT("t2i_r10", res.t2i.r10)
+        PUT("i2t_r1", res.i2t.r1)
+        PUT("i2t_r5", res.i2t.r5)
+        PUT("i2t_r10", res.i2t.r10)
+        PUT("t2i_mean_rank", res.t2i.mean_rank)
+        PUT("i2t_mean_rank", res.i2t.mean_rank)
+#undef PUT
+        fprintf(stderr, "  eval step %lld %s (%lld pairs): t2i R@1/5/10 %.1f/%.1f/%.1f  i2t %.1f/%.1f/%.1f\n",
+                (long long)step, name, (long long)res.t2i.queries, 100 * res.t2i.r1, 100 * res.t2i.r5,
+                100 * res.t2i.r10, 100 * res.i2t.r1, 100 * res.i2t.r5, 100 * res.i2t.r10);
+    }
+    if (!rc && c->r->zeroshot[0]) {
+        vlp_zeroshot_result z;
+        if ((rc = vlp_eval_zeroshot_file(vlp_trainer_model(t), c->r->zeroshot, 256, &z))) {
+            fprintf(stderr, "vlp train: zero-shot evaluation: %s\n", vlp_last_error());
+        } else {
+            json_object_set_new(o, "zeroshot/top1", json_real(z.top1));
+            json_object_set_new(o, "zeroshot/top5", json_real(z.top5));
+            fprintf(stderr, "  eval step %lld zero-shot (%lld images, %d classes): top-1 %.1f%%\n", (long long)step,
+                    (long long)z.n, z.classes, 100 * z.top1);
+        }
+    }
+    char *s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    if (s) snprintf(buf, cap, "%s", s);
+    free(s);
+    json_decref(o);
+    return rc;
+}
+
+/* ---- --dump-batches --------------------------------------------------------------------------- */
+
+static int dump_batches(run_cfg *r, vlp_clip *m, vlp_loader *ld) {
+    char p[4400];
+    snprintf(p, sizeof p, "%s/batches", r->out);
+    mkdir(r->out, 0777);
+    if (mkdir(p, 0777) && errno != EEXIST) {
+        fprintf(stderr, "vlp train: %s: %s\n", p, strerror(errno));
+        return CLI_FAIL;
+    }
+    snprintf(p, sizeof p, "%s/init", r->out);
+    if (vlp_clip_save(m, p)) {
+        fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+        return CLI_FAIL;
+    }
+    const vlp_clip_config *c = &m->cfg;
+    for (int k = 0; k < r->dump; k++) {
+        vlp_batch b;
+        if (vlp_loader_next(ld, &b)) {
+            fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+            return CLI_FAIL;
+        }
+        int64_t sp[4] = {b.n, 3, c->image_size, c->image_size}, st[2] = {b.n, c->context_length};
+        snprintf(p, sizeof p, "%s/batches/pixels_%04d.npy", r->out, k);
+        int rc = vlp_npy_save(p, VLP_F32, 4, sp, b.pixels);
+        snprintf(p, sizeof p, "%s/batches/tokens_%04d.npy", r->out, k);
+        if (!rc) rc = vlp_npy_save(p, VLP_I32, 2, st, b.tokens);
+        if (rc) {
+            fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+            return CLI_FAIL;
+        }
+    }
+    printf("wrote %d batches of %d pairs to %s/batches and the initial model to %s/init\n", r->dump,
+           r->tc.batch_size, r->out, r->out);
+    return CLI_OK;
+}
+
+/* ---- main --------------------------------------------------------------------------------------- */
+
+int vlp_cmd_train(int argc, char **argv) {
+    run_cfg *r = calloc(1, sizeof *r);
+    if (!r) return CLI_FAIL;
+    vlp_train_config_default(&r->tc);
+    r->log_every = 10;
+    int have_model = 0, rc = CLI_USAGE;
+    const char *config = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            help();
+            free(r);
+            return CLI_OK;
+        }
+        if (!strcmp(argv[i], "--config")) {
+            if (!(config = cli_value("train", argc, argv, &i))) goto out;
+        }
+    }
+    if (config) {
+        if (read_config(config, r)) {
+            rc = access(config, R_OK) ? CLI_FAIL : CLI_USAGE;
+            goto out;
+        }
+        have_model = r->model_desc[0] != 0;
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v;
+        long l;
+        double d;
+#define VAL() if (!(v = cli_value("train", argc, argv, &i))) goto out
+#define INT(flag, lo, hi, dst)                                                   \
+    else if (!strcmp(a, flag)) {                                                 \
+        VAL();                                                                   \
+        if (!cli_int("train", flag, v, lo, hi, &l)) goto out;                    \
+        dst = l;                                                                 \
+    }
+#define FLT(flag, lo, hi, dst)                                                   \
+    else if (!strcmp(a, flag)) {                                                 \
+        VAL();                                                                   \
+        if (!cli_float("train", flag, v, lo, hi, &d)) goto out;                  \
+        dst = (float)d;                                                          \
+    }
+#define STR(flag, dst)                                                           \
+    else if (!strcmp(a, flag)) {                                                 \
+        VAL();                                                                   \
+        snprintf(dst, sizeof dst, "%s", v);                                      \
+    }
+        if (!strcmp(a, "--config")) {
+            i++;
+        } else if (!strcmp(a, "--model")) {
+            VAL();
+            json_t *s = json_string(v);
+            int bad = load_model_cfg(s, r, "--model");
+            json_decref(s);
+            if (bad) goto out;
+            have_model = 1;
+        } else if (!strcmp(a, "--val")) {
+            VAL();
+            if (r->nval == 8) {
+                rc = fail_usage("at most 8 --val sets", NULL);
+                goto out;
+            }
+            snprintf(r->val[r->nval++], sizeof r->val[0], "%s", v);
+        } else if (!strcmp(a, "--no-eval")) {
+            r->nval = 0;
+            r->zeroshot[0] = 0;
+        } else if (!strcmp(a, "--resume")) {
+            r->resume = 1;
+        } else if (!strcmp(a, "--loss")) {
+            VAL();
+            if (!strcmp(v, "clip")) r->tc.loss = VLP_ITC_CLIP;
+            else if (!strcmp(v, "siglip")) r->tc.loss = VLP_ITC_SIGLIP;
+            else {
+                rc = fail_usage("--loss wants clip or siglip, got", v);
+                goto out;
+            }
+        }
+        STR("--init", r->init)
+        STR("--data", r->data)
+        STR("--zeroshot", r->zeroshot)
+        STR("--out", r->out)
+        INT("--steps", 1, 1000000000L, r->tc.steps)
+        INT("--epochs", 1, 1000000L, r->epochs)
+        INT("--batch-size", 2, 1 << 20, r->tc.batch_size)
+        INT("--accum", 1, 1 << 16, r->tc.accum_steps)
+        INT("--warmup", 0, 1000000000L, r->tc.warmup)
+        INT("--seed", 0, 2147483647L, r->tc.seed)
+        INT("--workers", 0, 256, r->workers)
+        INT("--log-every", 1, 1000000000L, r->log_every)
+        INT("--eval-every", 0, 1000000000L, r->eval_every)
+        INT("--save-every", 0, 1000000000L, r->save_every)
+        INT("--keep", 1, 1000, r->keep)
+        INT("--dump-batches", 1, 100000, r->dump)
+        INT("--stop-after", 1, 1000000000L, r->stop_after)
+        else if (!strcmp(a, "--max-minutes")) {
+            VAL();
+            if (!cli_float("train", "--max-minutes", v, 0.01, 1e6, &d)) goto out;
+            r->max_minutes = d;
+        }
+        FLT("--lr", 0, 10, r->tc.lr)
+        FLT("--min-lr", 0, 10, r->tc.min_lr)
+        FLT("--wd", 0, 10, r->tc.weight_decay)
+        FLT("--beta1", 0, 0.999999, r->tc.beta1)
+        FLT("--beta2", 0, 0.999999, r->tc.beta2)
+        FLT("--eps", 1e-30, 1, r->tc.eps)
+        FLT("--clip-norm", 0, 1e9, r->tc.clip_norm)
+        else {
+            fprintf(stderr, "vlp train: unknown option '%s' (see vlp train --help)\n", a);
+            goto out;
+        }
+#undef VAL
+#undef INT
+#undef FLT
+#undef STR
+    }
+    if (!have_model && !r->init[0]) {
+        rc = fail_usage("no model: give --config RUN.json, --model PRESET|CONFIG or --init DIR", NULL);
+        goto out;
+    }
+    if (!r->data[0]) {
+        rc = fail_usage("no training data: --data SPEC (or data.train in the config)", NULL);
+        goto out;
+    }
+    if (!r->out[0]) {
+        rc = fail_usage("no run directory: --out RUN_DIR (or name/out in the config)", NULL);
+        goto out;
+    }
+    rc = CLI_FAIL;
+    vlp_clip *m = r->init[0] ? vlp_clip_load(r->init) : vlp_clip_new(&r->model, r->tc.seed);
+    if (!m) {
+        fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+        goto out;
+    }
+    vlp_dataset_options dopt = {.csv_img_key = r->csv_img[0] ? r->csv_img : NULL,
+                                .csv_caption_key = r->csv_cap[0] ? r->csv_cap : NULL};
+    vlp_dataset *ds = vlp_dataset_open(r->data, &dopt);
+    vlp_loader *ld = NULL;
+    vlp_trainer *t = NULL;
+    run_ctx ctx = {.r = r};
+    if (!ds) {
+        fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+        goto done;
+    }
+    vlp_loader_options lo = {.batch_size = r->tc.batch_size, .image_size = m->cfg.image_size,
+                             .context_length = m->cfg.context_length, .seed = r->tc.seed, .shuffle = 1,
+                             .drop_last = 1, .workers = r->workers, .random_resized_crop = r->rrc};
+    if (!(ld = vlp_loader_new(ds, &lo))) {
+        fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+        goto done;
+    }
+    int64_t bpe = vlp_loader_batches_per_epoch(ld);
+    if (bpe <= 0) {
+        fprintf(stderr, "vlp train: %s has %lld pairs, fewer than one batch of %d\n", r->data,
+                (long long)vlp_dataset_size(ds), r->tc.batch_size);
+        goto done;
+    }
+    if (r->dump) {
+        rc = dump_batches(r, m, ld);
+        goto done;
+    }
+    if (r->epochs) r->tc.steps = r->epochs * bpe;
+    if (r->tc.steps <= 0) {
+        fprintf(stderr, "vlp train: the run needs a length: --steps N or --epochs N\n");
+        rc = CLI_USAGE;
+        goto done;
+    }
+    if (r->tc.warmup > r->tc.steps) r->tc.warmup = r->tc.steps;
+    if (!(t = vlp_trainer_new(m, &r->tc))) {
+        fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+        goto done;
+    }
+    for (int i = 0; i < r->nval; i++)
+        if (!(ctx.val[ctx.nval++] = vlp_dataset_open(r->val[i], &dopt))) {
+            fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+            goto done;
+        }
+    vlp_batch_source src;
+    vlp_batch_source_from_loader(&src, ld);
+    fprintf(stderr,
+            "vlp train: %s, %.2f M parameters; %lld pairs from %s, %lld batches of %d per epoch; %lld steps "
+            "(%.2f epochs), loss %s, lr %g, warm-up %lld; run dir %s\n",
+            r->model_desc[0] ? r->model_desc : r->init, vlp_clip_param_count(m) / 1e6,
+            (long long)vlp_dataset_size(ds), r->data, (long long)bpe, r->tc.batch_size, (long long)r->tc.steps,
+            (double)r->tc.steps / (double)bpe, r->tc.loss == VLP_ITC_SIGLIP ? "siglip" : "clip", (double)r->tc.lr,
+            (long long)r->tc.warmup, r->out);
+    char steps_s[32];
+    snprintf(steps_s, sizeof steps_s, "%lld", (long long)r->tc.steps);
+    const char *meta[] = {"data", r->data, "total_steps", steps_s, NULL};
+    vlp_run_options o = {.run_dir = r->out, .log_every = r->log_every, .save_every = r->save_every,
+                         .eval_every = r->eval_every, .keep_checkpoints = r->keep, .resume = r->resume,
+                         .save_final = 1, .on_step = on_step, .on_eval = (r->nval || r->zeroshot[0]) ? on_eval : NULL,
+                         .ctx = &ctx, .meta = meta};
+    const char *env = getenv("VLP_PROGRESS");
+    ctx.tty = env ? atoi(env) != 0 : isatty(2);
+    ctx.t0 = cli_now();
+    if (r->resume) {
+        char ck[4400];
+        if (vlp_train_latest_checkpoint(r->out, ck, sizeof ck)) {
+            fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+            goto done;
+        }
+        fprintf(stderr, "vlp train: resuming from %s\n", ck);
+    }
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, &old);
+    /* the first step counted for the ETA is the one the run starts from */
+    int trc = 0;
+    {
+        ctx.first_step = 0;
+        if (r->resume) { /* read the checkpoint step for the ETA; vlp_train_run loads it again */
+            char ck[4400];
+            if (!vlp_train_latest_checkpoint(r->out, ck, sizeof ck)) {
+                const char *s = strrchr(ck, '_');
+                ctx.first_step = s ? atoll(s + 1) : 0;
+            }
+        }
+        trc = vlp_train_run(t, &src, &o);
+    }
+    sigaction(SIGINT, &old, NULL);
+    if (trc) {
+        fprintf(stderr, "%svlp train: %s\n", ctx.tty ? "\n" : "", vlp_last_error());
+        goto done;
+    }
+    if (interrupted) {
+        rc = CLI_FAIL;
+        goto done;
+    }
+    if (ctx.stopped) {
+        printf("stopped after %lld of %lld steps; checkpoint in %s/checkpoints (resume with --resume)\n",
+               (long long)vlp_trainer_step_count(t), (long long)r->tc.steps, r->out);
+        rc = CLI_OK;
+        goto done;
+    }
+    printf("trained %lld steps; model in %s/model, metrics in %s/metrics.jsonl\n", (long long)r->tc.steps, r->out,
+           r->out);
+    rc = CLI_OK;
+done:
+    for (int i = 0; i < ctx.nval; i++) vlp_dataset_free(ctx.val[i]);
+    vlp_trainer_free(t);
+    vlp_loader_free(ld);
+    vlp_dataset_free(ds);
+    vlp_clip_free(m);
+out:
+    free(r);
+    return rc;
+}
