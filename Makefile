@@ -31,10 +31,10 @@ CLI_SRC := $(sort $(wildcard tools/vlp/*.c))
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-BENCH_C := bench/train_step.c bench/gemm_shapes.c bench/clip_bench.c bench/tokenizer_bench.c bench/image_bench.c
+BENCH_C := bench/train_step.c bench/gemm_shapes.c bench/clip_bench.c bench/gemm_cpu.c bench/tokenizer_bench.c bench/image_bench.c
 BENCH_BIN := $(BENCH_C:bench/%.c=$(BUILD)/bench/%) $(BUILD)/bench/fma_peak
 
-.PHONY: all lib cli test demo bench install uninstall clean deps deps-bench deps-test fuzz
+.PHONY: all lib cli test demo bench bench-train install uninstall clean deps deps-bench deps-test fuzz
 all: deps $(BUILD)/libvlp.a $(BUILD)/libvlp.so $(BUILD)/vlp
 
 # Installs missing Debian packages (as root) or says exactly what to install.
@@ -88,6 +88,10 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libvlp.a
 
 bench: deps-bench all $(BENCH_BIN)
 	@bash bench/run.sh $(BUILD)
+
+# emoji-s training step, vlp vs PyTorch on the same batches (STEPS=30 WARM=3 THREADS=2).
+bench-train: deps-bench all
+	@bash bench/train_emoji.sh $(BUILD)
 
 # ---- fuzzing: clang + libFuzzer with ASan/UBSan; make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS=...] ----
 # Each target links only the module it exercises. Results: fuzz/README.md.

@@ -31,11 +31,7 @@ echo
 echo "| shape | op | M x N x K | GFLOP/s | % of peak |"
 echo "|---|---|---|---:|---:|"
 VLP_THREADS="$threads" "$build/bench/gemm_shapes" --peak "$peak" --threads "$threads" | tee -a "$res" |
-  $py -c '
-import json, sys
-for l in sys.stdin:
-    r = json.loads(l)
-    print(f"| {r[\"shape\"]} | {r[\"op\"]} | {r[\"M\"]} x {r[\"N\"]} x {r[\"K\"]} | {r[\"gflops\"]:.0f} | {r[\"pct_peak\"]:.0f}% |")'
+  $py bench/summarize.py gemm
 echo
 
 echo "## Training step: 4 pre-LN blocks, batch 256 x 65 tokens, fwd + bwd + AdamW ($threads threads)"
@@ -48,11 +44,7 @@ for spec in "128 10 3" "512 3 1"; do
   v=$(VLP_THREADS="$threads" "$build/bench/train_step" --width "$w" --steps "$steps" --warmup "$warm" --threads "$threads")
   t=$($py bench/torch_train_step.py --width "$w" --steps "$steps" --warmup "$warm" --threads "$threads")
   echo "$v" >> "$res"; echo "$t" >> "$res"
-  $py -c '
-import json, sys
-v, t, peak = json.loads(sys.argv[1]), json.loads(sys.argv[2]), float(sys.argv[3])
-g = v["gflop_per_step"] / v["median_s"]
-print(f"| {v[\"width\"]} | {v[\"median_s\"]:.3f} | {t[\"median_s\"]:.3f} | {t[\"median_s\"]/v[\"median_s\"]:.2f}x | {g:.0f} | {100*g/peak:.0f}% |")' "$v" "$t" "$peak"
+  $py bench/summarize.py train "$v" "$t" "$peak"
 done
 echo
 
@@ -70,20 +62,7 @@ echo
 t=$($py bench/torch_clip.py "$model" --threads "$threads" --reps "$clip_reps" --dump "$out/torch_clip_features.npy")
 v=$(VLP_THREADS="$threads" "$build/bench/clip_bench" "$model" --reps "$clip_reps" --check "$out/torch_clip_features.npy")
 echo "$v" >> "$res"; echo "$t" >> "$res"
-$py -c '
-import json, sys
-v, t, peak = json.loads(sys.argv[1]), json.loads(sys.argv[2]), float(sys.argv[3])
-g = v["image_gflop"]
-print("| workload | vlp | PyTorch | vlp speed-up | vlp GFLOP/s | vlp % of peak |")
-print("|---|---:|---:|---:|---:|---:|")
-b1 = 1e3 * g / v["image_b1_ms"]
-print(f"| image, batch 1 (ms/image) | {v[\"image_b1_ms\"]:.1f} | {t[\"image_b1_ms\"]:.1f} | {t[\"image_b1_ms\"]/v[\"image_b1_ms\"]:.2f}x | {b1:.0f} | {100*b1/peak:.0f}% |")
-b32 = g * v["image_b32_per_s"]
-print(f"| image, batch 32 (images/s) | {v[\"image_b32_per_s\"]:.1f} | {t[\"image_b32_per_s\"]:.1f} | {v[\"image_b32_per_s\"]/t[\"image_b32_per_s\"]:.2f}x | {b32:.0f} | {100*b32/peak:.0f}% |")
-print(f"| text, batch 32 (texts/s) | {v[\"text_b32_per_s\"]:.1f} | {t[\"text_b32_per_s\"]:.1f} | {v[\"text_b32_per_s\"]/t[\"text_b32_per_s\"]:.2f}x | | |")
-print()
-print(f"{g:.2f} GFLOP per image (matmuls and patch embedding). vlp features vs PyTorch: max abs diff per row / row norm "
-      f"{v[\"check_image\"]:.1e} (image), {v[\"check_text\"]:.1e} (text).")' "$v" "$t" "$peak"
+$py bench/summarize.py clip "$v" "$t" "$peak"
 echo
 
 # ---- tokenizer and image input pipeline ----------------------------------------------------
@@ -91,33 +70,14 @@ echo "## CLIP BPE tokenizer (1 thread, the $(wc -l < tests/fixtures/clip/tokeniz
 echo
 tok=$("$build/bench/tokenizer_bench" "${TOK_REPS:-20}")
 echo "$tok" >> "$res"
-$py -c '
-import json, sys
-r = json.loads(sys.argv[1])
-print("| vocabulary load | tokens/s, cold cache | tokens/s, warm cache | texts/s, warm | texts/s to 77-id model input |")
-print("|---:|---:|---:|---:|---:|")
-print(f"| {r[\"load_ms\"]:.0f} ms | {r[\"cold_tokens_per_s\"]/1e6:.2f} M | {r[\"warm_tokens_per_s\"]/1e6:.2f} M | "
-      f"{r[\"warm_texts_per_s\"]/1e3:.0f} k | {r[\"context77_texts_per_s\"]/1e3:.0f} k |")' "$tok"
+$py bench/summarize.py tokenizer "$tok"
 echo
 
 echo "## Image decode + CLIP preprocessing to 224 (1 thread)"
 echo
 img=$("$build/bench/image_bench" "${IMG_SECS:-2}")
 echo "$img" >> "$res"
-$py -c '
-import json, sys
-rows = [json.loads(l) for l in sys.argv[1].splitlines()]
-clip = json.loads(sys.argv[2])
-print("| image | size | decode ms | preprocess ms | images/s |")
-print("|---|---|---:|---:|---:|")
-for r in rows:
-    print(f"| {r[\"image\"]} | {r[\"width\"]}x{r[\"height\"]} | {r[\"decode_ms\"]:.2f} | {r[\"preprocess_ms\"]:.2f} | {r[\"images_per_s\"]:.0f} |")
-jpg = min(r["images_per_s"] for r in rows)
-print()
-print(f"One core decodes and preprocesses {jpg:.0f} images/s (slowest row); ViT-B/32 embeds "
-      f"{clip[\"image_b32_per_s\"]:.1f} images/s on {clip[\"threads\"]} threads, so `vlp embed` (which decodes the "
-      f"next batch on its own thread while the model runs) is bound by the model, not the input, "
-      f"by {jpg / clip[\"image_b32_per_s\"]:.0f}x.")' "$img" "$v"
+$py bench/summarize.py image "$img" "$v"
 echo
 echo "PyTorch: $($py -c 'import torch; print(torch.__version__)') with $(grep -o '"blas": *"[^"]*"' "$res" | head -n1 | cut -d'"' -f4)"
 echo "raw results: $res"

@@ -215,6 +215,9 @@ vlp_tensor *vlp_siglip(vlp_graph *g, vlp_tensor *a, vlp_tensor *b, vlp_tensor *l
 enum { VLP_ITC_CLIP = 0, VLP_ITC_SIGLIP = 1 };
 vlp_tensor *vlp_itc_loss(vlp_graph *g, vlp_tensor *img, vlp_tensor *txt, vlp_tensor *log_scale, vlp_tensor *bias,
                          int kind);
+/* Soft-target cross-entropy: logits, targets f32 [N, C]; mean over rows of
+ * -sum_c targets * log_softmax(logits) (distillation from a teacher's probabilities). */
+vlp_tensor *vlp_soft_cross_entropy(vlp_graph *g, vlp_tensor *logits, vlp_tensor *targets);
 vlp_tensor *vlp_mse(vlp_graph *g, vlp_tensor *a, vlp_tensor *b); /* mean of squares */
 /* Inverted dropout with probability p; identity unless the graph is training. */
 vlp_tensor *vlp_dropout(vlp_graph *g, vlp_tensor *x, float p);

@@ -24,7 +24,8 @@
  * Samples without both an image and a caption (a tar key lacking one, a folder image
  * without its .txt) are skipped and counted (vlp_dataset_skipped). Captions lose trailing
  * CR/LF and any NUL bytes. Plain tar members are indexed at open and read with pread
- * at their data offset; members of compressed shards are held in memory.
+ * at their data offset; members of compressed shards are held in memory. A plain shard
+ * that ends without its end-of-archive blocks is refused as truncated.
  *
  * Errors: functions return NULL or a negative vlp_status with the message (naming the file
  * and the problem) in vlp_last_error(); nothing is printed.
@@ -78,7 +79,8 @@ typedef struct {
     int workers;             /* decode threads; 0: 2 */
     int prefetch;            /* batches prepared ahead; 0: 2 */
     int rank, world;         /* data-parallel split; world 0 or 1: no split */
-    int random_resized_crop; /* 1: RandomResizedCrop(scale 0.9..1, ratio 3/4..4/3) instead of resize+crop */
+    int random_resized_crop; /* 1: RandomResizedCrop(scale 0.9..1, ratio 3/4..4/3) instead of resize+crop
+                                (bicubic in float: close to, not bit-equal with, torchvision) */
     float rrc_scale_min;     /* 0: 0.9 */
     vlp_tokenize_fn tokenize;
     void *tokenize_ctx;
@@ -107,7 +109,9 @@ typedef struct vlp_loader vlp_loader;
 
 vlp_loader *vlp_loader_new(const vlp_dataset *ds, const vlp_loader_options *opt);
 /* Blocks until the next batch is ready; the buffers stay valid until the next call.
- * Returns 0, or a negative status (a bad image is an error naming it). Epochs roll over. */
+ * Returns 0, or a negative status (a bad image is an error naming its key and the batch;
+ * the call after it returns the following batch). Epochs roll over. Workers start
+ * preparing batches in vlp_loader_new. */
 int vlp_loader_next(vlp_loader *ld, vlp_batch *out);
 /* Positions the loader so that the next batch is (epoch, batch): exact resume. Batches in
  * flight are discarded; the buffers of the last returned batch become invalid. */

@@ -40,32 +40,32 @@ extern "C" {
 
 #define VLP_EMOJI_VERSION "16.0.0"
 
-enum { VLP_EMOJI_NVENDORS = 4 };  /* apple, google, facebook, twitter */
-enum { VLP_EMOJI_NPARTS = 3 };    /* train, style, unseen */
-enum { VLP_EMOJI_NTASKS = 6 };    /* caption, vqa, nlvr, ground2, ground3, mc */
+enum { VLP_EMOJI_NVENDORS = 4 }; /* apple, google, facebook, twitter */
+enum { VLP_EMOJI_NPARTS = 3 };   /* train, style, unseen */
+enum { VLP_EMOJI_NTASKS = 6 };   /* caption, vqa, nlvr, ground2, ground3, mc */
 
 const char *vlp_emoji_vendor_name(int v);
 const char *vlp_emoji_part_name(int p);
 const char *vlp_emoji_task_name(int t);
 
 typedef struct {
-    const char *out_dir;     /* DIR (created if missing) */
-    const char *cache_dir;   /* tarballs; NULL: vlp_emoji_default_cache() */
-    const char *version;     /* package version; NULL: VLP_EMOJI_VERSION */
-    const char *npm;         /* npm program; NULL: $VLP_NPM, else "npm" from PATH */
-    int offline;             /* 1: never run npm; the cache must hold verified tarballs */
-    int force;               /* 1: rebuild even when DIR is complete */
+    const char *out_dir;   /* DIR (created if missing) */
+    const char *cache_dir; /* tarballs; NULL: vlp_emoji_default_cache() */
+    const char *version;   /* package version; NULL: VLP_EMOJI_VERSION */
+    const char *npm;       /* npm program; NULL: $VLP_NPM, else "npm" from PATH */
+    int offline;           /* 1: never run npm; the cache must hold verified tarballs */
+    int force;             /* 1: rebuild even when DIR is complete */
     /* Called now and then during long steps (may be NULL). */
     void (*progress)(void *ctx, const char *what, int64_t done, int64_t total);
     void *progress_ctx;
 } vlp_emoji_options;
 
 typedef struct {
-    int up_to_date;          /* 1: DIR was complete; nothing was written */
-    int fetched;             /* tarballs downloaded by this call */
-    double fetch_seconds;    /* fetching and verifying the cache */
-    double build_seconds;    /* reading the tarballs and writing DIR */
-    int64_t images;          /* image files written (items; canvases for tasks) */
+    int up_to_date;       /* 1: DIR was complete; nothing was written */
+    int fetched;          /* tarballs downloaded by this call */
+    double fetch_seconds; /* fetching and verifying the cache */
+    double build_seconds; /* reading the tarballs and writing DIR */
+    int64_t images;       /* image files written (items; canvases for tasks) */
     /* vlp_emoji_build: pairs per split and vendor (train: apple, google, facebook;
      * style and unseen: twitter in [3]), and the labelled zero-shot images. */
     int64_t pairs[VLP_EMOJI_NPARTS][VLP_EMOJI_NVENDORS];

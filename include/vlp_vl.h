@@ -62,6 +62,12 @@ typedef struct {
     float mlm_prob;     /* 0.15 */
     int mlm_whole_word; /* mask whole WordPiece words (## continuations) */
     float mim_ratio;    /* fraction of patches masked for MIM */
+    /* ALBEF options for ITC (DUAL / MOME): an EMA teacher (momentum > 0, e.g. 0.995) whose
+     * features are the positives and, with distill_alpha > 0, soft targets
+     * ((1 - a) one-hot + a softmax(teacher sims)); a queue of queue_size earlier teacher
+     * features as extra negatives (MoCo). With momentum, ITC uses temperature 0.07. */
+    float momentum, distill_alpha;
+    int queue_size;
     float mean[3], std[3];
 } vlp_vl_config;
 
@@ -194,16 +200,27 @@ typedef struct {
     vlp_tensor *mlm_ids, *mlm_labels;                      /* mlm */
     vlp_tensor *mim_keep, *mim_drop, *mim_target, *mim_sel; /* mim */
     vlp_tensor *lm_labels;                                 /* lm */
+    vlp_tensor *itc_targets, *img_queue, *txt_queue;       /* momentum / queue */
+    int queue_pos;                                         /* next queue row; -1 until filled */
     /* outputs (kept) */
     vlp_tensor *loss, *loss_itc, *loss_itm, *loss_mlm, *loss_mim, *loss_lm;
     vlp_tensor *neg_img, *neg_txt;
+    vlp_tensor *mom_img, *mom_txt; /* the teacher's normalised ITC features [B, E] */
 } vlp_vl_pretrain;
-/* Declares the inputs and the weighted loss on g (build it with VLP_BUILD_TRAIN on p->loss). */
-int vlp_vl_pretrain_graph(vlp_graph *g, const vlp_vl *m, int batch, int text_len, vlp_vl_pretrain *p);
+/* Declares the inputs and the weighted loss on g (build it with VLP_BUILD_TRAIN on p->loss).
+ * teacher: the momentum model (vlp_vl_momentum_teacher) when cfg.momentum > 0, else NULL. */
+int vlp_vl_pretrain_graph(vlp_graph *g, const vlp_vl *m, const vlp_vl *teacher, int batch, int text_len,
+                          vlp_vl_pretrain *p);
 /* Fills every input from a batch: pixels [B, 3, S, S] (normalised), ids / mask i32 [B, T];
- * masks drawn from seed. is_cont: see vlp_mlm_mask. */
-int vlp_vl_pretrain_fill(const vlp_vl *m, const vlp_vl_pretrain *p, const float *pixels, const int32_t *ids,
+ * masks drawn from seed (the queue, on first use, gets random unit vectors from it too).
+ * is_cont: see vlp_mlm_mask. */
+int vlp_vl_pretrain_fill(const vlp_vl *m, vlp_vl_pretrain *p, const float *pixels, const int32_t *ids,
                          const int32_t *mask, const uint8_t *is_cont, uint64_t seed);
+/* After each optimiser step: pushes this step's teacher features into the queue, then moves
+ * the teacher towards the model (t = momentum * t + (1 - momentum) * m). No-op without momentum. */
+int vlp_vl_pretrain_after_step(vlp_vl_pretrain *p, vlp_vl *teacher, const vlp_vl *m);
+/* A frozen copy of m (no gradients) to serve as the momentum teacher. */
+vlp_vl *vlp_vl_momentum_teacher(const vlp_vl *m);
 
 /* ---- generation (CAPTION) ------------------------------------------------------------------ */
 typedef struct {

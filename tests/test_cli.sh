@@ -246,6 +246,65 @@ printf '{"embed_dimm": 16}\n' > "$T/typo.json"
 expect_fail "init: unknown config field" 1 "embed_dimm" "$vlp" init --config "$T/typo.json" "$T/typo"
 expect_fail "init: unknown preset" 2 "nope" "$vlp" init --preset nope "$T/typo"
 
+# ---- fusion / captioning models (tools/vlp/cmd_fusion.c): tiny random models -------------------
+IMG=tests/fixtures/images/bmp_rgb24.bmp
+"$vlp" vl-init --preset blip-tiny --vocab tests/fixtures/bert/vocab.txt --seed 1 "$T/blip" > /dev/null 2>&1
+"$vlp" vl-init --preset albef-tiny --seed 1 "$T/albef" > /dev/null 2>&1
+"$vlp" vl-init --preset vilt-tiny --seed 1 "$T/vilt" > /dev/null 2>&1
+check "vl-init writes model, config with family, vocab" 'grep -q "\"family\": \"captioning\"" "$T/blip/config.json" && [ -s "$T/blip/vocab.txt" ] && grep -q "\"dual_stream\"" "$T/albef/config.json"'
+out=$("$vlp" --threads 1 caption "$T/blip" "$IMG" "$IMG" --max-len 6 2>&1); rc=$?
+check "caption: one line per image (exit $rc)" '[ $rc = 0 ] && [ $(echo "$out" | grep -c "^$IMG	.") = 2 ]'
+out=$("$vlp" --threads 1 caption "$T/blip" "$IMG" --beam 3 --length-penalty 0.6 2>&1); rc=$?
+check "caption --beam 3 (exit $rc)" '[ $rc = 0 ] && echo "$out" | grep -q "^$IMG	."'
+a=$("$vlp" caption "$T/blip" "$IMG" --sample --seed 7 2>&1); b=$("$vlp" caption "$T/blip" "$IMG" --sample --seed 7 2>&1)
+check "caption --sample is reproducible from --seed" '[ -n "$a" ] && [ "$a" = "$b" ]'
+out=$("$vlp" --threads 1 match "$T/albef" "$IMG" "a dog" "two cats on a mat" 2>&1); rc=$?
+check "match: a probability per text (exit $rc)" '[ $rc = 0 ] && [ $(echo "$out" | awk -F"\t" "\$1 >= 0 && \$1 <= 1" | wc -l) = 2 ]'
+out=$("$vlp" --threads 1 fill "$T/vilt" "$IMG" "a [MASK] on the [MASK] ." --top 3 2>&1); rc=$?
+check "fill: a line per [MASK] with 3 candidates (exit $rc)" '[ $rc = 0 ] && [ $(echo "$out" | awk -F"\t" "NF == 4" | wc -l) = 2 ]'
+expect_fail "match: captioning model refused" 1 "captioning model" "$vlp" match "$T/blip" "$IMG" "x"
+expect_fail "caption: fusion model refused" 1 "needs a captioning" "$vlp" caption "$T/vilt" "$IMG"
+expect_fail "fill: text without [MASK]" 2 "no [MASK]" "$vlp" fill "$T/vilt" "$IMG" "no mask here"
+expect_fail "caption: missing image" 1 "nope.png" "$vlp" caption "$T/blip" "$T/nope.png"
+expect_fail "caption: --beam with --sample" 2 "do not combine" "$vlp" caption "$T/blip" "$IMG" --beam 2 --sample
+expect_fail "vl-init: unknown preset" 2 "nope" "$vlp" vl-init --preset nope "$T/x"
+out=$("$vlp" info --json "$T/albef" 2>&1); rc=$?
+check "info names a VL model's family and objectives (exit $rc)" '[ $rc = 0 ] && echo "$out" | grep -q "\"family\": \"dual_stream\"" && echo "$out" | grep -q "\"objectives\": \[\"itc\", \"itm\", \"mlm\"\]"'
+
+# train / eval / plot: a 4-step run on four fixture images; an interrupted run resumed to the
+# same losses; retrieval on the same pairs; curves as SVG
+printf 'filepath\ttitle\n%s\ta photo of an astronaut\n%s\ta cat on a chair\n%s\ta cup of coffee\n%s\tsome coins\n' \
+  "$PWD/$I/astronaut.png" "$PWD/$I/chelsea_p.png" "$PWD/$I/coffee.jpg" "$PWD/$I/coins.png" > "$T/pairs.tsv"
+targs=(--model "$T/small.json" --data "$T/pairs.tsv" --batch-size 4 --steps 4 --warmup 1 --lr 1e-3 --log-every 1 --workers 1)
+VLP_PROGRESS=0 "$vlp" --threads 2 train "${targs[@]}" --out "$T/run" > "$T/out" 2> "$T/err"; rc=$?
+check "train exits 0 (got $rc), progress names loss and pairs/s" '[ $rc = 0 ] && grep -q "step 4/4  loss" "$T/err" && grep -q "pairs/s" "$T/err" && [ -f "$T/run/model/model.safetensors" ]'
+VLP_PROGRESS=0 "$vlp" --threads 2 train "${targs[@]}" --out "$T/run2" --stop-after 2 > /dev/null 2>&1 &&
+  VLP_PROGRESS=0 "$vlp" --threads 2 train "${targs[@]}" --out "$T/run2" --resume > /dev/null 2>&1; rc=$?
+losses() { sed -n 's/.*"loss_last":\([^,]*\),.*/\1/p' "$1/metrics.jsonl" | tr '\n' ' '; }
+check "stop + --resume gives the uninterrupted losses (exit $rc: $(losses "$T/run") vs $(losses "$T/run2"))" '[ $rc = 0 ] && [ -n "$(losses "$T/run")" ] && [ "$(losses "$T/run")" = "$(losses "$T/run2")" ]'
+expect_fail "train: fresh run over an existing run" 1 "--resume" "$vlp" train "${targs[@]}" --out "$T/run"
+expect_fail "train: bad --steps" 2 "--steps" "$vlp" train "${targs[@]}" --steps abc --out "$T/run3"
+expect_fail "train: no data" 2 "--data" "$vlp" train --model "$T/small.json" --out "$T/run3"
+"$vlp" eval --model "$T/run/model" --data "$T/pairs.tsv" --json > "$T/eval.json" 2> "$T/err"; rc=$?
+check "eval --json exits 0 (got $rc) with 4 images and recall" '[ $rc = 0 ] && grep -q "\"images\": 4" "$T/eval.json" && grep -q "\"r10\": 1" "$T/eval.json"'
+expect_fail "eval: no --data or --classes" 2 "--data" "$vlp" eval --model "$T/run/model"
+"$vlp" plot "$T/run" --out "$T/curves.svg" > /dev/null 2>&1; rc=$?
+check "plot writes an SVG (exit $rc)" '[ $rc = 0 ] && grep -q "<svg" "$T/curves.svg" && grep -q "polyline" "$T/curves.svg"'
+expect_fail "plot: not a run" 1 "metrics.jsonl" "$vlp" plot "$T/nothing"
+
+# data emoji / emoji-tasks on the mini npm packages (no network): counts, then a no-op rerun
+mkdir -p "$T/npm" && cp tests/fixtures/emoji/*.tgz tests/fixtures/emoji/*.json "$T/npm/"  # the cache gets stamps
+E=(--cache "$T/npm" --version 0.0.1 --offline)
+out=$("$vlp" data emoji --out "$T/emoji" "${E[@]}" 2>&1); rc=$?
+check "data emoji exits 0 (got $rc) with the split counts" '[ $rc = 0 ] && echo "$out" | grep -q "style       14 pairs" && [ -f "$T/emoji/manifest.json" ]'
+out=$("$vlp" data emoji --out "$T/emoji" "${E[@]}" 2>&1); rc=$?
+check "data emoji rerun: up to date (exit $rc)" '[ $rc = 0 ] && echo "$out" | grep -q "up to date"'
+out=$("$vlp" data emoji-tasks --out "$T/emoji" "${E[@]}" --json 2>&1); rc=$?
+check "data emoji-tasks --json exits 0 (got $rc)" '[ $rc = 0 ] && echo "$out" | grep -q "\"vqa-style\": 71" && [ -f "$T/emoji/tasks/summary.json" ]'
+expect_fail "data: unknown dataset" 2 "nosuch" "$vlp" data nosuch
+expect_fail "data emoji: no --out" 2 "--out" "$vlp" data emoji "${E[@]}"
+expect_fail "data emoji: empty offline cache" 1 "fetching is off" "$vlp" data emoji --out "$T/emoji2" --cache "$T/nocache" --offline
+
 # --help for every command: exit 0, usage on stdout
 for c in $("$vlp" --help | awk '/^commands:/ {on = 1; next} on && /^  [a-z]/ && $1 != "version" {print $1}'); do
   out=$("$vlp" $c --help 2>&1); rc=$?

@@ -312,7 +312,7 @@ static float train(vlp_vl *m, int B, int T, int steps, float lr, float *first, f
                    float *parts_last, int *neg_bad) {
     vlp_graph *g = vlp_graph_new();
     vlp_vl_pretrain p;
-    if (vlp_vl_pretrain_graph(g, m, B, T, &p) || vlp_graph_build(g, p.loss, VLP_BUILD_TRAIN)) {
+    if (vlp_vl_pretrain_graph(g, m, NULL, B, T, &p) || vlp_graph_build(g, p.loss, VLP_BUILD_TRAIN)) {
         printf("  pretrain graph: %s\n", vlp_last_error());
         vlp_graph_free(g);
         return NAN;
@@ -385,6 +385,83 @@ static void test_overfit(void) {
         CHECK(neg_bad == 0, "%s: ITM negatives never the positive while training (%d bad)", presets[f], neg_bad);
         vlp_vl_free(m);
     }
+}
+
+/* ALBEF options: EMA teacher, distillation, feature queue. */
+static void test_momentum(void) {
+    vlp_vl_config c;
+    vlp_vl_preset("albef-tiny", &c);
+    c.momentum = 0.9f;
+    c.queue_size = 8;
+    c.distill_alpha = 0.4f;
+    vlp_vl *m = vlp_vl_new(&c, 9), *t = m ? vlp_vl_momentum_teacher(m) : NULL;
+    CHECK(m && t, "model and teacher: %s", vlp_last_error());
+    if (!m || !t) {
+        vlp_vl_free(m);
+        return;
+    }
+    int B = 4, T = 8, E = c.embed_dim;
+    vlp_graph *g = vlp_graph_new();
+    vlp_vl_pretrain p;
+    CHECK(vlp_vl_pretrain_graph(g, m, NULL, B, T, &p) != 0 && strstr(vlp_last_error(), "teacher"),
+          "momentum without a teacher is refused");
+    int rc = vlp_vl_pretrain_graph(g, m, t, B, T, &p);
+    rc = rc ? rc : vlp_graph_build(g, p.loss, VLP_BUILD_TRAIN);
+    CHECK(!rc && p.img_queue && p.mom_img, "momentum graph: %s", vlp_last_error());
+    if (rc) goto done;
+    float *px = malloc((size_t)B * 3 * 32 * 32 * sizeof(float));
+    int32_t ids[32], mask[32];
+    make_batch(&c, B, T, px, ids, mask);
+    vlp_adamw_config ac = {.lr = 2e-3f, .beta1 = 0.9f, .beta2 = 0.98f, .eps = 1e-8f, .weight_decay = 0.01f,
+                           .clip_norm = 1.0f};
+    vlp_adamw *opt = vlp_adamw_new(m->params, &ac);
+    int64_t n = vlp_params_numel(m->params);
+    float *t0 = malloc((size_t)n * sizeof(float));
+    float first = NAN, tail = 0, q0 = 0, feat0 = 0;
+    int ema_ok = 1, queue_ok = 1, unit = 1;
+    for (int s = 0; s < 40; s++) {
+        vlp_vl_pretrain_fill(m, &p, px, ids, mask, NULL, 5);
+        if (s == 0) /* the queue starts as random unit vectors */
+            for (int r = 0; r < 8; r++) {
+                double nn = 0;
+                for (int k = 0; k < E; k++) nn += pow(((float *)p.txt_queue->data)[r * E + k], 2);
+                unit &= fabs(nn - 1) < 1e-4;
+            }
+        vlp_graph_set_training(g, 1, (uint64_t)s);
+        vlp_params_zero_grad(m->params);
+        vlp_graph_forward(g);
+        vlp_graph_backward(g, NULL);
+        vlp_adamw_step(opt, 2e-3f, 1.0f, NULL);
+        float l = *(float *)p.loss->data;
+        if (s == 0) first = l;
+        if (s >= 35) tail += l / 5;
+        memcpy(t0, vlp_params_data(t->params), (size_t)n * sizeof(float));
+        int pos = p.queue_pos;
+        vlp_vl_pretrain_after_step(&p, t, m);
+        /* teacher = 0.9 teacher + 0.1 model, exactly */
+        for (int64_t i = 0; i < n; i += 97)
+            ema_ok &= vlp_params_data(t->params)[i] == 0.9f * t0[i] + (1.0f - 0.9f) * vlp_params_data(m->params)[i];
+        for (int b = 0; b < B; b++)
+            queue_ok &= !memcmp((float *)p.img_queue->data + ((pos + b) % 8) * E, (float *)p.mom_img->data + b * E,
+                                (size_t)E * sizeof(float));
+        if (s == 0) q0 = ((float *)p.img_queue->data)[0], feat0 = ((float *)p.mom_img->data)[0];
+    }
+    CHECK(unit, "queue initialised with unit vectors");
+    CHECK(ema_ok, "teacher moves by EMA after every step");
+    CHECK(queue_ok && q0 == feat0 && p.queue_pos == (40 * B) % 8, "queue holds the latest teacher features");
+    printf("  albef-tiny momentum+queue+distill: loss %.4f -> %.4f\n", first, tail);
+    CHECK(isfinite(first) && tail < 0.7f * first, "loss falls with momentum, queue and distillation (%.4f -> %.4f)",
+          first, tail);
+    vlp_adamw_free(opt);
+    free(px);
+    free(t0);
+done:
+    vlp_graph_free(g);
+    vlp_vl_free(t);
+    vlp_vl_free(m);
+    vlp_vl_preset("albef-tiny", &c);
+    c.queue_size = 16;
+    CHECK(vlp_vl_new(&c, 1) == NULL && strstr(vlp_last_error(), "momentum"), "a queue without momentum is refused");
 }
 
 /* ---- decoding ---------------------------------------------------------------------------- */
@@ -525,7 +602,7 @@ static void test_caption_overfit(void) {
     for (int64_t i = 0; i < (int64_t)B * 3 * S * S; i++) px[i] = frnd();
     vlp_graph *g = vlp_graph_new();
     vlp_vl_pretrain p;
-    int rc = vlp_vl_pretrain_graph(g, m, B, T, &p);
+    int rc = vlp_vl_pretrain_graph(g, m, NULL, B, T, &p);
     rc = rc ? rc : vlp_graph_build(g, p.loss, VLP_BUILD_TRAIN);
     CHECK(!rc, "caption graph: %s", vlp_last_error());
     vlp_adamw_config ac = {.lr = 3e-3f, .beta1 = 0.9f, .beta2 = 0.98f, .eps = 1e-8f, .weight_decay = 0.0f,
@@ -648,5 +725,6 @@ int main(void) {
     TIMED(test_save_load());
     TIMED(test_overfit());
     TIMED(test_caption_overfit());
+    TIMED(test_momentum());
     return test_finish();
 }

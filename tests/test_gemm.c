@@ -164,6 +164,60 @@ static void check_determinism(int tA, int tB, int M, int N, int K, float beta) {
     free(C4);
 }
 
+/* vlp_gemm_bias == (C = bias rows; vlp_gemm with beta = 1), bit for bit, on 1 and 2 threads */
+static void check_bias(int tA, int tB, int M, int N, int K) {
+    const int lda = tA ? M : K, ldb = tB ? K : N, ldc = N + 3;
+    const size_t nA = (size_t)M * K + 1, nB = (size_t)K * N + 1, nC = (size_t)M * ldc;
+    float *A = malloc(nA * sizeof(float)), *B = malloc(nB * sizeof(float)), *bias = malloc((size_t)N * sizeof(float));
+    float *C1 = malloc(nC * sizeof(float)), *C2 = malloc(nC * sizeof(float)), *C3 = malloc(nC * sizeof(float));
+    fill(A, nA);
+    fill(B, nB);
+    fill(bias, (size_t)N);
+    fill(C1, nC);
+    memcpy(C2, C1, nC * sizeof(float));
+    memcpy(C3, C1, nC * sizeof(float));
+    for (int i = 0; i < M; i++) memcpy(C1 + (size_t)i * ldc, bias, (size_t)N * sizeof(float));
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    vlp_gemm(tA, tB, M, N, K, 0.5f, A, lda, B, ldb, 1.0f, C1, ldc);
+    vlp_gemm_bias(tA, tB, M, N, K, 0.5f, A, lda, B, ldb, bias, C2, ldc);
+    omp_set_num_threads(2);
+    vlp_gemm_bias(tA, tB, M, N, K, 0.5f, A, lda, B, ldb, bias, C3, ldc);
+    omp_set_num_threads(saved);
+    const int d2 = memcmp(C1, C2, nC * sizeof(float)) != 0, d3 = memcmp(C1, C3, nC * sizeof(float)) != 0;
+    if (d2 || d3) {
+        printf("FAIL gemm_bias tA=%d tB=%d M=%d N=%d K=%d: 1thr differs %d, 2thr differs %d\n", tA, tB, M, N, K, d2, d3);
+        n_fail++;
+    } else {
+        n_pass++;
+    }
+    free(A), free(B), free(bias), free(C1), free(C2), free(C3);
+}
+
+/* A tall GEMM whose packed A is split into chunks must equal the same rows computed in
+ * separate calls small enough for one chunk (every element is summed the same way). */
+static void check_row_split(int tA, int tB, int M, int N, int K) {
+    const int lda = tA ? M : K, ldb = tB ? K : N;
+    const size_t nA = (size_t)M * K, nB = (size_t)K * N, nC = (size_t)M * N;
+    float *A = malloc(nA * sizeof(float)), *B = malloc(nB * sizeof(float));
+    float *C1 = malloc(nC * sizeof(float)), *C2 = malloc(nC * sizeof(float));
+    fill(A, nA);
+    fill(B, nB);
+    vlp_gemm_st(tA, tB, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C1, N); /* one region: several A chunks */
+    for (int r0 = 0; r0 < M; r0 += 700) {
+        const int rows = M - r0 < 700 ? M - r0 : 700;
+        vlp_gemm_st(tA, tB, rows, N, K, 1.0f, tA ? A + r0 : A + (size_t)r0 * lda, lda, B, ldb, 0.0f,
+                    C2 + (size_t)r0 * N, N);
+    }
+    if (memcmp(C1, C2, nC * sizeof(float))) {
+        printf("FAIL row split tA=%d tB=%d M=%d N=%d K=%d\n", tA, tB, M, N, K);
+        n_fail++;
+    } else {
+        n_pass++;
+    }
+    free(A), free(B), free(C1), free(C2);
+}
+
 /* vlp_gemm called from inside a parallel region must work (runs single-threaded) */
 static void check_in_parallel(void) {
     const int M = 70, N = 90, K = 130, T = 4;
@@ -273,6 +327,16 @@ int main(int argc, char **argv) {
         };
         const int nd = quick ? 3 : (int)(sizeof d / sizeof d[0]);
         for (int i = 0; i < nd; i++) check_determinism(d[i].tA, d[i].tB, d[i].M, d[i].N, d[i].K, i & 1 ? 1.0f : 0.0f);
+    }
+
+    /* 6. bias epilogue (linear layers) and chunked A packing */
+    {
+        struct { int tA, tB, M, N, K; } d[] = {
+            {0, 1, 50, 2304, 768}, {0, 1, 77, 45, 13}, {0, 0, 300, 1000, 700}, {1, 0, 33, 17, 1}, {0, 1, 1, 900, 520},
+        };
+        for (int i = 0; i < (int)(sizeof d / sizeof d[0]); i++) check_bias(d[i].tA, d[i].tB, d[i].M, d[i].N, d[i].K);
+        check_row_split(0, 1, 3100, 500, 1030);
+        if (!quick) check_row_split(1, 0, 3100, 450, 1030);
     }
 
     check_in_parallel();

@@ -358,6 +358,7 @@ static void ref_attention(const gc *c, double *const *in, double *out) {
     const double *q = in[c->ip[6]] + c->ip[9], *k = in[c->ip[7]] + c->ip[10], *v = in[c->ip[8]] + c->ip[11];
     int64_t ldq = c->ip[12], ldk = c->ip[13], ldv = c->ip[14], hd = D / H;
     const int32_t *mask = c->ih[0];
+    int64_t Tm = c->ip[15] ? c->ip[15] : Tk;
     double scale = 1.0 / sqrt((double)hd), s[64];
     for (int64_t b = 0; b < B; b++)
         for (int64_t h = 0; h < H; h++)
@@ -365,7 +366,7 @@ static void ref_attention(const gc *c, double *const *in, double *out) {
                 double m = -INFINITY;
                 int any = 0;
                 for (int64_t j = 0; j < Tk; j++) {
-                    int ok = (!causal || j <= i) && (!mask || mask[b * Tk + j]);
+                    int ok = (!causal || j <= i) && (!mask || j >= Tm || mask[b * Tm + j]);
                     s[j] = -INFINITY;
                     if (!ok) continue;
                     double d = 0;
@@ -677,12 +678,13 @@ static void check_softmax_l2norm(void) {
         }
 }
 
-enum { ATT_CAUSAL = 1, ATT_PAD = 2, ATT_FUSED = 4, ATT_CROSS = 8 };
+enum { ATT_CAUSAL = 1, ATT_PAD = 2, ATT_FUSED = 4, ATT_CROSS = 8, ATT_SHORT = 16 /* mask covers Tk - 2 keys */ };
 static void attention_case(int flags, int B, int Tq, int Tk, int D, int H) {
     gc c;
     gc_init(&c, "attention", "%s%s%s%s%sB%d Tq%d Tk%d D%d H%d", flags & (ATT_CAUSAL | ATT_PAD) ? "" : "nomask ",
             flags & ATT_CAUSAL ? "causal " : "", flags & ATT_PAD ? "padmask " : "", flags & ATT_FUSED ? "fused-qkv " : "",
             flags & ATT_CROSS ? "cross " : "", B, Tq, Tk, D, H);
+    if (flags & ATT_SHORT) strncat(c.cname, " (mask of Tk-2 keys)", sizeof c.cname - strlen(c.cname) - 1);
     vlp_graph *g = vlp_graph_new();
     vlp_tensor *q, *k, *v;
     int64_t ip[15] = {B, Tq, Tk, D, H, (flags & ATT_CAUSAL) != 0};
@@ -706,14 +708,16 @@ static void attention_case(int flags, int B, int Tq, int Tk, int D, int H) {
     int32_t mask[64];
     vlp_tensor *km = NULL;
     if (flags & ATT_PAD) {
+        int Tm = (flags & ATT_SHORT) ? Tk - 2 : Tk; /* short: keys past Tm are always attended */
+        c.ip[15] = Tm;
         for (int b = 0; b < B; b++) {
-            int valid = b == 0 ? Tk : rng_int(1, Tk); /* batch 0 unpadded, others right-padded */
-            for (int j = 0; j < Tk; j++) mask[b * Tk + j] = j < valid;
+            int valid = b == 0 ? Tm : rng_int(1, Tm); /* batch 0 unpadded, others right-padded */
+            for (int j = 0; j < Tm; j++) mask[b * Tm + j] = j < valid;
         }
-        if (B > 1 && (flags & ATT_CAUSAL)) mask[1 * Tk + 0] = 0; /* query 0 of batch 1 sees nothing */
+        if (B > 1 && (flags & ATT_CAUSAL)) mask[1 * Tm + 0] = 0; /* query 0 of batch 1 sees nothing */
         if (B > 2 && !(flags & ATT_CAUSAL))
-            for (int j = 0; j < Tk; j++) mask[2 * Tk + j] = 0; /* a fully padded sequence */
-        int64_t ms[2] = {B, Tk};
+            for (int j = 0; j < Tm; j++) mask[2 * Tm + j] = 0; /* a fully padded sequence (or prefix) */
+        int64_t ms[2] = {B, Tm};
         km = gc_int(&c, 0, g, "key_mask", 2, ms, mask);
     }
     vlp_tensor *y = vlp_attention(g, q, k, v, H, (flags & ATT_CAUSAL) ? VLP_ATTN_CAUSAL : 0, km);
@@ -733,6 +737,8 @@ static void check_attention(void) {
     attention_case(ATT_CROSS, 2, 3, 7, 4, 2);
     attention_case(ATT_CROSS | ATT_PAD, 3, 5, 7, 6, 3);
     attention_case(ATT_CROSS, 1, 13, 3, 3, 1);
+    attention_case(ATT_CROSS | ATT_PAD | ATT_SHORT, 3, 3, 7, 4, 2);
+    attention_case(ATT_FUSED | ATT_PAD | ATT_SHORT, 2, 5, 5, 6, 3);
     attention_case(ATT_FUSED, 2, 5, 5, 6, 3);
     attention_case(ATT_FUSED | ATT_CAUSAL, 2, 7, 7, 4, 2);
     attention_case(ATT_FUSED | ATT_CAUSAL | ATT_PAD, 2, 7, 7, 6, 1);
@@ -1043,6 +1049,45 @@ static void check_mse(void) {
     }
 }
 
+static void ref_soft_ce(const gc *c, double *const *in, double *out);
+static void ref_soft_ce_sm(const gc *c, double *const *in, double *out) {
+    int64_t N = c->ip[0], C = c->ip[1];
+    double *t = malloc((size_t)(N * C) * sizeof(double));
+    softmax_rows(in[1], N, C, t);
+    double *in2[2] = {in[0], t};
+    ref_soft_ce(c, in2, out);
+    free(t);
+}
+static void ref_soft_ce(const gc *c, double *const *in, double *out) {
+    int64_t N = c->ip[0], C = c->ip[1];
+    double loss = 0;
+    for (int64_t r = 0; r < N; r++) {
+        const double *x = in[0] + r * C, *t = in[1] + r * C;
+        double m = -INFINITY, s = 0;
+        for (int64_t j = 0; j < C; j++) m = fmax(m, x[j]);
+        for (int64_t j = 0; j < C; j++) s += exp(x[j] - m);
+        for (int64_t j = 0; j < C; j++) loss -= t[j] * (x[j] - m - log(s));
+    }
+    out[0] = loss / (double)N;
+}
+
+static void check_soft_ce(void) {
+    for (int rep = 0; rep < 3; rep++) {
+        gc c;
+        int64_t s[2] = {rep == 0 ? 1 : rng_odd(1), rng_odd(1)};
+        gc_init(&c, "soft_cross_entropy", "N%lld C%lld%s", (long long)s[0], (long long)s[1],
+                rep == 2 ? " (targets through softmax)" : "");
+        vlp_graph *g = vlp_graph_new();
+        vlp_tensor *x = gc_in(&c, 0, g, "logits", 2, s), *t = gc_in(&c, 1, g, "targets", 2, s);
+        c.lo[1] = 0.0f, c.hi[1] = 1.0f;
+        vlp_tensor *y = vlp_soft_cross_entropy(g, x, rep == 2 ? vlp_softmax(g, t) : t);
+        c.ref = rep == 2 ? ref_soft_ce_sm : ref_soft_ce; /* _sm: softmax the targets first */
+        c.ip[0] = s[0];
+        c.ip[1] = s[1];
+        gc_run(&c, g, NULL, y);
+    }
+}
+
 /* Dropout: FD with the mask read off the forward output, plus direct checks of
  * the backward relation, the keep fraction, determinism, and eval identity. */
 static void check_dropout(void) {
@@ -1305,6 +1350,7 @@ int main(void) {
     check_cross_entropy();
     check_infonce();
     check_mse();
+    check_soft_ce();
     check_dropout();
     check_partial();
     check_composite();

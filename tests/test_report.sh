@@ -62,10 +62,16 @@ check "report of a missing run: exit 1 ($rc)" '[ $rc = 1 ] && [ ! -e $tmp/x.html
 "$vlp" report "$a" > /dev/null 2>&1; rc=$?
 check "report without --out: exit 2 ($rc)" '[ $rc = 2 ]'
 
-# the page
+mkdir -p "$tmp/broken"; echo '{"task": "vqa", "metrics": ' > "$tmp/broken/eval_vqa_style.json"
+"$vlp" report "$tmp/broken" --out "$tmp/x.html" > /dev/null 2> "$tmp/e.txt"; rc=$?
+check "malformed eval file named: exit 1 ($rc)" '[ $rc = 1 ] && grep -q "broken/eval_vqa_style.json" $tmp/e.txt'
+
+# the page; a run still writing its log leaves a partial last line: counted, not fatal
+printf '{"step": 410, "lo' >> "$tmp/runs/run_b/metrics.jsonl"
 html="$tmp/report.html"
 "$vlp" report "$tmp/runs/run_a" "$tmp/runs/run_b" --out "$html" --title "fixture runs" > /dev/null 2>&1; rc=$?
 check "vlp report exits 0 ($rc)" '[ $rc = 0 ] && [ -s $html ]'
+check "partial log line counted" 'grep -q "44 log rows (1 unreadable, skipped)" $html'
 check "no external resources" '! grep -Eiq "(src|href)=\"?(https?:|//)|url\(|<link|<script" $html'
 check "every image embedded as a data URI" '[ "$(grep -o "<img " $html | wc -l)" -gt 0 ] && [ "$(grep -o "<img " $html | wc -l)" = "$(grep -o "<img [^>]*src=\"data:image/png;base64," $html | wc -l)" ]'
 

@@ -522,7 +522,7 @@ static void test_diverged_run(void) {
     synth d;
     vlp_batch_source src;
     synth_init(&d, &src, &cc, tc.batch_size);
-    ((float *)m->tok_emb->data)[3 * cc.text_width] = INFINITY; /* token 3 appears in the captions */
+    *(float *)m->logit_scale->data = NAN; /* (NaN inside the towers trips UBSan in vmath.h's exp) */
     char dir[300];
     snprintf(dir, sizeof dir, "%s/diverged", tmpdir);
     vlp_run_options o = {.run_dir = dir, .log_every = 1, .save_every = 1};

@@ -43,10 +43,14 @@ static void sha1_block(sha1_ctx *s, const uint8_t *p) {
     uint32_t a = s->h[0], b = s->h[1], c = s->h[2], d = s->h[3], e = s->h[4];
     for (int t = 0; t < 80; t++) {
         uint32_t f, k;
-        if (t < 20) f = (b & c) | (~b & d), k = 0x5a827999u;
-        else if (t < 40) f = b ^ c ^ d, k = 0x6ed9eba1u;
-        else if (t < 60) f = (b & c) | (b & d) | (c & d), k = 0x8f1bbcdcu;
-        else f = b ^ c ^ d, k = 0xca62c1d6u;
+        if (t < 20)
+            f = (b & c) | (~b & d), k = 0x5a827999u;
+        else if (t < 40)
+            f = b ^ c ^ d, k = 0x6ed9eba1u;
+        else if (t < 60)
+            f = (b & c) | (b & d) | (c & d), k = 0x8f1bbcdcu;
+        else
+            f = b ^ c ^ d, k = 0xca62c1d6u;
         uint32_t tmp = rol(a, 5) + f + e + k + w[t];
         e = d, d = c, c = rol(b, 30), b = a, a = tmp;
     }
@@ -81,7 +85,8 @@ static void sha1_final(sha1_ctx *s, char hex[41]) {
     size_t npad = (s->fill < 56 ? 56 : 120) - s->fill;
     for (int i = 0; i < 8; i++) pad[npad + (size_t)i] = (uint8_t)(bits >> (56 - 8 * i));
     sha1_update(s, pad, npad + 8);
-    for (int i = 0; i < 20; i++) snprintf(hex + 2 * i, 3, "%02x", (unsigned)(s->h[i / 4] >> (24 - 8 * (i % 4))) & 0xffu);
+    for (int i = 0; i < 20; i++)
+        snprintf(hex + 2 * i, 3, "%02x", (unsigned)(s->h[i / 4] >> (24 - 8 * (i % 4))) & 0xffu);
 }
 
 void emoji_sha1(const void *data, size_t n, char hex[41]) {
@@ -123,9 +128,12 @@ int emoji_sha1_file(const char *path, char hex[41]) {
 int vlp_emoji_default_cache(char *buf, size_t n) {
     const char *v = getenv("VLP_CACHE"), *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
     int k;
-    if (v && *v) k = snprintf(buf, n, "%s/npm", v);
-    else if (x && *x) k = snprintf(buf, n, "%s/vlp/npm", x);
-    else if (h && *h) k = snprintf(buf, n, "%s/.cache/vlp/npm", h);
+    if (v && *v)
+        k = snprintf(buf, n, "%s/npm", v);
+    else if (x && *x)
+        k = snprintf(buf, n, "%s/vlp/npm", x);
+    else if (h && *h)
+        k = snprintf(buf, n, "%s/.cache/vlp/npm", h);
     else {
         vlp_set_error("emoji: no cache directory (set VLP_CACHE, XDG_CACHE_HOME or HOME, or pass one)");
         return VLP_ERR_ARG;
@@ -179,6 +187,16 @@ static int verify(emoji_package *pk, const char *side, char *why, size_t nwhy) {
                  (long long)pk->size);
         return -1;
     }
+    /* Verified before and untouched since (same size, mtime and record): skip the hashing. */
+    char stamp[EMOJI_PATH + 16], line[160], want[160];
+    snprintf(stamp, sizeof stamp, "%s.verified", pk->tgz);
+    snprintf(want, sizeof want, "%lld %lld.%09ld %s\n", (long long)sb.st_size, (long long)sb.st_mtim.tv_sec,
+             (long)sb.st_mtim.tv_nsec, pk->shasum);
+    FILE *sf = fopen(stamp, "r");
+    int stamped = sf && fgets(line, sizeof line, sf) && !strcmp(line, want);
+    if (sf) fclose(sf);
+    if (stamped) return 0;
+    unlink(stamp);
     char hex[41];
     if (emoji_sha1_file(pk->tgz, hex)) {
         snprintf(why, nwhy, "%s", vlp_last_error());
@@ -210,11 +228,14 @@ static int verify(emoji_package *pk, const char *side, char *why, size_t nwhy) {
             archive_read_data_skip(a);
         }
         if (rc) {
-            if (r == ARCHIVE_EOF) snprintf(why, nwhy, "%s: no package/emoji.json in the tarball", pk->tgz);
-            else snprintf(why, nwhy, "%s: %s", pk->tgz, archive_error_string(a));
+            if (r == ARCHIVE_EOF)
+                snprintf(why, nwhy, "%s: no package/emoji.json in the tarball", pk->tgz);
+            else
+                snprintf(why, nwhy, "%s: %s", pk->tgz, archive_error_string(a));
         }
     }
     archive_read_free(a);
+    if (!rc) emoji_write_atomic(stamp, want, strlen(want)); /* only a shortcut: failure is harmless */
     return rc;
 }
 
@@ -252,8 +273,7 @@ static int run_npm(const char *npm, const char *cache, const char *spec, const c
     return VLP_ERR_IO;
 }
 
-int emoji_prepare_packages(const vlp_emoji_options *opt, emoji_package pk[VLP_EMOJI_NVENDORS],
-                           vlp_emoji_report *rep) {
+int emoji_prepare_packages(const vlp_emoji_options *opt, emoji_package pk[VLP_EMOJI_NVENDORS], vlp_emoji_report *rep) {
     double t0 = now_seconds();
     char cache[EMOJI_PATH - 256]; /* room for the file names */
     const char *version = opt->version ? opt->version : VLP_EMOJI_VERSION;

@@ -12,7 +12,7 @@
 
 /* ---- packages (emoji_fetch.c) -------------------------------------------------------- */
 typedef struct {
-    char name[64];        /* emoji-datasource-apple */
+    char name[64]; /* emoji-datasource-apple */
     char version[64];
     char tgz[EMOJI_PATH]; /* cache/NAME-VERSION.tgz */
     int64_t size;         /* from `npm pack --json` */
@@ -21,31 +21,30 @@ typedef struct {
 } emoji_package;
 
 /* Fetches (unless offline) and verifies the four tarballs. */
-int emoji_prepare_packages(const vlp_emoji_options *opt, emoji_package pk[VLP_EMOJI_NVENDORS],
-                           vlp_emoji_report *rep);
+int emoji_prepare_packages(const vlp_emoji_options *opt, emoji_package pk[VLP_EMOJI_NVENDORS], vlp_emoji_report *rep);
 /* SHA-1 of a file as 40 hex digits (exposed for the tests). */
 int emoji_sha1_file(const char *path, char hex[41]);
 void emoji_sha1(const void *data, size_t n, char hex[41]);
 
 /* ---- emoji.json ---------------------------------------------------------------------- */
 typedef struct {
-    char *key;                   /* skin_variations key: "1F3FB" or "1F3FB-1F3FC" */
+    char *key; /* skin_variations key: "1F3FB" or "1F3FB-1F3FC" */
     char *image;
     int has_img[VLP_EMOJI_NVENDORS];
     int slot[VLP_EMOJI_NVENDORS]; /* index in the vendor's image table, -1 without image */
-    int ntones, tone[2];         /* modifiers, 0..4 = 1F3FB..1F3FF */
-    char *caption;               /* base caption + ", " + tone words */
+    int ntones, tone[2];          /* modifiers, 0..4 = 1F3FB..1F3FF */
+    char *caption;                /* base caption + ", " + tone words */
 } emoji_var;
 
 typedef struct {
-    char *caption;               /* name, lowercased */
+    char *caption; /* name, lowercased */
     char *image, *category, *subcategory;
     int64_t sort_order;
-    int held;                    /* sort_order % 10 == 7 */
-    int cat;                     /* index in the task phrase order C0..C8; -1 Component; -2 other */
+    int held; /* sort_order % 10 == 7 */
+    int cat;  /* index in the task phrase order C0..C8; -1 Component; -2 other */
     int has_img[VLP_EMOJI_NVENDORS];
     int slot[VLP_EMOJI_NVENDORS];
-    emoji_var *vars;             /* in the key order of the file */
+    emoji_var *vars; /* in the key order of the file */
     int nvars;
 } emoji_entry;
 
@@ -54,7 +53,7 @@ typedef struct {
 typedef struct {
     char **names;
     int n;
-    unsigned char *needed;       /* 0: not used; bits NEED_PAIRS, NEED_TONES (emoji.c) */
+    unsigned char *needed; /* 0: not used; bits NEED_PAIRS, NEED_TONES (emoji.c) */
     uint8_t **png;
     size_t *png_size;
     uint8_t **rgb;
@@ -68,8 +67,8 @@ typedef struct emoji_ctx {
     int n;
     emoji_images img[VLP_EMOJI_NVENDORS];
     char out[EMOJI_PATH];
-    int tasks;                   /* building the tasks: tone items and canvases too */
-    int pairs_present;           /* the other builder finished in DIR: the pair images are there */
+    int tasks;         /* building the tasks: tone items and canvases too */
+    int pairs_present; /* the other builder finished in DIR: the pair images are there */
     void *task_state;
 } emoji_ctx;
 
@@ -93,7 +92,12 @@ void emoji_buf_free(emoji_buf *b);
 int emoji_mkdirs(const char *path);
 /* Writes data to path.tmp and renames it to path. */
 int emoji_write_atomic(const char *path, const void *data, size_t n);
-int emoji_write_png_rgb(const char *path, int w, int h, const uint8_t *rgb);
+/* RGB PNG writer (emoji_png.c); one encoder per thread, reused across files. */
+typedef struct emoji_png_enc emoji_png_enc;
+emoji_png_enc *emoji_png_enc_new(void);
+void emoji_png_enc_free(emoji_png_enc *e);
+/* Encodes and writes atomically; enc NULL: a temporary encoder. */
+int emoji_write_png_rgb(emoji_png_enc *enc, const char *path, int w, int h, const uint8_t *rgb);
 int emoji_file_exists(const char *path);
 
 /* JSON helpers shared by the manifest and the task summary (emoji.c). */

@@ -87,11 +87,13 @@ int emoji_tasks_begin(emoji_ctx *c) {
                 if (e->held != (p == 2)) continue;
                 int rc = 0;
                 if (e->has_img[v])
-                    rc = add_row(c, T_CAPTION, p, obj("image", item_path(v, e->image), "caption", json_string(e->caption)));
+                    rc = add_row(c, T_CAPTION, p,
+                                 obj("image", item_path(v, e->image), "caption", json_string(e->caption)));
                 for (int j = 0; !rc && p == 0 && j < e->nvars; j++)
                     if (e->vars[j].has_img[v])
-                        rc = add_row(c, T_CAPTION, p,
-                                     obj("image", item_path(v, e->vars[j].image), "caption", json_string(e->vars[j].caption)));
+                        rc = add_row(
+                            c, T_CAPTION, p,
+                            obj("image", item_path(v, e->vars[j].image), "caption", json_string(e->vars[j].caption)));
                 if (rc) return rc;
             }
     }
@@ -128,7 +130,9 @@ static int group(emoji_ctx *c, int v, int p) {
             for (char *s = lc; *s; s++)
                 if (*s >= 'A' && *s <= 'Z') *s = (char)(*s - 'A' + 'a');
             rc = add_row(c, T_VQA, p, vqa(v, e->image, "what category is this emoji?", lc, "category"));
-            if (!rc) rc = add_row(c, T_VQA, p, vqa(v, e->image, "what subcategory is this emoji?", e->subcategory, "subcategory"));
+            if (!rc)
+                rc = add_row(c, T_VQA, p,
+                             vqa(v, e->image, "what subcategory is this emoji?", e->subcategory, "subcategory"));
             if (!rc) {
                 snprintf(q, sizeof q, "is this %s?", emoji_cat_phrases[e->cat]);
                 rc = add_row(c, T_VQA, p, vqa(v, e->image, q, "yes", "yesno"));
@@ -143,7 +147,8 @@ static int group(emoji_ctx *c, int v, int p) {
             for (int j = 0; j < e->nvars && !rc; j++) {
                 emoji_var *s = &e->vars[j];
                 if (s->ntones == 1 && s->tone[0] == t && s->has_img[v])
-                    rc = add_row(c, T_VQA, p, vqa(v, s->image, "what skin tone is shown?", emoji_tone_words[t], "skintone"));
+                    rc = add_row(c, T_VQA, p,
+                                 vqa(v, s->image, "what skin tone is shown?", emoji_tone_words[t], "skintone"));
             }
     }
     /* NLVR */
@@ -181,7 +186,8 @@ static int group(emoji_ctx *c, int v, int p) {
         for (int i = 0; i < N && !rc; i++) {
             int t = i % K;
             char rel[128];
-            snprintf(rel, sizeof rel, "ground%d-%s/%s-%05d.png", g, vlp_emoji_part_name(p), vlp_emoji_vendor_name(v), i);
+            snprintf(rel, sizeof rel, "ground%d-%s/%s-%05d.png", g, vlp_emoji_part_name(p), vlp_emoji_vendor_name(v),
+                     i);
             json_t *cells = json_array();
             for (int cell = 0; cell < K; cell++) {
                 int j = (cell - t + K) % K; /* member m_j is drawn in cell (j + t) mod K */
@@ -202,40 +208,46 @@ static int group(emoji_ctx *c, int v, int p) {
         int failed = 0;
         char err[600] = "";
         emoji_images *T = &c->img[v];
-#pragma omp parallel for schedule(dynamic, 8) num_threads(vlp_get_threads())
-        for (int i = 0; i < N; i++) {
-            int stop;
+#pragma omp parallel num_threads(vlp_get_threads())
+        {
+            int W = g * IMG;
+            uint8_t *canvas = malloc((size_t)W * W * 3); /* per thread, reused */
+            emoji_png_enc *enc = emoji_png_enc_new();
+#pragma omp for schedule(dynamic, 8)
+            for (int i = 0; i < N; i++) {
+                int stop;
 #pragma omp atomic read
-            stop = failed;
-            if (stop) continue;
-            int W = g * IMG, t = i % K, r = 0;
-            uint8_t *canvas = malloc((size_t)W * W * 3);
-            if (!canvas) {
-                vlp_set_error("emoji tasks: out of memory");
-                r = VLP_ERR_NOMEM;
-            }
-            for (int cell = 0; cell < K && !r; cell++) {
-                int j = (cell - t + K) % K;
-                int m = (int)((i + (int64_t)j * N / K) % N);
-                const uint8_t *src = T->rgb[c->e[base[m]].slot[v]];
-                int x0 = IMG * (cell % g), y0 = IMG * (cell / g);
-                for (int y = 0; y < IMG; y++)
-                    memcpy(canvas + ((size_t)(y0 + y) * W + x0) * 3, src + (size_t)y * IMG * 3, IMG * 3);
-            }
-            if (!r) {
-                char path[EMOJI_PATH + 128];
-                snprintf(path, sizeof path, "%s/tasks/ground%d-%s/%s-%05d.png", c->out, g, vlp_emoji_part_name(p),
-                         vlp_emoji_vendor_name(v), i);
-                r = emoji_write_png_rgb(path, W, W, canvas);
-            }
-            free(canvas);
-            if (r) {
+                stop = failed;
+                if (stop) continue;
+                int t = i % K, r = 0;
+                if (!canvas || !enc) {
+                    vlp_set_error("emoji tasks: out of memory");
+                    r = VLP_ERR_NOMEM;
+                }
+                for (int cell = 0; cell < K && !r; cell++) {
+                    int j = (cell - t + K) % K;
+                    int m = (int)((i + (int64_t)j * N / K) % N);
+                    const uint8_t *src = T->rgb[c->e[base[m]].slot[v]];
+                    int x0 = IMG * (cell % g), y0 = IMG * (cell / g);
+                    for (int y = 0; y < IMG; y++)
+                        memcpy(canvas + ((size_t)(y0 + y) * W + x0) * 3, src + (size_t)y * IMG * 3, IMG * 3);
+                }
+                if (!r) {
+                    char path[EMOJI_PATH + 128];
+                    snprintf(path, sizeof path, "%s/tasks/ground%d-%s/%s-%05d.png", c->out, g, vlp_emoji_part_name(p),
+                             vlp_emoji_vendor_name(v), i);
+                    r = emoji_write_png_rgb(enc, path, W, W, canvas);
+                }
+                if (r) {
 #pragma omp critical(emoji_task_err)
-                {
-                    if (!failed) snprintf(err, sizeof err, "%s", vlp_last_error());
-                    failed = 1;
+                    {
+                        if (!failed) snprintf(err, sizeof err, "%s", vlp_last_error());
+                        failed = 1;
+                    }
                 }
             }
+            free(canvas);
+            emoji_png_enc_free(enc);
         }
         if (failed) {
             vlp_set_error("%s", err);

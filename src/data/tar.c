@@ -163,7 +163,8 @@ static int index_shard(vlp_dataset *ds, int32_t shard) {
     archive_read_support_filter_all(a);
     archive_read_support_format_tar(a);
     rec_table t = {0};
-    int rc = 0, compressed = -1;
+    int rc = 0, compressed = -1, sparse = 0;
+    int64_t data_end = 0; /* plain tar: where the last member's padded data ends */
     if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK) {
         vlp_set_error("%s: %s", path, archive_error_string(a));
         rc = VLP_ERR_IO;
@@ -183,6 +184,11 @@ static int index_shard(vlp_dataset *ds, int32_t shard) {
             compressed = 0;
             for (int f = 0; f < archive_filter_count(a); f++)
                 if (archive_filter_code(a, f) != ARCHIVE_FILTER_NONE) compressed = 1;
+        }
+        if (archive_entry_sparse_count(e) > 0) sparse = 1;
+        if (!compressed && archive_entry_size_is_set(e) && archive_entry_size(e) >= 0) {
+            int64_t end = archive_filter_bytes(a, 0) + ((archive_entry_size(e) + 511) & ~(int64_t)511);
+            if (end > data_end) data_end = end;
         }
         if (archive_entry_filetype(e) != AE_IFREG) continue;
         const char *name = archive_entry_pathname(e);
@@ -252,6 +258,24 @@ static int index_shard(vlp_dataset *ds, int32_t shard) {
             free(rr->caption);
             rr->caption = cap;
             rr->caption_from_txt = is_txt;
+        }
+    }
+    /* libarchive ends quietly when a file stops between members; writers always end a tar
+     * with two zero blocks, so a plain shard without them was cut short. */
+    if (compressed == 0 && !sparse) {
+        uint8_t z[1024];
+        int ok = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0 && pread(fd, z, sizeof z, (off_t)data_end) == (ssize_t)sizeof z) {
+            ok = 1;
+            for (size_t i = 0; i < sizeof z; i++) ok &= z[i] == 0;
+        }
+        if (fd >= 0) close(fd);
+        if (!ok) {
+            vlp_set_error("%s: no end-of-archive blocks after the last member (offset %lld of %lld bytes): "
+                          "truncated tar?",
+                          path, (long long)data_end, (long long)st.st_size);
+            rc = VLP_ERR_IO;
+            goto done;
         }
     }
     for (int64_t i = 0; i < t.n; i++) {

@@ -526,17 +526,35 @@ static void put_label(ev_buf *b, vlp_task_kind k, const vlp_task_example *x, int
     else ev_buf_printf(b, "%d", label);
 }
 
-/* Picks up to g examples, about half right and half wrong when both exist, in file order. */
+/* Picks up to g examples, about half right and half wrong when both exist, spread evenly over
+ * the file (neighbouring rows often share an image), returned in file order. */
+static int idx_cmp(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static int pick(const unsigned char *correct, int64_t n, int g, int64_t *out) {
-    int want_right = (g + 1) / 2, want_wrong = g / 2, nr = 0, nw = 0, m = 0;
-    int64_t right_avail = 0;
-    for (int64_t i = 0; i < n; i++) right_avail += correct[i];
-    if (n - right_avail < want_wrong) want_right = g - (int)(n - right_avail);
-    if (right_avail < want_right) want_wrong = g - (int)right_avail;
-    for (int64_t i = 0; i < n && m < g; i++) {
-        if (correct[i] && nr < want_right) out[m++] = i, nr++;
-        else if (!correct[i] && nw < want_wrong) out[m++] = i, nw++;
+    int64_t n_right = 0;
+    for (int64_t i = 0; i < n; i++) n_right += correct[i];
+    int64_t n_wrong = n - n_right, want_right = (g + 1) / 2, want_wrong = g / 2;
+    if (n_wrong < want_wrong) want_right = g - n_wrong;
+    if (n_right < want_right) want_wrong = g - n_right;
+    if (want_right > n_right) want_right = n_right;
+    if (want_wrong > n_wrong) want_wrong = n_wrong;
+    int m = 0;
+    for (int kind = 1; kind >= 0; kind--) {
+        int64_t total = kind ? n_right : n_wrong, want = kind ? want_right : want_wrong, seen = 0, k = 0;
+        /* the k-th pick is the (k * total / want)-th example of this kind */
+        for (int64_t i = 0; i < n && k < want; i++) {
+            if (correct[i] != kind) continue;
+            if (seen == k * total / want) {
+                out[m++] = i;
+                k++;
+            }
+            seen++;
+        }
     }
+    qsort(out, (size_t)m, sizeof *out, idx_cmp);
     return m;
 }
 

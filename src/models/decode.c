@@ -98,13 +98,32 @@ vlp_vl_kv *vlp_vl_kv_new(const vlp_vl *m, int rows, int max_len) {
 
 int vlp_vl_kv_len(const vlp_vl_kv *kv) { return kv ? kv->len : 0; }
 
-/* y [M, out] = x [M, in] @ w^T + b (w [out, in], nn.Linear). */
+/* y [M, out] = x [M, in] @ w^T + b (w [out, in], nn.Linear). A decoding step has few rows:
+ * there a GEMM would spend its time packing the weights (the whole vocabulary matrix for the
+ * logits), so up to 8 rows take dot products against the weight rows, read once. */
 static void linear(const float *x, int M, int in, const vlp_tensor *w, const vlp_tensor *b, float *y) {
     int out = (int)w->shape[0];
-    vlp_gemm(0, 1, M, out, in, 1.0f, x, in, vlp_f(w), in, 0.0f, y, out);
-    if (b)
-        for (int r = 0; r < M; r++)
-            for (int j = 0; j < out; j++) y[(int64_t)r * out + j] += vlp_f(b)[j];
+    const float *W = vlp_f(w), *bias = b ? vlp_f(b) : NULL;
+    if (M > 8) {
+        vlp_gemm(0, 1, M, out, in, 1.0f, x, in, W, in, 0.0f, y, out);
+        if (bias)
+            for (int r = 0; r < M; r++)
+                for (int j = 0; j < out; j++) y[(int64_t)r * out + j] += bias[j];
+        return;
+    }
+    VLP_PARFOR(vlp_get_threads(), (int64_t)out * in >= (1 << 18), (int j = 0; j < out; j++), {
+        const float *wj = W + (int64_t)j * in;
+        for (int r = 0; r < M; r++) {
+            const float *xr = x + (int64_t)r * in;
+            float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0}, tail = 0;
+            int i = 0;
+            for (; i + 8 <= in; i += 8) /* eight independent sums: vectorised */
+                for (int k = 0; k < 8; k++) acc[k] += xr[i + k] * wj[i + k];
+            for (; i < in; i++) tail += xr[i] * wj[i];
+            float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
+            y[(int64_t)r * out + j] = sum + (bias ? bias[j] : 0.0f);
+        }
+    });
 }
 
 static void layernorm(float *y, const float *x, int M, int D, const vlp_tensor *w, const vlp_tensor *b, float eps) {

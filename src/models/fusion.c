@@ -221,6 +221,13 @@ int vlp_vl_config_validate(const vlp_vl_config *c) {
         vlp_set_error("VL config: no objective has a weight > 0");
         return VLP_ERR_ARG;
     }
+    if (!(c->momentum >= 0 && c->momentum < 1) || c->queue_size < 0 ||
+        !(c->distill_alpha >= 0 && c->distill_alpha <= 1) ||
+        ((c->queue_size > 0 || c->distill_alpha > 0) && !(c->momentum > 0)) || (c->momentum > 0 && !(c->w_itc > 0))) {
+        vlp_set_error("VL config: momentum in [0, 1), queue_size >= 0, distill_alpha in [0, 1]; the queue and "
+                      "distillation need momentum > 0, and momentum needs the itc objective");
+        return VLP_ERR_ARG;
+    }
     if (!(c->mlm_prob > 0 && c->mlm_prob < 1) || !(c->mim_ratio > 0 && c->mim_ratio < 1)) {
         vlp_set_error("VL config: mlm_prob and mim_ratio must be in (0, 1)");
         return VLP_ERR_ARG;
@@ -425,6 +432,21 @@ static vlp_vl *declare(const vlp_vl_config *c) {
         return NULL;
     }
     return m;
+}
+
+vlp_vl *vlp_vl_momentum_teacher(const vlp_vl *m) {
+    if (!m) {
+        vlp_set_error("vlp_vl_momentum_teacher: model is NULL");
+        return NULL;
+    }
+    vlp_vl *t = declare(&m->cfg);
+    if (!t) return NULL;
+    memcpy(vlp_params_data(t->params), vlp_params_data(m->params), (size_t)vlp_params_numel(m->params) * sizeof(float));
+    for (int i = 0; i < vlp_params_count(t->params); i++) {
+        vlp_tensor *p = vlp_params_get(t->params, i);
+        p->flags = (p->flags | VLP_FLAG_FROZEN) & ~VLP_FLAG_REQUIRES_GRAD;
+    }
+    return t;
 }
 
 int64_t vlp_vl_param_count(const vlp_vl *m) { return m ? vlp_params_numel(m->params) : 0; }
@@ -708,7 +730,7 @@ static json_t *config_json(const vlp_vl_config *c) {
     I(image_size) I(patch_size) I(vision_width) I(vision_layers) I(vision_heads) I(vision_mlp) I(vocab_size)
     I(max_text_len) I(width) I(layers) I(heads) I(mlp) I(fusion_layers) I(co_attention) I(text_pre_ln)
     I(embed_dim) F(ln_eps) F(dropout) I(pad_id) I(cls_id) I(sep_id) I(mask_id) I(bos_id) I(eos_id) F(w_itc)
-    F(w_itm) F(w_mlm) F(w_mim) F(w_lm) F(mlm_prob) I(mlm_whole_word) F(mim_ratio)
+    F(w_itm) F(w_mlm) F(w_mim) F(w_lm) F(mlm_prob) I(mlm_whole_word) F(mim_ratio) F(momentum) F(distill_alpha) I(queue_size)
 #undef I
 #undef F
     json_object_set_new(r, "act", json_string(acts[c->act]));
@@ -755,7 +777,7 @@ int vlp_vl_config_load(const char *path, vlp_vl_config *c) {
         I(image_size) I(patch_size) I(vision_width) I(vision_layers) I(vision_heads) I(vision_mlp) I(vocab_size)
         I(max_text_len) I(width) I(layers) I(heads) I(mlp) I(fusion_layers) I(co_attention) I(text_pre_ln)
         I(embed_dim) F(ln_eps) F(dropout) I(pad_id) I(cls_id) I(sep_id) I(mask_id) I(bos_id) I(eos_id) F(w_itc)
-        F(w_itm) F(w_mlm) F(w_mim) F(w_lm) F(mlm_prob) I(mlm_whole_word) F(mim_ratio)
+        F(w_itm) F(w_mlm) F(w_mim) F(w_lm) F(mlm_prob) I(mlm_whole_word) F(mim_ratio) F(momentum) F(distill_alpha) I(queue_size)
 #undef I
 #undef F
     };
@@ -823,12 +845,25 @@ int vlp_vl_config_load(const char *path, vlp_vl_config *c) {
     return rc;
 }
 
+/* mkdir -p */
+static int make_dirs(const char *dir) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s", dir);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = 0;
+        if (!is_dir(p) && mkdir(p, 0777) && errno != EEXIST) return -1;
+        *s = '/';
+    }
+    return !is_dir(p) && mkdir(p, 0777) && errno != EEXIST ? -1 : 0;
+}
+
 int vlp_vl_save(const vlp_vl *m, const char *dir) {
     if (!m || !dir) {
         vlp_set_error("vlp_vl_save: NULL argument");
         return VLP_ERR_ARG;
     }
-    if (!is_dir(dir) && mkdir(dir, 0777) && errno != EEXIST) {
+    if (make_dirs(dir)) {
         vlp_set_error("%s: cannot create directory: %s", dir, strerror(errno));
         return VLP_ERR_IO;
     }
@@ -873,6 +908,10 @@ vlp_vl *vlp_vl_load(const char *path) {
         return NULL;
     }
     char file[4096], dir[4096], cfgpath[4200];
+    if (access(path, F_OK)) {
+        vlp_set_error("%s: %s", path, strerror(errno));
+        return NULL;
+    }
     if (is_dir(path)) {
         snprintf(dir, sizeof dir, "%s", path);
         snprintf(file, sizeof file, "%s/model.safetensors", path);

@@ -7,6 +7,15 @@
 
 #include <math.h>
 
+static void vlp_l2_rows(float *x, int64_t rows, int64_t dim) {
+    for (int64_t r = 0; r < rows; r++) {
+        double n = 0;
+        for (int64_t i = 0; i < dim; i++) n += (double)x[r * dim + i] * x[r * dim + i];
+        float inv = n > 0 ? (float)(1.0 / sqrt(n)) : 0.0f;
+        for (int64_t i = 0; i < dim; i++) x[r * dim + i] *= inv;
+    }
+}
+
 static vlp_tensor *in(vlp_graph *g, const char *name, vlp_dtype dt, int nd, int64_t a, int64_t b, int64_t c,
                       int64_t d) {
     int64_t s[4] = {a, b, c, d};
@@ -19,13 +28,57 @@ static vlp_tensor *weighted(vlp_graph *g, vlp_tensor *total, vlp_tensor *l, floa
     return total ? vlp_add(g, total, t) : t;
 }
 
-int vlp_vl_pretrain_graph(vlp_graph *g, const vlp_vl *m, int B, int T, vlp_vl_pretrain *p) {
+/* ITC against the momentum teacher: positives and (queue_size) extra negatives are teacher
+ * features; targets (1 - a) one-hot + a softmax(teacher sims). Temperature 0.07. */
+static vlp_tensor *itc_momentum(vlp_graph *g, const vlp_vl *m, const vlp_vl *teacher, vlp_vl_pretrain *p,
+                                vlp_tensor *fi, vlp_tensor *ft) {
+    const vlp_vl_config *c = &m->cfg;
+    int64_t B = p->batch, E = c->embed_dim, K = c->queue_size;
+    const float inv_t = 1.0f / 0.07f;
+    vlp_tensor *ti = vlp_vl_encode_image(g, teacher, vlp_vl_embed_image(g, teacher, p->pixels, NULL, NULL));
+    vlp_tensor *tt = vlp_vl_encode_text(g, teacher, vlp_vl_embed_text(g, teacher, p->ids), p->mask);
+    vlp_tensor *fim = NULL, *ftm = NULL;
+    if (vlp_vl_itc_features(g, teacher, ti, tt, &fim, &ftm)) return NULL;
+    p->mom_img = fim = vlp_keep(vlp_l2norm(g, fim, 1e-12f));
+    p->mom_txt = ftm = vlp_keep(vlp_l2norm(g, ftm, 1e-12f));
+    vlp_tensor *all_i = fim, *all_t = ftm;
+    if (K > 0) {
+        int64_t s[2] = {K, E};
+        p->img_queue = vlp_input(g, "img_queue", VLP_F32, 2, s);
+        p->txt_queue = vlp_input(g, "txt_queue", VLP_F32, 2, s);
+        all_i = vlp_concat(g, fim, p->img_queue, 0);
+        all_t = vlp_concat(g, ftm, p->txt_queue, 0);
+    }
+    int64_t sb[1] = {B};
+    p->itc_targets = vlp_input(g, "itc_targets", VLP_I32, 1, sb);
+    vlp_tensor *a = vlp_l2norm(g, fi, 1e-12f), *b = vlp_l2norm(g, ft, 1e-12f);
+    vlp_tensor *s_i2t = vlp_scale(g, vlp_matmul(g, a, all_t, 0, 1), inv_t);
+    vlp_tensor *s_t2i = vlp_scale(g, vlp_matmul(g, b, all_i, 0, 1), inv_t);
+    vlp_tensor *l1 = vlp_cross_entropy(g, s_i2t, p->itc_targets, -100);
+    vlp_tensor *l2 = vlp_cross_entropy(g, s_t2i, p->itc_targets, -100);
+    float al = c->distill_alpha;
+    if (al > 0) {
+        vlp_tensor *q1 = vlp_softmax(g, vlp_scale(g, vlp_matmul(g, fim, all_t, 0, 1), inv_t));
+        vlp_tensor *q2 = vlp_softmax(g, vlp_scale(g, vlp_matmul(g, ftm, all_i, 0, 1), inv_t));
+        l1 = vlp_add(g, vlp_scale(g, l1, 1 - al), vlp_scale(g, vlp_soft_cross_entropy(g, s_i2t, q1), al));
+        l2 = vlp_add(g, vlp_scale(g, l2, 1 - al), vlp_scale(g, vlp_soft_cross_entropy(g, s_t2i, q2), al));
+    }
+    return vlp_scale(g, vlp_add(g, l1, l2), 0.5f);
+}
+
+int vlp_vl_pretrain_graph(vlp_graph *g, const vlp_vl *m, const vlp_vl *teacher, int B, int T, vlp_vl_pretrain *p) {
     if (!g || !m || !p || B < 1 || T < 2) {
         vlp_set_error("vlp_vl_pretrain_graph: bad arguments");
         return VLP_ERR_ARG;
     }
     const vlp_vl_config *c = &m->cfg;
     memset(p, 0, sizeof *p);
+    p->queue_pos = -1;
+    if (c->momentum > 0 && (!teacher || memcmp(&teacher->cfg, c, sizeof *c))) {
+        vlp_set_error("vlp_vl_pretrain_graph: momentum %g needs its teacher (vlp_vl_momentum_teacher of the model)",
+                      (double)c->momentum);
+        return VLP_ERR_ARG;
+    }
     if (c->w_itm > 0 && B < 2) {
         vlp_set_error("vlp_vl_pretrain_graph: ITM needs a batch of at least 2 (got %d)", B);
         return VLP_ERR_ARG;
@@ -54,7 +107,8 @@ int vlp_vl_pretrain_graph(vlp_graph *g, const vlp_vl *m, int B, int T, vlp_vl_pr
     vlp_tensor *total = NULL, *fi = NULL, *ft = NULL;
     if (need_uni && vlp_vl_itc_features(g, m, img_enc, txt_enc, &fi, &ft)) goto out;
     if (c->w_itc > 0) {
-        p->loss_itc = vlp_keep(vlp_itc_loss(g, fi, ft, m->logit_scale, NULL, VLP_ITC_CLIP));
+        p->loss_itc = vlp_keep(c->momentum > 0 ? itc_momentum(g, m, teacher, p, fi, ft)
+                                               : vlp_itc_loss(g, fi, ft, m->logit_scale, NULL, VLP_ITC_CLIP));
         total = weighted(g, total, p->loss_itc, c->w_itc);
     }
     if (c->w_itm > 0) {
@@ -112,7 +166,7 @@ out:
     return VLP_OK;
 }
 
-int vlp_vl_pretrain_fill(const vlp_vl *m, const vlp_vl_pretrain *p, const float *pixels, const int32_t *ids,
+int vlp_vl_pretrain_fill(const vlp_vl *m, vlp_vl_pretrain *p, const float *pixels, const int32_t *ids,
                          const int32_t *mask, const uint8_t *is_cont, uint64_t seed) {
     if (!m || !p || !p->pixels || !pixels || !ids || !mask || !p->pixels->data) {
         vlp_set_error("vlp_vl_pretrain_fill: NULL argument or graph not built");
@@ -163,5 +217,48 @@ int vlp_vl_pretrain_fill(const vlp_vl *m, const vlp_vl_pretrain *p, const float 
         free(mk);
     }
     if (p->lm_labels) vlp_lm_labels(ids, mask, B, T, p->lm_labels->data);
+    if (p->itc_targets)
+        for (int i = 0; i < B; i++) ((int32_t *)p->itc_targets->data)[i] = i;
+    if (p->img_queue && p->queue_pos < 0) { /* random unit vectors until real features arrive (ALBEF) */
+        int64_t K = p->img_queue->shape[0], E = p->img_queue->shape[1];
+        for (int q = 0; q < 2; q++) {
+            float *d = (q ? p->txt_queue : p->img_queue)->data;
+            uint64_t key = vlp_mix64(seed ^ (0x51554555ull + (uint64_t)q));
+            for (int64_t i = 0; i < K * E; i++) {
+                /* Box-Muller normals: unit vectors uniform on the sphere */
+                float u1 = vlp_u01(key, 2 * (uint64_t)i) + 1e-7f, u2 = vlp_u01(key, 2 * (uint64_t)i + 1);
+                d[i] = sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
+            }
+            vlp_l2_rows(d, K, E);
+        }
+        p->queue_pos = 0;
+    }
+    return VLP_OK;
+}
+
+int vlp_vl_pretrain_after_step(vlp_vl_pretrain *p, vlp_vl *teacher, const vlp_vl *m) {
+    if (!p || !m) {
+        vlp_set_error("vlp_vl_pretrain_after_step: NULL argument");
+        return VLP_ERR_ARG;
+    }
+    const vlp_vl_config *c = &m->cfg;
+    if (!(c->momentum > 0)) return VLP_OK;
+    if (!teacher || vlp_params_numel(teacher->params) != vlp_params_numel(m->params)) {
+        vlp_set_error("vlp_vl_pretrain_after_step: momentum needs the model's teacher");
+        return VLP_ERR_ARG;
+    }
+    if (p->img_queue && p->mom_img && p->queue_pos >= 0) {
+        int64_t K = p->img_queue->shape[0], E = p->img_queue->shape[1];
+        for (int64_t b = 0; b < p->batch; b++) {
+            int64_t row = (p->queue_pos + b) % K;
+            memcpy((float *)p->img_queue->data + row * E, (float *)p->mom_img->data + b * E, (size_t)E * sizeof(float));
+            memcpy((float *)p->txt_queue->data + row * E, (float *)p->mom_txt->data + b * E, (size_t)E * sizeof(float));
+        }
+        p->queue_pos = (int)((p->queue_pos + p->batch) % K);
+    }
+    float mo = c->momentum, *t = vlp_params_data(teacher->params);
+    const float *s = vlp_params_data(m->params);
+    int64_t n = vlp_params_numel(m->params);
+    for (int64_t i = 0; i < n; i++) t[i] = mo * t[i] + (1.0f - mo) * s[i];
     return VLP_OK;
 }

@@ -1,16 +1,21 @@
 /* vlp SGEMM: GotoBLAS/BLIS-style blocked single-precision GEMM (row-major).
  *
  * Structure (per thread, on its own [m0,m1) x [n0,n1) region of C):
- *   for jc over N in blocks of nc            (B block sized for L2)
- *     for pc over K in blocks of kc          (kc depends only on K -> deterministic)
- *       pack B[pc, jc] into NR-wide panels   (Bp, kc x nc, L2 resident)
- *       for ir over M in MR-row micro-panels
- *         pack A[ir, pc] -> Ap (MR x kc, L1 resident)
- *         for jr over the NR panels of Bp: micro-kernel MR x NR (B streamed from L2)
+ *   for pc over K in blocks of kc            (kc depends only on K -> deterministic)
+ *     for ic over M in chunks of mc          (only with several B blocks: up to VLP_APACK_BYTES)
+ *       pack A[ic, pc] once (all micro-panels of the chunk, reused for every B block)
+ *       for jc over N in blocks of nc        (B block sized for L2)
+ *         pack B[pc, jc] into NR-wide panels (Bp, kc x nc, L2 resident)
+ *         for ir over the MR-row micro-panels of the chunk (prefetching the next into L1;
+ *                without a chunk: packed just before use, MR x kc, L1 resident)
+ *           for jr over the NR panels of Bp: micro-kernel MR x NR (B streamed from L2)
  *
  * The micro-kernel keeps an MR x NR tile of C in registers (AVX-512: 14 rows x 2 zmm),
- * broadcasts A and loads B vectors.  Edges use zero-padded packing plus masked C access,
- * so nothing outside the user's matrices is read or written.
+ * broadcasts A and loads B vectors: 28 FMAs per 16 loads per k, which Zen 4/5 (two 512-bit
+ * FMA pipes) and Intel AVX-512 parts both sustain near peak with B streaming from L2.  Edges
+ * use zero-padded packing plus masked C access, so nothing outside the user's matrices is
+ * read or written; a last panel of <= 8 or <= 4 rows uses a kernel with that many rows.
+ * A bias row (vlp_gemm_bias) is added in the store of the first K block.
  *
  * Determinism: every C element is computed as
  *     c = beta*c + alpha*sum_{k in block 0};  c = c + alpha*sum_{k in block 1}; ...
@@ -54,9 +59,11 @@
 #define AVX2_FN __attribute__((target("avx2,fma")))
 
 /* Ap: A micro-panel with element (i,k) at Ap[k*a_ks + i] (packed: a_ks == MR) */
-/* pfa/npf: prefetch npf cache lines from pfa into L1 while computing (next A panel), or NULL/0 */
+/* pfa/npf: prefetch npf cache lines from pfa into L1 while computing (next A panel), or NULL/0.
+ * bias (NULL: none): per-column values added in the same rounding as the product (beta must be 0),
+ * i.e. c = fma(acc, alpha, bias), exactly what C = bias then beta = 1 gives. */
 typedef void (*kern_fn)(long kc, const float *restrict Ap, long a_ks, const float *restrict Bp, float *C, long ldc,
-                        int mr, int nr, float alpha, float beta, const float *pfa, int npf);
+                        int mr, int nr, float alpha, float beta, const float *pfa, int npf, const float *bias);
 typedef void (*packA_fn)(int transA, const float *A, long lda, long i0, int mr, long k0, int kc, float *Ap);
 /* packs one NR(or NR/2)-wide panel of op(B) rows k0..k0+kc, columns j0..j0+nr, width w */
 typedef void (*packB_fn)(int transB, const float *B, long ldb, long j0, int nr, int w, long k0, int kc,
@@ -66,6 +73,7 @@ typedef struct {
     int mr, nr;    /* register block */
     kern_fn kfull; /* nr-wide panel */
     kern_fn khalf; /* nr/2-wide panel (used for a narrow last panel), may be NULL */
+    kern_fn kfull8, khalf8, kfull4, khalf4; /* for a last panel of <= 8 / <= 4 rows, may be NULL */
     packA_fn packA;
     packB_fn packB;
     const char *name;
@@ -180,7 +188,9 @@ static void packA_g(int transA, const float *A, long lda, long i0, int mr, long 
     }                                                                                                  \
     for (int i = 0; i < mr; i++) {                                                                     \
         float *c = C + i * ldc;                                                                        \
-        if (beta == 0.0f)                                                                              \
+        if (bias)                                                                                      \
+            for (int j = 0; j < nr; j++) c[j] = bias[j] + alpha * acc[i][j];                           \
+        else if (beta == 0.0f)                                                                         \
             for (int j = 0; j < nr; j++) c[j] = alpha * acc[i][j];                                     \
         else if (beta == 1.0f)                                                                         \
             for (int j = 0; j < nr; j++) c[j] = c[j] + alpha * acc[i][j];                              \
@@ -189,14 +199,14 @@ static void packA_g(int transA, const float *A, long lda, long i0, int mr, long 
     }
 
 static void kern_generic(long kc, const float *restrict Ap, long a_ks, const float *restrict Bp, float *C, long ldc,
-                         int mr, int nr, float alpha, float beta, const float *pfa, int npf) {
+                         int mr, int nr, float alpha, float beta, const float *pfa, int npf, const float *bias) {
     (void)a_ks, (void)pfa, (void)npf;
     GENERIC_KERNEL_BODY
 }
 
 AVX2_FN static void kern_generic_avx2(long kc, const float *restrict Ap, long a_ks, const float *restrict Bp,
                                       float *C, long ldc, int mr, int nr, float alpha, float beta, const float *pfa,
-                                      int npf) {
+                                      int npf, const float *bias) {
     (void)a_ks, (void)pfa, (void)npf;
     GENERIC_KERNEL_BODY
 }
@@ -310,11 +320,11 @@ AVX512_FN static void packB_512(int transB, const float *B, long ldb, long j0, i
 }
 
 /* Micro-kernel: C[mr x nr] (+)= alpha * Ap(MR x kc) * Bp(kc x 16*NV) */
-#define K512_BODY(NV)                                                                                  \
-    __m512 c[MR512][NV];                                                                               \
-    _Pragma("GCC unroll 16") for (int i = 0; i < MR512; i++) _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) \
+#define K512_BODY(NV, MRV)                                                                                  \
+    __m512 c[MRV][NV];                                                                               \
+    _Pragma("GCC unroll 16") for (int i = 0; i < MRV; i++) _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) \
         c[i][v] = _mm512_setzero_ps();                                                                 \
-    _Pragma("GCC unroll 16") for (int i = 0; i < MR512; i++) if (i < mr) {                             \
+    _Pragma("GCC unroll 16") for (int i = 0; i < MRV; i++) if (i < mr) {                             \
         _mm_prefetch((const char *)(C + i * ldc), _MM_HINT_T0);                                        \
         if (NV > 1) _mm_prefetch((const char *)(C + i * ldc + 16), _MM_HINT_T0);                      \
     }                                                                                                  \
@@ -326,7 +336,7 @@ AVX512_FN static void packB_512(int transB, const float *B, long ldb, long j0, i
         }                                                                                              \
         if (k < npf) _mm_prefetch((const char *)(pfa + 16 * k), _MM_HINT_T0);                          \
         _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) b[v] = _mm512_load_ps(Bp + 16 * v);       \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR512; i++) {                                     \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MRV; i++) {                                     \
             const __m512 a = _mm512_set1_ps(Ap[i]);                                                    \
             _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) c[i][v] = _mm512_fmadd_ps(a, b[v], c[i][v]); \
         }                                                                                              \
@@ -336,13 +346,20 @@ AVX512_FN static void packB_512(int transB, const float *B, long ldb, long j0, i
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);                               \
     __mmask16 m[NV];                                                                                   \
     _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) m[v] = mask_n(nr - 16 * v);                   \
-    if (beta == 0.0f) {                                                                                \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR512; i++) if (i < mr) {                         \
+    if (bias) {                                                                                        \
+        __m512 bv[NV];                                                                                 \
+        _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) bv[v] = _mm512_maskz_loadu_ps(m[v], bias + 16 * v); \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MRV; i++) if (i < mr) {                         \
+            _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                       \
+                _mm512_mask_storeu_ps(C + i * ldc + 16 * v, m[v], _mm512_fmadd_ps(c[i][v], va, bv[v]));\
+        }                                                                                              \
+    } else if (beta == 0.0f) {                                                                         \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MRV; i++) if (i < mr) {                         \
             _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++)                                       \
                 _mm512_mask_storeu_ps(C + i * ldc + 16 * v, m[v], _mm512_mul_ps(c[i][v], va));         \
         }                                                                                              \
     } else if (beta == 1.0f) {                                                                         \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR512; i++) if (i < mr) {                         \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MRV; i++) if (i < mr) {                         \
             _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {                                     \
                 float *cp = C + i * ldc + 16 * v;                                                      \
                 __m512 old = _mm512_maskz_loadu_ps(m[v], cp);                                          \
@@ -350,7 +367,7 @@ AVX512_FN static void packB_512(int transB, const float *B, long ldb, long j0, i
             }                                                                                          \
         }                                                                                              \
     } else {                                                                                           \
-        _Pragma("GCC unroll 16") for (int i = 0; i < MR512; i++) if (i < mr) {                         \
+        _Pragma("GCC unroll 16") for (int i = 0; i < MRV; i++) if (i < mr) {                         \
             _Pragma("GCC unroll 2") for (int v = 0; v < NV; v++) {                                     \
                 float *cp = C + i * ldc + 16 * v;                                                      \
                 __m512 old = _mm512_maskz_loadu_ps(m[v], cp);                                          \
@@ -360,14 +377,33 @@ AVX512_FN static void packB_512(int transB, const float *B, long ldb, long j0, i
     }
 
 AVX512_FN static void kern512_w32(long kc, const float *restrict Ap, long a_ks, const float *restrict Bp, float *C,
-                                  long ldc, int mr, int nr, float alpha, float beta, const float *pfa, int npf) {
-    K512_BODY(2)
+                                  long ldc, int mr, int nr, float alpha, float beta, const float *pfa, int npf,
+                                  const float *bias) {
+    K512_BODY(2, MR512)
 }
 
 AVX512_FN static void kern512_w16(long kc, const float *restrict Ap, long a_ks, const float *restrict Bp, float *C,
-                                  long ldc, int mr, int nr, float alpha, float beta, const float *pfa, int npf) {
-    K512_BODY(1)
+                                  long ldc, int mr, int nr, float alpha, float beta, const float *pfa, int npf,
+                                  const float *bias) {
+    K512_BODY(1, MR512)
 }
+
+/* Row-remainder kernels: a last micro-panel of mr <= 4 or <= 8 rows computes only those rows
+ * (same packed layout and the same per-element arithmetic, so results do not change). */
+#define K512_SMALL(NAME, NV, MRV)                                                                          \
+    AVX512_FN static void NAME(long kc, const float *restrict Ap, long a_ks, const float *restrict Bp, float *C, \
+                               long ldc, int mr, int nr, float alpha, float beta, const float *pfa, int npf,    \
+                               const float *bias) {                                                        \
+        K512_BODY(NV, MRV)                                                                                 \
+    }
+#if MR512 > 8
+K512_SMALL(kern512_w32_r8, 2, 8)
+K512_SMALL(kern512_w16_r8, 1, 8)
+#endif
+#if MR512 > 4
+K512_SMALL(kern512_w32_r4, 2, 4)
+K512_SMALL(kern512_w16_r4, 1, 4)
+#endif
 
 /* ------------------------------------------------------------------------------------------ */
 /* Dispatch                                                                                     */
@@ -376,10 +412,19 @@ AVX512_FN static void kern512_w16(long kc, const float *restrict Ap, long a_ks, 
 #define STR2(x) #x
 #define STR(x) STR2(x)
 
-static const kdesc kd_avx512 = {MR512, NR512, kern512_w32, kern512_w16, packA_512, packB_512,
+#if MR512 <= 8
+#define kern512_w32_r8 NULL
+#define kern512_w16_r8 NULL
+#endif
+#if MR512 <= 4
+#define kern512_w32_r4 NULL
+#define kern512_w16_r4 NULL
+#endif
+static const kdesc kd_avx512 = {MR512, NR512, kern512_w32, kern512_w16, kern512_w32_r8, kern512_w16_r8,
+                                kern512_w32_r4, kern512_w16_r4, packA_512, packB_512,
                                 "avx512 " STR(VLP_MR) "x32"};
-static const kdesc kd_avx2 = {GMR, GNR, kern_generic_avx2, NULL, packA_g, packB_scalar, "generic-avx2 6x16"};
-static const kdesc kd_generic = {GMR, GNR, kern_generic, NULL, packA_g, packB_scalar, "generic 6x16"};
+static const kdesc kd_avx2 = {GMR, GNR, kern_generic_avx2, NULL, NULL, NULL, NULL, NULL, packA_g, packB_scalar, "generic-avx2 6x16"};
+static const kdesc kd_generic = {GMR, GNR, kern_generic, NULL, NULL, NULL, NULL, NULL, packA_g, packB_scalar, "generic 6x16"};
 
 static const kdesc *select_kernel(void) {
     static const kdesc *sel;
@@ -417,6 +462,7 @@ typedef struct {
     long ldb;
     float *C;
     long ldc;
+    const float *bias; /* per-column bias added with the first K block (beta is 0), or NULL */
     int kcs;      /* K block size (depends only on K) */
     int direct_a; /* read full A micro-panels in place (transA, AVX-512 kernel) */
 } gemm_args;
@@ -506,6 +552,11 @@ static void gemm_region(const gemm_args *g, int m0, int m1, int n0, int n1) {
                         kd->packA(g->transA, g->A, g->lda, i, mr, pc, kc, Abuf);
                         ap = Abuf;
                     }
+                    kern_fn kf = kd->kfull, kh = kd->khalf;
+                    if (mr <= 4 && kd->kfull4)
+                        kf = kd->kfull4, kh = kd->khalf4;
+                    else if (mr <= 8 && kd->kfull8)
+                        kf = kd->kfull8, kh = kd->khalf8;
                     const float *bp = Bp;
                     float *crow = g->C + (long)i * g->ldc + jc;
                     for (int j = 0, jr = 0; j < nc; j += NR, jr++) {
@@ -514,11 +565,12 @@ static void gemm_region(const gemm_args *g, int m0, int m1, int n0, int n1) {
                         const float *pfj = pf ? pf + (size_t)jr * lpc * 16 : NULL;
                         int npf = pf ? plines - jr * lpc : 0;
                         npf = npf < 0 ? 0 : npf > lpc ? lpc : npf;
+                        const float *bj = g->bias && pc == 0 ? g->bias + jc + j : NULL;
                         if (nr <= NR / 2 && kd->khalf) {
-                            kd->khalf(kc, ap, aks, bp, crow + j, g->ldc, mr, nr, g->alpha, beta, pfj, npf);
+                            kh(kc, ap, aks, bp, crow + j, g->ldc, mr, nr, g->alpha, beta, pfj, npf, bj);
                             bp += (long)(NR / 2) * kc;
                         } else {
-                            kd->kfull(kc, ap, aks, bp, crow + j, g->ldc, mr, nr, g->alpha, beta, pfj, npf);
+                            kf(kc, ap, aks, bp, crow + j, g->ldc, mr, nr, g->alpha, beta, pfj, npf, bj);
                             bp += (long)NR * kc;
                         }
                     }
@@ -551,6 +603,7 @@ static void setup_args(gemm_args *g, int transA, int transB, int M, int N, int K
     g->ldb = ldb;
     g->C = C;
     g->ldc = ldc;
+    g->bias = NULL;
     g->kcs = k_block(K);
     g->direct_a = VLP_DIRECT_A && transA && g->kd == &kd_avx512;
 }
@@ -640,6 +693,27 @@ void vlp_gemm(int transA, int transB, int M, int N, int K, float alpha, const fl
     }
     gemm_args g;
     setup_args(&g, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    const int nt = threads_for(M, N, K);
+    if (nt <= 1)
+        gemm_region(&g, 0, M, 0, N);
+    else
+        gemm_mt(&g, nt);
+}
+
+void vlp_gemm_bias(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, const float *bias, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (!bias) {
+        vlp_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, 0.0f, C, ldc);
+        return;
+    }
+    if (K <= 0 || alpha == 0.0f) {
+        for (int i = 0; i < M; i++) memcpy(C + (long)i * ldc, bias, (size_t)N * sizeof(float));
+        return;
+    }
+    gemm_args g;
+    setup_args(&g, transA, transB, M, N, K, alpha, A, lda, B, ldb, 0.0f, C, ldc);
+    g.bias = bias;
     const int nt = threads_for(M, N, K);
     if (nt <= 1)
         gemm_region(&g, 0, M, 0, N);

@@ -22,6 +22,12 @@ extern "C" {
 void vlp_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
 
+/* C = alpha * op(A) @ op(B) + bias (bias[N] added to every row; NULL: none; C is not read).
+ * Bit-identical to filling C with the bias rows and calling vlp_gemm with beta = 1, without the
+ * extra pass over C.  Threads as vlp_gemm. */
+void vlp_gemm_bias(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, const float *bias, float *C, int ldc);
+
 /* Single-threaded; safe to call concurrently from many threads (e.g. one per attention head). */
 void vlp_gemm_st(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                  const float *B, int ldb, float beta, float *C, int ldc);

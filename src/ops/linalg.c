@@ -38,15 +38,10 @@ vlp_tensor *vlp_linear(vlp_graph *g, vlp_tensor *x, vlp_tensor *w, vlp_tensor *b
 static void linear_forward(vlp_tensor *t, vlp_exec *ex) {
     vlp_tensor *x = t->src[0], *w = t->src[1], *b = t->src[2];
     int64_t M = vlp_rows(x), K = vlp_cols(x), N = w->shape[0];
-    float *y = vlp_f(t);
-    float beta = 0.0f;
-    if (b) { /* start from the bias rows, then accumulate the product */
-        const float *bb = vlp_f(b);
-        VLP_PARFOR(ex->nthreads, M * N > 65536, (int64_t r = 0; r < M; r++),
-                   { memcpy(y + r * N, bb, (size_t)N * sizeof(float)); });
-        beta = 1.0f;
-    }
-    vlp_gemm(0, 1, (int)M, (int)N, (int)K, 1.0f, vlp_f(x), (int)vlp_ld(x), vlp_f(w), (int)K, beta, y, (int)N);
+    (void)ex;
+    /* the bias enters in the GEMM's store of the first K block (no separate pass over y) */
+    vlp_gemm_bias(0, 1, (int)M, (int)N, (int)K, 1.0f, vlp_f(x), (int)vlp_ld(x), vlp_f(w), (int)K, b ? vlp_f(b) : NULL,
+                  vlp_f(t), (int)N);
 }
 
 static void linear_backward(vlp_tensor *t, vlp_exec *ex) {

@@ -51,7 +51,7 @@ static void layernorm_forward(vlp_tensor *t, vlp_exec *ex) {
     float *y = vlp_f(t), *mean = t->aux, eps = t->fp[0];
     int64_t D = vlp_cols(t), rows = vlp_rows(t);
     float *rstd = mean + rows;
-    VLP_PARFOR(ex->nthreads, rows * D > 16384, (int64_t r = 0; r < rows; r++), {
+    VLP_PARFOR(ex->nthreads, rows * D > 65536 /* tiny batches: one thread, no region */, (int64_t r = 0; r < rows; r++), {
         const float *xr = x + r * D;
         float *yr = y + r * D;
         float s = 0;

@@ -301,7 +301,7 @@ static int cache_get(vlp_wordpiece *t, const uint8_t *s, uint32_t len, uint64_t 
         cache_slot *c = &t->cache[i];
         if (!c->used) return 0;
         if (c->hash == h && c->len == len && !memcmp(t->cache_bytes + c->off, s, len)) {
-            if (i32s_reserve(out, c->nids)) {
+            if (c->nids && i32s_reserve(out, c->nids)) { /* a word of only accents has no ids */
                 memcpy(out->v + out->n, t->cache_ids + c->ids_off, c->nids * sizeof *out->v);
                 out->n += c->nids;
             }
@@ -563,7 +563,7 @@ int vlp_wordpiece_encode_n(vlp_wordpiece *t, const char *utf8, size_t len, int32
         vlp_set_error("vlp_wordpiece_encode: more than 2^31 tokens");
         return VLP_ERR_ARG;
     }
-    if (cap > 0) memcpy(ids, out.v, (out.n < (size_t)cap ? out.n : (size_t)cap) * sizeof *ids);
+    if (cap > 0 && out.n) memcpy(ids, out.v, (out.n < (size_t)cap ? out.n : (size_t)cap) * sizeof *ids);
     free(out.v);
     return (int)out.n;
 }

@@ -364,7 +364,7 @@ int vlp_train_run(vlp_trainer *t, vlp_batch_source *src, const vlp_run_options *
     }
     const vlp_train_config *c = &t->cfg;
     int log_every = o->log_every > 0 ? o->log_every : 10;
-    double t_start = now_s(), win_t = t_start, win_wait = 0, run_wait = 0;
+    double t_start = now_s(), win_t = t_start, win_wait = 0;
     int64_t win_pairs = 0;
     double pps = 0, wait_frac = 0;
     rc = VLP_OK;
@@ -375,7 +375,6 @@ int vlp_train_run(vlp_trainer *t, vlp_batch_source *src, const vlp_run_options *
         if (rc && !diverged) break;
         if (!diverged) {
             win_wait += st.data_wait_s;
-            run_wait += st.data_wait_s;
             win_pairs += c->batch_size;
         }
         int64_t s = diverged ? t->step + 1 : t->step;
@@ -439,7 +438,6 @@ int vlp_train_run(vlp_trainer *t, vlp_batch_source *src, const vlp_run_options *
         if ((o->save_every > 0 && s % o->save_every == 0) || last)
             if ((rc = save_checkpoint(t, rd, o))) break;
     }
-    (void)run_wait;
     fclose(mf);
     if (!rc && o->save_final && t->step == c->steps) {
         snprintf(path, sizeof path, "%s/model", rd);

@@ -29,6 +29,12 @@ void cli_progress_update(cli_progress *p, int64_t done);
 void cli_progress_end(cli_progress *p, int64_t done);
 
 int vlp_cmd_demo(int argc, char **argv);
+int vlp_cmd_vl_init(int argc, char **argv); /* cmd_fusion.c */
+int vlp_cmd_caption(int argc, char **argv);
+int vlp_cmd_match(int argc, char **argv);
+int vlp_cmd_fill(int argc, char **argv);
+/* vlp info of a fusion / captioning model: -1 if path is not one, else the exit code. */
+int vlp_info_vl(const char *path, int json);
 int vlp_cmd_train(int argc, char **argv);
 int vlp_cmd_eval(int argc, char **argv);
 int vlp_cmd_plot(int argc, char **argv);

@@ -10,27 +10,28 @@
 #include <string.h>
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: vlp data emoji --out DIR [options]         image-text pairs: DIR/{train,style,unseen}.tsv\n"
-            "       vlp data emoji-tasks --out DIR [options]   caption/vqa/nlvr/ground2/ground3/mc JSONL in DIR/tasks/\n"
-            "       vlp data emoji-fetch [options]             download and verify the npm tarballs only\n"
-            "\n"
-            "Builds the emoji benchmark from the npm packages emoji-datasource-{apple,google,facebook,twitter}\n"
-            "(fetched with `npm pack`, about 340 MB, once) by the rules of shared/datasets/emoji.md and\n"
-            "emoji-tasks.md. A finished DIR is left alone (manifest.json / tasks/summary.json are written last);\n"
-            "an interrupted one is rebuilt.\n"
-            "\n"
-            "options:\n"
-            "  --out DIR        output directory (created if missing)\n"
-            "  --cache DIR      where the tarballs are kept (default $VLP_CACHE/npm, $XDG_CACHE_HOME/vlp/npm\n"
-            "                   or ~/.cache/vlp/npm)\n"
-            "  --version V      package version (default %s)\n"
-            "  --offline        never run npm: the cache must already hold the tarballs\n"
-            "  --force          rebuild even if DIR is complete\n"
-            "  --json           print the summary as one JSON object\n"
-            "environment: VLP_NPM (the npm program), VLP_PROGRESS=0/1\n"
-            "exit status: 0 success, 1 failure (message on stderr), 2 usage error\n",
-            VLP_EMOJI_VERSION);
+    fprintf(
+        f,
+        "usage: vlp data emoji --out DIR [options]         image-text pairs: DIR/{train,style,unseen}.tsv\n"
+        "       vlp data emoji-tasks --out DIR [options]   caption/vqa/nlvr/ground2/ground3/mc JSONL in DIR/tasks/\n"
+        "       vlp data emoji-fetch [options]             download and verify the npm tarballs only\n"
+        "\n"
+        "Builds the emoji benchmark from the npm packages emoji-datasource-{apple,google,facebook,twitter}\n"
+        "(fetched with `npm pack`, about 340 MB, once) by the rules of shared/datasets/emoji.md and\n"
+        "emoji-tasks.md. A finished DIR is left alone (manifest.json / tasks/summary.json are written last);\n"
+        "an interrupted one is rebuilt.\n"
+        "\n"
+        "options:\n"
+        "  --out DIR        output directory (created if missing)\n"
+        "  --cache DIR      where the tarballs are kept (default $VLP_CACHE/npm, $XDG_CACHE_HOME/vlp/npm\n"
+        "                   or ~/.cache/vlp/npm)\n"
+        "  --version V      package version (default %s)\n"
+        "  --offline        never run npm: the cache must already hold the tarballs\n"
+        "  --force          rebuild even if DIR is complete\n"
+        "  --json           print the summary as one JSON object\n"
+        "environment: VLP_NPM (the npm program), VLP_PROGRESS=0/1\n"
+        "exit status: 0 success, 1 failure (message on stderr), 2 usage error\n",
+        VLP_EMOJI_VERSION);
 }
 
 typedef struct {
@@ -83,7 +84,8 @@ static void print_report(int what, const vlp_emoji_report *r, const char *out, i
         printf("tarballs verified (%d fetched) in %.1f s\n", r->fetched, r->fetch_seconds);
         return;
     }
-    if (r->up_to_date) printf("%s is up to date (use --force to rebuild)\n", out);
+    if (r->up_to_date)
+        printf("%s is up to date (use --force to rebuild)\n", out);
     else
         printf("%s: fetch %.1f s (%d fetched), build %.1f s, %lld images written\n", out, r->fetch_seconds, r->fetched,
                r->build_seconds, (long long)r->images);
@@ -119,9 +121,12 @@ int vlp_cmd_data(int argc, char **argv) {
     }
     int what;
     const char *sub = argv[0];
-    if (!strcmp(sub, "emoji-fetch")) what = 0;
-    else if (!strcmp(sub, "emoji")) what = 1;
-    else if (!strcmp(sub, "emoji-tasks")) what = 2;
+    if (!strcmp(sub, "emoji-fetch"))
+        what = 0;
+    else if (!strcmp(sub, "emoji"))
+        what = 1;
+    else if (!strcmp(sub, "emoji-tasks"))
+        what = 2;
     else {
         fprintf(stderr, "vlp data: unknown dataset '%s' (emoji, emoji-tasks, emoji-fetch; see vlp data --help)\n", sub);
         return CLI_USAGE;
@@ -140,9 +145,12 @@ int vlp_cmd_data(int argc, char **argv) {
                 fprintf(stderr, "vlp data: %s is empty\n", a);
                 return CLI_USAGE;
             }
-            if (a[2] == 'o') opt.out_dir = v;
-            else if (a[2] == 'c') opt.cache_dir = v;
-            else opt.version = v;
+            if (a[2] == 'o')
+                opt.out_dir = v;
+            else if (a[2] == 'c')
+                opt.cache_dir = v;
+            else
+                opt.version = v;
         } else if (!strcmp(a, "--offline")) {
             opt.offline = 1;
         } else if (!strcmp(a, "--force")) {
@@ -163,7 +171,9 @@ int vlp_cmd_data(int argc, char **argv) {
     opt.progress_ctx = &ps;
     vlp_emoji_report rep;
     memset(&rep, 0, sizeof rep);
-    int rc = what == 0 ? vlp_emoji_fetch(&opt, &rep) : what == 1 ? vlp_emoji_build(&opt, &rep) : vlp_emoji_tasks_build(&opt, &rep);
+    int rc = what == 0   ? vlp_emoji_fetch(&opt, &rep)
+             : what == 1 ? vlp_emoji_build(&opt, &rep)
+                         : vlp_emoji_tasks_build(&opt, &rep);
     if (ps.active) cli_progress_end(&ps.bar, ps.bar.total);
     if (rc) {
         fprintf(stderr, "vlp data %s: %s\n", sub, vlp_last_error());

@@ -128,8 +128,9 @@ int vlp_cmd_eval(int argc, char **argv) {
                                           (json_int_t)z.n, "classes", z.classes, "top1", z.top1, "top5", z.top5,
                                           "chance", 1.0 / z.classes, "seconds", secs));
             if (!json)
-                printf("zero-shot on %s: %lld images, %d classes: top-1 %.2f%%  top-5 %.2f%%  (chance %.1f%%)\n",
-                       base_name(classes), (long long)z.n, z.classes, 100 * z.top1, 100 * z.top5, 100.0 / z.classes);
+                printf("zero-shot on %s: %lld images, %d classes: top-1 %.2f%%%s%.2f%%  (chance %.1f%%)\n",
+                       base_name(classes), (long long)z.n, z.classes, 100 * z.top1,
+                       z.classes > 5 ? "  top-5 " : "", z.classes > 5 ? 100 * z.top5 : 0.0, 100.0 / z.classes);
         }
     }
     if (!rc && json) {

@@ -45,6 +45,8 @@ int vlp_cmd_info(int argc, char **argv) {
         fprintf(stderr, "vlp info: which model? (vlp info MODEL)\n");
         return CLI_USAGE;
     }
+    int vl = vlp_info_vl(path, json); /* fusion / captioning models: cmd_fusion.c */
+    if (vl >= 0) return vl;
     vlp_clip *m = vlp_clip_load(path);
     if (!m) {
         fprintf(stderr, "vlp info: %s\n", vlp_last_error());

@@ -57,6 +57,16 @@ static int push(series *s, double x, double y) {
     return 0;
 }
 
+/* Text content of an SVG element: & < > escaped (run paths and metric names are free text). */
+static void xml_text(FILE *f, const char *s) {
+    for (; *s; s++) {
+        if (*s == '&') fputs("&amp;", f);
+        else if (*s == '<') fputs("&lt;", f);
+        else if (*s == '>') fputs("&gt;", f);
+        else fputc(*s, f);
+    }
+}
+
 static const char *colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
 
 /* One panel at (x0, y0) of w x h with the series whose names start with prefix (or equal it). */
@@ -77,7 +87,9 @@ static void panel(FILE *f, series_set *ss, const char *title, const char *prefix
         }
     }
     fprintf(f, "<g><rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='none' stroke='#888'/>\n", x0, y0, w, h);
-    fprintf(f, "<text x='%.1f' y='%.1f' font-size='13' font-weight='bold'>%s</text>\n", x0, y0 - 6, title);
+    fprintf(f, "<text x='%.1f' y='%.1f' font-size='13' font-weight='bold'>", x0, y0 - 6);
+    xml_text(f, title);
+    fprintf(f, "</text>\n");
     if (!any) {
         fprintf(f, "<text x='%.1f' y='%.1f' font-size='12' fill='#888'>no data</text></g>\n", x0 + 10, y0 + 20);
         return;
@@ -115,8 +127,10 @@ static void panel(FILE *f, series_set *ss, const char *title, const char *prefix
                 if (isfinite(s->y[k]) && !(logy && s->y[k] <= 0))
                     fprintf(f, "<circle cx='%.1f' cy='%.1f' r='2.5' fill='%s'/>", PX(s->x[k]),
                             PY(logy ? log10(s->y[k]) : s->y[k]), col);
-        fprintf(f, "<text x='%.1f' y='%.1f' font-size='11' fill='%s' text-anchor='end'>%s = %.4g</text>\n", x0 + w - 6,
-                y0 + 14 + 13 * c, col, s->name, s->y[s->n - 1]);
+        fprintf(f, "<text x='%.1f' y='%.1f' font-size='11' fill='%s' text-anchor='end'>", x0 + w - 6,
+                y0 + 14 + 13 * c, col);
+        xml_text(f, s->name);
+        fprintf(f, " = %.4g</text>\n", s->y[s->n - 1]);
         c++;
     }
 #undef PX
@@ -213,7 +227,9 @@ int vlp_cmd_plot(int argc, char **argv) {
     fprintf(o, "<svg xmlns='http://www.w3.org/2000/svg' width='%.0f' height='%.0f' font-family='sans-serif'>\n",
             cols * (W + M) + M, rows * (H + M) + 40);
     fprintf(o, "<rect width='100%%' height='100%%' fill='white'/>\n");
-    fprintf(o, "<text x='%.0f' y='22' font-size='15'>%s (%d lines of metrics.jsonl)</text>\n", M, run, lines);
+    fprintf(o, "<text x='%.0f' y='22' font-size='15'>", M);
+    xml_text(o, run);
+    fprintf(o, " (%d lines of metrics.jsonl)</text>\n", lines);
     struct {
         const char *title, *prefix;
         int exact, logy;

@@ -4,6 +4,7 @@
 #include "vlp.h"
 #include "vlp_eval.h"
 
+#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -199,32 +200,20 @@ int vlp_cmd_score(int argc, char **argv) {
     else print_table(&m, task_s, split, data);
     if (out) {
         char *ad = abs_path(data), *ap = abs_path(pred), *at = train ? abs_path(train) : NULL;
-        FILE *f = fopen(out, "wb");
-        if (!f) {
+        /* task, split, data, predictions, n, metrics: the format vlp report reads */
+        json_t *o = json_object(), *metrics = json_loads(js, 0, NULL);
+        json_object_set_new(o, "task", json_string(task_s));
+        json_object_set_new(o, "split", json_string(split));
+        json_object_set_new(o, "data", json_string(ad));
+        json_object_set_new(o, "predictions", json_string(ap));
+        if (at) json_object_set_new(o, "train", json_string(at));
+        json_object_set_new(o, "n", json_integer(m.n));
+        json_object_set_new(o, "metrics", metrics ? metrics : json_object());
+        if (json_dump_file(o, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) == 0)
+            rc = CLI_OK;
+        else
             fprintf(stderr, "vlp score: cannot write %s\n", out);
-        } else {
-            /* task, split, data, predictions, n, metrics: the format vlp report reads */
-            fprintf(f, "{\n  \"task\": \"%s\",\n  \"split\": \"", task_s);
-            for (const char *c = split; *c; c++) fprintf(f, (*c == '"' || *c == '\\') ? "\\%c" : "%c", *c);
-            fprintf(f, "\",\n");
-            const char *names[3] = {"data", "predictions", "train"}, *vals[3] = {ad, ap, at};
-            for (int k = 0; k < 3; k++) {
-                if (!vals[k]) continue;
-                fprintf(f, "  \"%s\": \"", names[k]);
-                for (const char *c = vals[k]; *c; c++)
-                    fprintf(f, (*c == '"' || *c == '\\') ? "\\%c" : ((unsigned char)*c < 0x20 ? "?" : "%c"), *c);
-                fprintf(f, "\",\n");
-            }
-            fprintf(f, "  \"n\": %lld,\n  \"metrics\": ", (long long)m.n);
-            /* indent the metrics object by two spaces */
-            for (const char *c = js; *c; c++) {
-                fputc(*c, f);
-                if (*c == '\n') fputs("  ", f);
-            }
-            fputs("\n}\n", f);
-            if (fclose(f) == 0) rc = CLI_OK;
-            else fprintf(stderr, "vlp score: cannot write %s\n", out);
-        }
+        json_decref(o);
         free(ad);
         free(ap);
         free(at);

@@ -1,0 +1,511 @@
+/* Fusion / captioning model commands (include/vlp_vl.h):
+ *   vlp vl-init  a randomly initialised VL model of a family preset
+ *   vlp caption  captions for images (captioning family): greedy, beam or nucleus
+ *   vlp match    image-text matching probability of texts for an image (ITM head)
+ *   vlp fill     the most likely tokens at each [MASK] of a text, given an image (MLM head)
+ * Text goes through BERT WordPiece: MODEL/vocab.txt when present, else bert-base-uncased. */
+#include "cli.h"
+#include "vlp_image.h"
+#include "vlp_text.h"
+#include "vlp_vl.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- shared ------------------------------------------------------------------------------ */
+
+static vlp_wordpiece *load_tokenizer(const char *cmd, const char *model_dir, const vlp_vl *m) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/vocab.txt", model_dir);
+    int own = access(path, R_OK) == 0;
+    vlp_wordpiece *t = vlp_wordpiece_load(own ? path : NULL);
+    if (!t) {
+        fprintf(stderr, "vlp %s: %s\n", cmd, vlp_last_error());
+        return NULL;
+    }
+    if (vlp_wordpiece_vocab_size(t) != m->cfg.vocab_size) {
+        fprintf(stderr, "vlp %s: the tokenizer (%s, %d tokens) does not fit the model's vocabulary of %d\n", cmd,
+                own ? path : "bert-base-uncased", vlp_wordpiece_vocab_size(t), m->cfg.vocab_size);
+        vlp_wordpiece_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+static int load_pixels(const char *cmd, const vlp_vl *m, const char *path, float *out) {
+    vlp_image img;
+    vlp_preprocess_config pc = {.size = m->cfg.image_size, .composite_white = 0};
+    memcpy(pc.mean, m->cfg.mean, sizeof pc.mean);
+    memcpy(pc.std, m->cfg.std, sizeof pc.std);
+    if (vlp_image_load(path, NULL, &img)) {
+        fprintf(stderr, "vlp %s: %s\n", cmd, vlp_last_error());
+        return CLI_FAIL;
+    }
+    int rc = vlp_image_preprocess(&img, &pc, out);
+    vlp_image_free(&img);
+    if (rc) {
+        fprintf(stderr, "vlp %s: %s: %s\n", cmd, path, vlp_last_error());
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+static vlp_vl *load_model(const char *cmd, const char *path, int want_caption) {
+    vlp_vl *m = vlp_vl_load(path);
+    if (!m) {
+        fprintf(stderr, "vlp %s: %s\n", cmd, vlp_last_error());
+        return NULL;
+    }
+    if ((m->cfg.family == VLP_VL_CAPTION) != want_caption) {
+        fprintf(stderr, "vlp %s: %s is a %s model; this command needs %s\n", cmd, path,
+                vlp_vl_family_name(m->cfg.family),
+                want_caption ? "a captioning model" : "a fusion model (single_stream, dual_stream or mome)");
+        vlp_vl_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+/* Fused text states of B (image, text) rows on a fresh inference graph. */
+typedef struct {
+    vlp_graph *g;
+    vlp_tensor *px, *ids, *mask, *out;
+} fuse_graph;
+
+static int build_fused(const vlp_vl *m, int B, int T, int head, fuse_graph *fg) {
+    int S = m->cfg.image_size;
+    int64_t sp[4] = {B, 3, S, S}, st[2] = {B, T};
+    fg->g = vlp_graph_new();
+    vlp_graph *g = fg->g;
+    fg->px = vlp_input(g, "pixels", VLP_F32, 4, sp);
+    fg->ids = vlp_input(g, "ids", VLP_I32, 2, st);
+    fg->mask = vlp_input(g, "mask", VLP_I32, 2, st);
+    vlp_tensor *ie = vlp_vl_embed_image(g, m, fg->px, NULL, NULL), *te = vlp_vl_embed_text(g, m, fg->ids);
+    int emb = vlp_vl_fuses_embeddings(m);
+    vlp_tensor *img = emb ? ie : vlp_vl_encode_image(g, m, ie), *txt = emb ? te : vlp_vl_encode_text(g, m, te, fg->mask);
+    vlp_tensor *fused = vlp_vl_fuse(g, m, img, txt, fg->mask, NULL);
+    fg->out = head ? vlp_softmax(g, vlp_vl_itm_logits(g, m, fused)) : vlp_softmax(g, vlp_vl_lm_logits(g, m, fused));
+    if (!fg->out || vlp_graph_error(g)) {
+        fprintf(stderr, "vlp: %s\n", vlp_graph_error(g) ? vlp_graph_error(g) : "cannot build the model graph");
+        return VLP_ERR_ARG;
+    }
+    if (vlp_graph_build(g, fg->out, VLP_BUILD_INFERENCE)) {
+        fprintf(stderr, "vlp: %s\n", vlp_last_error());
+        return VLP_ERR_ARG;
+    }
+    return VLP_OK;
+}
+
+/* ---- vl-init ------------------------------------------------------------------------------- */
+
+int vlp_cmd_vl_init(int argc, char **argv) {
+    const char *preset = NULL, *vocab = NULL, *out = NULL;
+    long seed = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            printf("usage: vlp vl-init --preset NAME [--vocab vocab.txt] [--seed N] OUT_DIR\n"
+                   "Writes a randomly initialised fusion / captioning model: OUT_DIR/model.safetensors and\n"
+                   "OUT_DIR/config.json (with its family and objectives), sized for the WordPiece vocabulary\n"
+                   "(--vocab FILE, copied to OUT_DIR/vocab.txt; default bert-base-uncased, built in).\n"
+                   "Presets: vilt, albef, albef-coattn, vlmo, blip (base sizes), each also as NAME-tiny.\n");
+            return CLI_OK;
+        } else if (!strcmp(a, "--preset")) {
+            if (!(preset = cli_value("vl-init", argc, argv, &i))) return CLI_USAGE;
+        } else if (!strcmp(a, "--vocab")) {
+            if (!(vocab = cli_value("vl-init", argc, argv, &i))) return CLI_USAGE;
+        } else if (!strcmp(a, "--seed")) {
+            const char *v = cli_value("vl-init", argc, argv, &i);
+            if (!v || !cli_int("vl-init", "--seed", v, 0, 2147483647L, &seed)) return CLI_USAGE;
+        } else if (a[0] == '-' || out) {
+            fprintf(stderr, "vlp vl-init: unexpected argument '%s' (see vlp vl-init --help)\n", a);
+            return CLI_USAGE;
+        } else {
+            out = a;
+        }
+    }
+    if (!preset || !out) {
+        fprintf(stderr, "vlp vl-init: give --preset NAME and OUT_DIR\n");
+        return CLI_USAGE;
+    }
+    vlp_vl_config cfg;
+    if (vlp_vl_preset(preset, &cfg)) {
+        fprintf(stderr, "vlp vl-init: %s\n", vlp_last_error());
+        return CLI_USAGE;
+    }
+    vlp_wordpiece *t = vlp_wordpiece_load(vocab);
+    if (!t) {
+        fprintf(stderr, "vlp vl-init: %s\n", vlp_last_error());
+        return CLI_FAIL;
+    }
+    int pad = vlp_wordpiece_special_id(t, VLP_WP_PAD), cls = vlp_wordpiece_special_id(t, VLP_WP_CLS),
+        sep = vlp_wordpiece_special_id(t, VLP_WP_SEP), msk = vlp_wordpiece_special_id(t, VLP_WP_MASK);
+    cfg.vocab_size = vlp_wordpiece_vocab_size(t);
+    vlp_wordpiece_free(t);
+    if (pad < 0 || cls < 0 || sep < 0 || msk < 0) {
+        fprintf(stderr, "vlp vl-init: the vocabulary lacks one of [PAD], [CLS], [SEP], [MASK]\n");
+        return CLI_FAIL;
+    }
+    cfg.pad_id = pad;
+    cfg.cls_id = cfg.bos_id = cls;
+    cfg.sep_id = cfg.eos_id = sep;
+    cfg.mask_id = msk;
+    vlp_vl *m = vlp_vl_new(&cfg, (uint64_t)seed);
+    if (!m || vlp_vl_save(m, out)) {
+        fprintf(stderr, "vlp vl-init: %s\n", vlp_last_error());
+        vlp_vl_free(m);
+        return CLI_FAIL;
+    }
+    if (vocab) { /* the tokenizer travels with the model */
+        char dst[4200], buf[65536];
+        snprintf(dst, sizeof dst, "%s/vocab.txt", out);
+        FILE *in = fopen(vocab, "rb"), *o = in ? fopen(dst, "wb") : NULL;
+        int bad = !in || !o;
+        size_t n;
+        while (!bad && (n = fread(buf, 1, sizeof buf, in)) > 0) bad = fwrite(buf, 1, n, o) != n;
+        if (in) fclose(in);
+        if (o && fclose(o)) bad = 1;
+        if (bad) {
+            fprintf(stderr, "vlp vl-init: %s: %s\n", in ? dst : vocab, strerror(errno));
+            vlp_vl_free(m);
+            return CLI_FAIL;
+        }
+    }
+    printf("wrote %s (%s, %.2f M parameters)\n", out, vlp_vl_family_name(cfg.family), vlp_vl_param_count(m) / 1e6);
+    vlp_vl_free(m);
+    return CLI_OK;
+}
+
+/* ---- caption ---------------------------------------------------------------------------------- */
+
+int vlp_cmd_caption(int argc, char **argv) {
+    const char *model = NULL;
+    const char **images = calloc((size_t)argc + 1, sizeof *images);
+    int n = 0;
+    vlp_vl_gen_config gc;
+    vlp_vl_gen_defaults(&gc);
+    if (!images) return CLI_FAIL;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        long v;
+        double d;
+        const char *s;
+        if (cli_is_help(a)) {
+            printf("usage: vlp caption MODEL_DIR IMAGE... [--beam K] [--max-len N] [--min-len N]\n"
+                   "                   [--length-penalty F] [--sample [--top-p P] [--temperature T] [--seed S]]\n"
+                   "Captions each image with a captioning model (vlp vl-init --preset blip...; key/value-cached\n"
+                   "decoding). Default greedy; --beam K beam search (score = sum log p / length^F, default\n"
+                   "F = 1); --sample nucleus sampling (top-p 0.9, temperature 1). Prints IMAGE<TAB>caption.\n");
+            free(images);
+            return CLI_OK;
+        }
+#define NUM_FLAG(name, lo, hi, dst)                                                                 \
+    if (!strcmp(a, name)) {                                                                         \
+        if (!(s = cli_value("caption", argc, argv, &i)) || !cli_int("caption", name, s, lo, hi, &v)) { \
+            free(images);                                                                           \
+            return CLI_USAGE;                                                                       \
+        }                                                                                           \
+        dst = (int)v;                                                                               \
+        continue;                                                                                   \
+    }
+        NUM_FLAG("--beam", 1, 64, gc.beam)
+        NUM_FLAG("--max-len", 1, 4096, gc.max_len)
+        NUM_FLAG("--min-len", 0, 4096, gc.min_len)
+#undef NUM_FLAG
+        if (!strcmp(a, "--seed")) {
+            if (!(s = cli_value("caption", argc, argv, &i)) || !cli_int("caption", a, s, 0, 2147483647L, &v)) {
+                free(images);
+                return CLI_USAGE;
+            }
+            gc.seed = (uint64_t)v;
+        } else if (!strcmp(a, "--length-penalty") || !strcmp(a, "--top-p") || !strcmp(a, "--temperature")) {
+            int lp = a[2] == 'l', tp = a[3] == 'o';
+            if (!(s = cli_value("caption", argc, argv, &i)) ||
+                !cli_float("caption", a, s, lp ? -10.0 : 1e-6, lp ? 10.0 : tp ? 1.0 : 100.0, &d)) {
+                free(images);
+                return CLI_USAGE;
+            }
+            *(lp ? &gc.length_penalty : tp ? &gc.top_p : &gc.temperature) = (float)d;
+        } else if (!strcmp(a, "--sample")) {
+            gc.sample = 1;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "vlp caption: unknown option '%s' (see vlp caption --help)\n", a);
+            free(images);
+            return CLI_USAGE;
+        } else if (!model) {
+            model = a;
+        } else {
+            images[n++] = a;
+        }
+    }
+    if (!model || !n) {
+        fprintf(stderr, "vlp caption: give MODEL_DIR and at least one IMAGE\n");
+        free(images);
+        return CLI_USAGE;
+    }
+    if (gc.sample && gc.beam > 1) {
+        fprintf(stderr, "vlp caption: --sample and --beam do not combine\n");
+        free(images);
+        return CLI_USAGE;
+    }
+    int rc = CLI_FAIL;
+    vlp_vl *m = load_model("caption", model, 1);
+    vlp_wordpiece *tok = m ? load_tokenizer("caption", model, m) : NULL;
+    float *px = NULL, *feat = NULL;
+    int32_t *out = NULL;
+    char *text = NULL;
+    if (!tok) goto done;
+    if (gc.max_len + 1 > m->cfg.max_text_len) gc.max_len = m->cfg.max_text_len - 1;
+    if (gc.min_len > gc.max_len) gc.min_len = gc.max_len;
+    int S = m->cfg.image_size, N1 = vlp_vl_image_tokens(m), W = m->cfg.vision_width, lens[1];
+    px = malloc((size_t)3 * S * S * sizeof(float));
+    feat = malloc((size_t)N1 * W * sizeof(float));
+    out = malloc((size_t)gc.max_len * sizeof(int32_t));
+    text = malloc(65536);
+    if (!px || !feat || !out || !text) goto done;
+    rc = CLI_OK;
+    for (int i = 0; i < n; i++) { /* one image at a time: a failure names its file, the rest go on */
+        if (load_pixels("caption", m, images[i], px)) {
+            rc = CLI_FAIL;
+            continue;
+        }
+        if (vlp_vl_image_features(m, px, 1, feat) || vlp_vl_generate(m, feat, 1, &gc, out, lens)) {
+            fprintf(stderr, "vlp caption: %s: %s\n", images[i], vlp_last_error());
+            rc = CLI_FAIL;
+            continue;
+        }
+        vlp_wordpiece_decode(tok, out, lens[0], 1, text, 65536);
+        printf("%s\t%s\n", images[i], text);
+    }
+done:
+    free(px);
+    free(feat);
+    free(out);
+    free(text);
+    free(images);
+    vlp_wordpiece_free(tok);
+    vlp_vl_free(m);
+    return rc;
+}
+
+/* ---- match ------------------------------------------------------------------------------------ */
+
+int vlp_cmd_match(int argc, char **argv) {
+    const char *pos[3] = {NULL, NULL, NULL};
+    const char **texts = calloc((size_t)argc + 1, sizeof *texts);
+    int np = 0, nt = 0;
+    if (!texts) return CLI_FAIL;
+    for (int i = 0; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            printf("usage: vlp match MODEL_DIR IMAGE TEXT...\n"
+                   "The image-text matching probability (ITM head on the fused [CLS]) of each TEXT for IMAGE,\n"
+                   "with a fusion model (single_stream, dual_stream or mome). Prints probability<TAB>text.\n");
+            free(texts);
+            return CLI_OK;
+        }
+        if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "vlp match: unknown option '%s' (see vlp match --help)\n", argv[i]);
+            free(texts);
+            return CLI_USAGE;
+        }
+        if (np < 2) pos[np++] = argv[i];
+        else texts[nt++] = argv[i];
+    }
+    if (np < 2 || !nt) {
+        fprintf(stderr, "vlp match: give MODEL_DIR, IMAGE and at least one TEXT\n");
+        free(texts);
+        return CLI_USAGE;
+    }
+    int rc = CLI_FAIL;
+    vlp_vl *m = load_model("match", pos[0], 0);
+    vlp_wordpiece *tok = m ? load_tokenizer("match", pos[0], m) : NULL;
+    fuse_graph fg = {0};
+    float *px = NULL;
+    if (!tok) goto done;
+    int S = m->cfg.image_size, T = m->cfg.max_text_len;
+    px = malloc((size_t)3 * S * S * sizeof(float));
+    if (!px || load_pixels("match", m, pos[1], px)) goto done;
+    if (build_fused(m, nt, T, 1, &fg)) goto done;
+    for (int b = 0; b < nt; b++) {
+        memcpy((float *)fg.px->data + (size_t)b * 3 * S * S, px, (size_t)3 * S * S * sizeof(float));
+        if (vlp_wordpiece_encode_pair(tok, texts[b], NULL, T, (int32_t *)fg.ids->data + (size_t)b * T, NULL,
+                                      (int32_t *)fg.mask->data + (size_t)b * T) < 0) {
+            fprintf(stderr, "vlp match: text %d: %s\n", b + 1, vlp_last_error());
+            goto done;
+        }
+    }
+    if (vlp_graph_forward(fg.g)) {
+        fprintf(stderr, "vlp match: %s\n", vlp_last_error());
+        goto done;
+    }
+    for (int b = 0; b < nt; b++) printf("%.4f\t%s\n", ((float *)fg.out->data)[2 * b + 1], texts[b]);
+    rc = CLI_OK;
+done:
+    vlp_graph_free(fg.g);
+    free(px);
+    free(texts);
+    vlp_wordpiece_free(tok);
+    vlp_vl_free(m);
+    return rc;
+}
+
+/* ---- fill -------------------------------------------------------------------------------------- */
+
+int vlp_cmd_fill(int argc, char **argv) {
+    const char *pos[3] = {NULL, NULL, NULL};
+    int np = 0;
+    long top = 5;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            printf("usage: vlp fill MODEL_DIR IMAGE TEXT [--top K]\n"
+                   "The K most likely tokens (default 5) at each [MASK] of TEXT, given IMAGE, from the MLM\n"
+                   "head of a fusion model. Prints one line per [MASK]: position, then token:probability.\n");
+            return CLI_OK;
+        } else if (!strcmp(a, "--top")) {
+            const char *v = cli_value("fill", argc, argv, &i);
+            if (!v || !cli_int("fill", "--top", v, 1, 100, &top)) return CLI_USAGE;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "vlp fill: unknown option '%s' (see vlp fill --help)\n", a);
+            return CLI_USAGE;
+        } else if (np < 3) {
+            pos[np++] = a;
+        } else {
+            fprintf(stderr, "vlp fill: one TEXT only (quote it)\n");
+            return CLI_USAGE;
+        }
+    }
+    if (np < 3) {
+        fprintf(stderr, "vlp fill: give MODEL_DIR, IMAGE and TEXT (with [MASK] where tokens are wanted)\n");
+        return CLI_USAGE;
+    }
+    int rc = CLI_FAIL;
+    vlp_vl *m = load_model("fill", pos[0], 0);
+    vlp_wordpiece *tok = m ? load_tokenizer("fill", pos[0], m) : NULL;
+    fuse_graph fg = {0};
+    float *px = NULL;
+    int32_t *ids = NULL;
+    if (!tok) goto done;
+    int S = m->cfg.image_size, T = m->cfg.max_text_len, V = m->cfg.vocab_size, len = 0, nmask = 0;
+    px = malloc((size_t)3 * S * S * sizeof(float));
+    ids = malloc((size_t)T * sizeof(int32_t));
+    if (!px || !ids || load_pixels("fill", m, pos[1], px)) goto done;
+    /* [CLS] piece [MASK] piece ... [SEP]: the tokenizer never matches "[MASK]" in text itself */
+    ids[len++] = m->cfg.cls_id;
+    const char *p = pos[2];
+    for (;;) {
+        const char *q = strstr(p, "[MASK]");
+        size_t plen = q ? (size_t)(q - p) : strlen(p);
+        int k = vlp_wordpiece_encode_n(tok, p, plen, ids + len, T - 1 - len);
+        if (k < 0 || len + k > T - 1) {
+            fprintf(stderr, "vlp fill: %s\n", k < 0 ? vlp_last_error() : "the text is longer than the model's positions");
+            goto done;
+        }
+        len += k;
+        if (!q) break;
+        if (len >= T - 1) {
+            fprintf(stderr, "vlp fill: the text is longer than the model's positions\n");
+            goto done;
+        }
+        ids[len++] = m->cfg.mask_id;
+        nmask++;
+        p = q + 6;
+    }
+    ids[len++] = m->cfg.sep_id;
+    if (!nmask) {
+        fprintf(stderr, "vlp fill: the text has no [MASK]\n");
+        rc = CLI_USAGE;
+        goto done;
+    }
+    if (build_fused(m, 1, len, 0, &fg)) goto done;
+    memcpy(fg.px->data, px, (size_t)3 * S * S * sizeof(float));
+    memcpy(fg.ids->data, ids, (size_t)len * sizeof(int32_t));
+    for (int t = 0; t < len; t++) ((int32_t *)fg.mask->data)[t] = 1;
+    if (vlp_graph_forward(fg.g)) {
+        fprintf(stderr, "vlp fill: %s\n", vlp_last_error());
+        goto done;
+    }
+    for (int t = 0; t < len; t++) {
+        if (ids[t] != m->cfg.mask_id) continue;
+        float *pr = (float *)fg.out->data + (size_t)t * V;
+        printf("%d", t);
+        for (int k = 0; k < top && k < V; k++) { /* selection: top is small */
+            int best = -1;
+            for (int v = 0; v < V; v++)
+                if (pr[v] >= 0 && (best < 0 || pr[v] > pr[best])) best = v;
+            const char *name = vlp_wordpiece_id_token(tok, best);
+            printf("\t%s:%.4f", name ? name : "?", pr[best]);
+            pr[best] = -1;
+        }
+        printf("\n");
+    }
+    rc = CLI_OK;
+done:
+    vlp_graph_free(fg.g);
+    free(px);
+    free(ids);
+    vlp_wordpiece_free(tok);
+    vlp_vl_free(m);
+    return rc;
+}
+
+/* ---- vlp info for VL models ----------------------------------------------------------------- */
+
+int vlp_info_vl(const char *path, int json) {
+    char cfg[4200];
+    struct stat sb;
+    if (stat(path, &sb)) return -1;
+    if (S_ISDIR(sb.st_mode)) {
+        snprintf(cfg, sizeof cfg, "%s/config.json", path);
+    } else {
+        const char *slash = strrchr(path, '/');
+        snprintf(cfg, sizeof cfg, "%.*s/config.json", slash ? (int)(slash - path) : 1, slash ? path : ".");
+    }
+    json_t *root = json_load_file(cfg, 0, NULL);
+    json_t *fmt = root ? json_object_get(root, "format") : NULL;
+    int is_vl = fmt && json_is_string(fmt) && !strcmp(json_string_value(fmt), "vlp-vl");
+    json_decref(root);
+    if (!is_vl) return -1;
+    vlp_vl *m = vlp_vl_load(path);
+    if (!m) {
+        fprintf(stderr, "vlp info: %s\n", vlp_last_error());
+        return CLI_FAIL;
+    }
+    const vlp_vl_config *c = &m->cfg;
+    static const char *arch[] = {"single-stream fusion (ViLT)", "dual-stream fusion (ALBEF)",
+                                 "mixture of modality experts (VLMo)", "captioning decoder (BLIP)"};
+    const char *on[5] = {"itc", "itm", "mlm", "mim", "lm"};
+    float w[5] = {c->w_itc, c->w_itm, c->w_mlm, c->w_mim, c->w_lm};
+    char objs[128] = "";
+    for (int i = 0; i < 5; i++)
+        if (w[i] > 0)
+            snprintf(objs + strlen(objs), sizeof objs - strlen(objs), json ? "%s\"%s\"" : "%s%s", objs[0] ? ", " : "",
+                     on[i]);
+    if (json) {
+        printf("{\"family\": \"%s\", \"architecture\": \"%s\", \"objectives\": [%s], \"parameters\": %lld, "
+               "\"image_size\": %d, \"patch_size\": %d, \"width\": %d, \"layers\": %d, \"heads\": %d, "
+               "\"vision_width\": %d, \"vision_layers\": %d, \"fusion_layers\": %d, \"vocab_size\": %d, "
+               "\"max_text_len\": %d, \"embed_dim\": %d}\n",
+               vlp_vl_family_name(c->family), arch[c->family], objs, (long long)vlp_vl_param_count(m), c->image_size,
+               c->patch_size, c->width, c->layers, c->heads, c->vision_width, c->vision_layers, c->fusion_layers,
+               c->vocab_size, c->max_text_len, c->embed_dim);
+    } else {
+        printf("model        %s\n", path);
+        printf("family       %s: %s\n", vlp_vl_family_name(c->family), arch[c->family]);
+        printf("objectives   %s\n", objs);
+        printf("parameters   %lld (%.1f M)\n", (long long)vlp_vl_param_count(m), vlp_vl_param_count(m) / 1e6);
+        printf("image        %dx%d, patch %d", c->image_size, c->image_size, c->patch_size);
+        if (c->family == VLP_VL_DUAL || c->family == VLP_VL_CAPTION)
+            printf(", ViT width %d, %d layers, %d heads", c->vision_width, c->vision_layers, c->vision_heads);
+        printf("\ntext/fusion  width %d, %d layers (%d fusion), %d heads, vocab %d, %d positions%s\n", c->width,
+               c->layers, c->fusion_layers, c->heads, c->vocab_size, c->max_text_len,
+               c->co_attention ? ", co-attention" : "");
+    }
+    vlp_vl_free(m);
+    return CLI_OK;
+}
