@@ -34,7 +34,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_C := bench/train_step.c bench/gemm_shapes.c bench/clip_bench.c bench/gemm_cpu.c bench/tokenizer_bench.c bench/image_bench.c
 BENCH_BIN := $(BENCH_C:bench/%.c=$(BUILD)/bench/%) $(BUILD)/bench/fma_peak
 
-.PHONY: all lib cli test demo bench bench-train install uninstall clean deps deps-bench deps-test fuzz
+.PHONY: all lib cli test demo demo-toy bench bench-train install uninstall clean deps deps-bench deps-test fuzz
 all: deps $(BUILD)/libvlp.a $(BUILD)/libvlp.so $(BUILD)/vlp
 
 # Installs missing Debian packages (as root) or says exactly what to install.
@@ -74,7 +74,12 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/libvlp.a
 test: deps $(TEST_BIN) $(TEST_TOOLS) $(BUILD)/vlp $(BUILD)/libvlp.so
 	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) bash tests/run.sh $(BUILD) $(TEST_BIN) tests/test_cli.sh tests/test_install.sh tests/test_report.sh
 
+# The main job: emoji benchmark from npm, pre-train emoji-s, evaluate, classify (scripts/demo.sh).
 demo: all
+	BUILD=$(BUILD) bash scripts/demo.sh
+
+# The first demo: a 2-block transformer learns to reverse tokens (seconds; no data needed).
+demo-toy: all
 	$(BUILD)/vlp demo
 
 # ---- benchmarks: every number in BENCHMARKS.md -------------------------------------

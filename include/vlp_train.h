@@ -34,6 +34,7 @@
 #include "vlp.h"
 #include "vlp_clip.h"
 #include "vlp_data.h"
+#include "vlp_vl.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -92,6 +93,18 @@ void vlp_trainer_free(vlp_trainer *t);
 /* One optimiser step. A NaN or Inf loss or gradient is VLP_ERR_NUMERIC with the step in the
  * message; the parameters are then left as they were before the step. */
 int vlp_trainer_step(vlp_trainer *t, vlp_batch_source *src, vlp_train_stats *st);
+/* The same trainer over a VL model (include/vlp_vl.h, any family): each micro-batch runs the
+ * model's pre-training graph (vlp_vl_pretrain_graph: the objectives with weight > 0) on the
+ * batch's pixels and WordPiece ids (context = the model's max_text_len; the attention mask is
+ * ids != pad_id); MLM / MIM masks and ITM negatives are drawn from (seed, step, micro-batch),
+ * so resume stays exact. is_cont (may be NULL; vocab_size entries, copied) marks "##"
+ * continuations for whole-word masking. cfg->loss must be VLP_ITC_CLIP; the logit scale, if
+ * the model has one, is clamped like CLIP's. Momentum distillation (cfg.momentum > 0) is not
+ * supported by the trainer yet (an error). Checkpoints hold vlp_vl_save's model files;
+ * train_state records "vl/<family>" as its loss, so a checkpoint of another family or of a
+ * CLIP model is refused. */
+vlp_trainer *vlp_trainer_new_vl(vlp_vl *model, const uint8_t *is_cont, const vlp_train_config *cfg);
+vlp_vl *vlp_trainer_vl_model(vlp_trainer *t); /* NULL for a CLIP trainer (vlp_trainer_model: NULL for VL) */
 int64_t vlp_trainer_step_count(const vlp_trainer *t);
 const vlp_train_config *vlp_trainer_config(const vlp_trainer *t);
 vlp_clip *vlp_trainer_model(vlp_trainer *t);
@@ -145,6 +158,21 @@ typedef struct {
  * candidates). */
 int vlp_retrieval_metrics(const float *sim, int64_t ni, int64_t nt, const int64_t *txt_img,
                           vlp_retrieval_result *out);
+/* Re-ranking: for each of nq queries, order[q * nc ..] gets its nc candidates sorted by the
+ * first-stage scores itc [nq, nc] (descending; ties by index), then the top k (clipped to nc)
+ * re-sorted by score(ctx, q, cands, k, out): out[r] scores cands[r] (higher is better; ties
+ * keep the first-stage order). k <= 1 never calls score: the order is the first stage's. */
+typedef int (*vlp_rerank_score_fn)(void *ctx, int64_t query, const int64_t *cands, int k, float *out);
+int vlp_rerank(const float *itc, int64_t nq, int64_t nc, int k, vlp_rerank_score_fn score, void *ctx,
+               int64_t *order);
+/* Retrieval with a VL model that has ITC heads (embed_dim > 0): pairs sharing an image key
+ * count as one image, as vlp_eval_retrieval. tokenize (thread-safe; e.g. WordPiece [CLS] text
+ * [SEP] of max_text_len ids, padded with pad_id) gives the ids. itc gets the ITC retrieval;
+ * with rerank > 1 and reranked non-NULL, the top `rerank` candidates of every query (text ->
+ * image and image -> text) are re-scored by the ITM probability (ALBEF / BLIP) and reranked
+ * gets the metrics of the new order (the model needs an ITM head: w_itm > 0 when built). */
+int vlp_vl_eval_retrieval(const vlp_vl *m, vlp_tokenize_fn tokenize, void *tokenize_ctx, const vlp_dataset *ds,
+                          int batch, int rerank, vlp_retrieval_result *itc, vlp_retrieval_result *reranked);
 /* Zero-shot classifier weights: txt [C * T, E] holds the text features of class c with
  * template t at row c * T + t; each is L2-normalised, averaged over templates per class and
  * renormalised into w [C, E]. */

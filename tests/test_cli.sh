@@ -301,6 +301,24 @@ out=$("$vlp" data emoji --out "$T/emoji" "${E[@]}" 2>&1); rc=$?
 check "data emoji rerun: up to date (exit $rc)" '[ $rc = 0 ] && echo "$out" | grep -q "up to date"'
 out=$("$vlp" data emoji-tasks --out "$T/emoji" "${E[@]}" --json 2>&1); rc=$?
 check "data emoji-tasks --json exits 0 (got $rc)" '[ $rc = 0 ] && echo "$out" | grep -q "\"vqa-style\": 71" && [ -f "$T/emoji/tasks/summary.json" ]'
+# eval --task (zero-shot, dual encoder) on the mini task files: one row per example, and the
+# metrics equal vlp score's on the same predictions (both --out files end with the metrics object)
+M=tests/fixtures/clip/model-tiny
+mkdir -p "$T/dsrun"
+for t in mc ground2 vqa nlvr; do
+  "$vlp" eval --task $t --model $M --data "$T/emoji/tasks/$t-style.jsonl" --out "$T/dsrun/eval_${t}_style.json" \
+    > /dev/null 2> "$T/err"; rc=$?
+  rows=$(grep -c . "$T/emoji/tasks/$t-style.jsonl"); got=$(grep -c . "$T/dsrun/predictions_${t}_style.jsonl" 2> /dev/null)
+  check "eval --task $t exits 0 (got $rc), $got predictions for $rows rows" '[ $rc = 0 ] && [ "$got" = "$rows" ]'
+  "$vlp" score --task $t --data "$T/emoji/tasks/$t-style.jsonl" --predictions "$T/dsrun/predictions_${t}_style.jsonl" \
+    --out "$T/score_$t.json" > /dev/null 2>&1
+  a=$(sed -n '/"metrics"/,$p' "$T/dsrun/eval_${t}_style.json"); b=$(sed -n '/"metrics"/,$p' "$T/score_$t.json")
+  check "eval --task $t metrics = vlp score's" '[ -n "$a" ] && [ "$a" = "$b" ]'
+done
+"$vlp" report "$T/dsrun" --out "$T/ds.html" > /dev/null 2>&1; rc=$?
+check "report reads the eval files (exit $rc)" '[ $rc = 0 ] && grep -q "ground2" "$T/ds.html"'
+expect_fail "eval --task caption: not for a dual encoder" 1 "generative" "$vlp" eval --task caption --model $M --data "$T/emoji/tasks/caption-style.jsonl"
+expect_fail "eval --task mc: no --data" 2 "--data" "$vlp" eval --task mc --model $M
 expect_fail "data: unknown dataset" 2 "nosuch" "$vlp" data nosuch
 expect_fail "data emoji: no --out" 2 "--out" "$vlp" data emoji "${E[@]}"
 expect_fail "data emoji: empty offline cache" 1 "fetching is off" "$vlp" data emoji --out "$T/emoji2" --cache "$T/nocache" --offline

@@ -26,7 +26,8 @@ static inline float vlp_exp(float x) {
     p = p * r2 + r + 1.0f;
     /* 2^n, split in two factors so n in [-127, 128] never overflows the exponent field */
     int n1 = n >> 1, n2 = n - n1;
-    int32_t b1 = (n1 + 127) << 23, b2 = (n2 + 127) << 23;
+    /* unsigned shifts: a NaN x gives a garbage n (p is NaN anyway) without UB */
+    uint32_t b1 = (uint32_t)(n1 + 127) << 23, b2 = (uint32_t)(n2 + 127) << 23;
     float s1, s2;
     memcpy(&s1, &b1, 4);
     memcpy(&s2, &b2, 4);

@@ -102,7 +102,7 @@ static int add_moments(vlp_st_entry *e, int n, char (*names)[160], vlp_params *p
 }
 
 static int write_state(vlp_trainer *t, const char *path, const char *const *extra) {
-    int np = vlp_params_count(t->m->params) + vlp_params_count(t->xp);
+    int np = vlp_params_count(t->params) + vlp_params_count(t->xp);
     int cap = 2 * np + 2;
     vlp_st_entry *e = calloc((size_t)cap, sizeof *e);
     char(*names)[160] = calloc((size_t)cap, sizeof *names);
@@ -112,7 +112,7 @@ static int write_state(vlp_trainer *t, const char *path, const char *const *extr
         vlp_set_error("%s: out of memory", path);
         return VLP_ERR_NOMEM;
     }
-    int n = add_moments(e, 0, names, t->m->params, t->opt);
+    int n = add_moments(e, 0, names, t->params, t->opt);
     if (t->xp) {
         n = add_moments(e, n, names, t->xp, t->opt_x);
         e[n].name = "logit_bias";
@@ -131,7 +131,7 @@ static int write_state(vlp_trainer *t, const char *path, const char *const *extr
     snprintf(ln, sizeof ln, "%" PRId64, t->log_n);
     const char *meta[64] = {"format", "vlp-train-state", "producer", "vlp " VLP_VERSION, "step", step, "adamw_steps",
                             at, "epoch", ep, "batch", bt, "seed", seed, "loss",
-                            t->cfg.loss == VLP_ITC_SIGLIP ? "siglip" : "clip", "log_loss_sum", ls, "log_loss_count",
+                            t->ops->kind(t), "log_loss_sum", ls, "log_loss_count",
                             ln};
     int k = 20;
     for (int i = 0; extra && extra[i] && extra[i + 1] && k < 62; i += 2) {
@@ -154,7 +154,7 @@ int vlp_trainer_save(vlp_trainer *t, const char *dir, const char *const *extra_m
     snprintf(tmp, sizeof tmp, "%s.tmp", dir);
     snprintf(old, sizeof old, "%s.old", dir);
     vlp_rmtree(tmp); /* left by a crashed save */
-    int rc = vlp_clip_save(t->m, tmp); /* creates tmp; model.safetensors is fsync'd by vlp_st_save */
+    int rc = t->ops->save(t, tmp); /* creates tmp; model.safetensors is fsync'd by vlp_st_save */
     if (rc) goto fail;
     snprintf(p, sizeof p, "%s/config.json", tmp);
     if ((rc = vlp_fsync_path(p, 0))) goto fail;
@@ -228,30 +228,28 @@ int vlp_trainer_load(vlp_trainer *t, const char *dir) {
         return VLP_ERR_ARG;
     }
     char p[4400];
-    vlp_clip *src = vlp_clip_load(dir);
-    if (!src) return VLP_ERR_IO;
-    vlp_params *a = t->m->params, *b = src->params;
-    int rc = VLP_OK;
-    if (vlp_params_count(a) != vlp_params_count(b) || vlp_params_numel(a) != vlp_params_numel(b)) rc = VLP_ERR_ARG;
-    for (int i = 0; !rc && i < vlp_params_count(a); i++) {
-        vlp_tensor *x = vlp_params_get(a, i), *y = vlp_params_get(b, i);
-        if (strcmp(x->name, y->name) || x->numel != y->numel || x->ndim != y->ndim) rc = VLP_ERR_ARG;
+    vlp_params *a = t->params;
+    int64_t np = vlp_params_numel(a);
+    float *src = malloc((size_t)(np ? np : 1) * sizeof(float));
+    if (!src) {
+        vlp_set_error("%s: out of memory", dir);
+        return VLP_ERR_NOMEM;
     }
+    int rc = t->ops->load_params(t, dir, src);
     if (rc) {
-        vlp_set_error("%s: the checkpoint's model config differs from the run's", dir);
-        vlp_clip_free(src);
+        free(src);
         return rc;
     }
     snprintf(p, sizeof p, "%s/train_state.safetensors", dir);
     vlp_safetensors *st = vlp_st_open(p);
     if (!st) {
-        vlp_clip_free(src);
+        free(src);
         return VLP_ERR_IO;
     }
     int64_t step, at, ep, bt, ln;
     const char *loss = vlp_st_metadata(st, "loss"), *fmt = vlp_st_metadata(st, "format"),
                *lsum = vlp_st_metadata(st, "log_loss_sum");
-    const char *want = t->cfg.loss == VLP_ITC_SIGLIP ? "siglip" : "clip";
+    const char *want = t->ops->kind(t);
     if (!fmt || strcmp(fmt, "vlp-train-state")) {
         vlp_set_error("%s: not a vlp training state (metadata format)", p);
         rc = VLP_ERR_IO;
@@ -295,7 +293,7 @@ int vlp_trainer_load(vlp_trainer *t, const char *dir) {
         }
     }
     if (!rc) {
-        memcpy(vlp_params_data(a), vlp_params_data(b), (size_t)n * sizeof(float));
+        memcpy(vlp_params_data(a), src, (size_t)n * sizeof(float));
         vlp_adamw_set_steps(t->opt, at);
         if (t->opt_x) vlp_adamw_set_steps(t->opt_x, at);
         t->step = step;
@@ -307,6 +305,6 @@ int vlp_trainer_load(vlp_trainer *t, const char *dir) {
     free(m0);
     free(v0);
     vlp_st_close(st);
-    vlp_clip_free(src);
+    free(src);
     return rc;
 }

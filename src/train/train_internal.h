@@ -4,8 +4,33 @@
 
 #include "vlp_train.h"
 
+/* The model-specific part of the trainer: one table per model kind (CLIP in trainer.c, the VL
+ * families in vl_model.c); the loop, optimiser, checkpoints and resume are shared. */
+typedef struct {
+    /* The kind stored in train_state's "loss" metadata and checked on load ("clip", "siglip",
+     * "vl/<family>"). */
+    const char *(*kind)(const vlp_trainer *t);
+    /* Declares the inputs and the loss of one micro-batch on t->g (not yet built). */
+    int (*build)(vlp_trainer *t);
+    /* Fills the graph inputs from micro-batch k of b (micro pairs from row k * micro). */
+    int (*fill)(vlp_trainer *t, const vlp_batch *b, int k);
+    /* After the optimiser step (logit-scale clamp); returns the logit scale to report. */
+    float (*after_step)(vlp_trainer *t);
+    int (*save)(const vlp_trainer *t, const char *dir);
+    /* Reads the parameters of the checkpoint model in dir into dst (vlp_params_numel floats),
+     * failing when its config differs from the run's. */
+    int (*load_params)(vlp_trainer *t, const char *dir, float *dst);
+    void (*free)(vlp_trainer *t);
+} vlp_train_model_ops;
+
 struct vlp_trainer {
-    vlp_clip *m;
+    const vlp_train_model_ops *ops;
+    vlp_params *params;       /* the trained model's parameters */
+    vlp_clip *m;              /* CLIP (NULL for VL) */
+    vlp_vl *vl;               /* VL (NULL for CLIP) */
+    vlp_vl_pretrain vp;       /* VL: the pre-training graph's tensors */
+    uint8_t *is_cont;         /* VL: WordPiece "##" flags of the vocabulary (owned copy; may be NULL) */
+    int32_t *mask_buf;        /* VL: attention mask of a micro-batch */
     vlp_train_config cfg;
     int micro;                /* pairs per micro-batch */
     vlp_params *xp;           /* SigLIP bias (NULL for CLIP) */
@@ -18,6 +43,13 @@ struct vlp_trainer {
     double log_sum;           /* losses since the last log line */
     int64_t log_n;
 };
+
+/* Shared by trainer.c and vl_model.c: allocates t, checks cfg, creates the AdamW state over
+ * params and builds the graph with ops->build. */
+vlp_trainer *vlp_trainer_alloc(const vlp_train_model_ops *ops, vlp_params *params, const vlp_train_config *cfg);
+vlp_trainer *vlp_trainer_finish(vlp_trainer *t);
+/* 0 when a and b declare the same tensors (names, sizes); else an error naming dir. */
+int vlp_train_same_params(vlp_params *a, vlp_params *b, const char *dir);
 
 /* Fault injection for tests: called between the stages of a checkpoint write ("model",
  * "state", "renamed"); a test may _exit() inside it to simulate a crash. */

@@ -54,6 +54,7 @@ void vlp_trainer_free(vlp_trainer *t) {
     if (!t) return;
     const char *prof = getenv("VLP_PROFILE");
     if (t->g && t->step && prof && *prof && *prof != '0') vlp_graph_profile_print(t->g, stderr);
+    if (t->ops && t->ops->free) t->ops->free(t);
     vlp_graph_free(t->g);
     vlp_adamw_free(t->opt);
     vlp_adamw_free(t->opt_x);
@@ -61,51 +62,123 @@ void vlp_trainer_free(vlp_trainer *t) {
     free(t);
 }
 
-vlp_trainer *vlp_trainer_new(vlp_clip *m, const vlp_train_config *cfg) {
-    if (!m) {
-        vlp_set_error("vlp_trainer_new: model is NULL");
-        return NULL;
-    }
+vlp_trainer *vlp_trainer_alloc(const vlp_train_model_ops *ops, vlp_params *params, const vlp_train_config *cfg) {
     if (vlp_train_config_validate(cfg)) return NULL;
     vlp_trainer *t = calloc(1, sizeof *t);
     if (!t) {
         vlp_set_error("vlp_trainer_new: out of memory");
         return NULL;
     }
-    t->m = m;
+    t->ops = ops;
+    t->params = params;
     t->cfg = *cfg;
     t->micro = cfg->batch_size / cfg->accum_steps;
+    return t;
+}
+
+static vlp_adamw_config adamw_config(const vlp_train_config *cfg) {
     vlp_adamw_config oc = {.lr = cfg->lr, .beta1 = cfg->beta1, .beta2 = cfg->beta2, .eps = cfg->eps,
                            .weight_decay = cfg->weight_decay, .clip_norm = 0 /* clipped here, over both stores */};
-    if (cfg->loss == VLP_ITC_SIGLIP) {
-        t->xp = vlp_params_new();
-        if (!t->xp || !(t->bias = vlp_params_add(t->xp, "logit_bias", 0, NULL, VLP_FLAG_NO_DECAY)) ||
-            vlp_params_alloc(t->xp))
-            goto fail;
-        vlp_init_const(t->bias, cfg->siglip_bias_init);
-        vlp_init_const(m->logit_scale, cfg->siglip_scale_init);
-        if (!(t->opt_x = vlp_adamw_new(t->xp, &oc))) goto fail;
+    return oc;
+}
+
+vlp_trainer *vlp_trainer_finish(vlp_trainer *t) {
+    if (!t) return NULL;
+    vlp_adamw_config oc = adamw_config(&t->cfg);
+    if (t->xp && !(t->opt_x = vlp_adamw_new(t->xp, &oc))) goto fail;
+    if (!(t->opt = vlp_adamw_new(t->params, &oc))) goto fail;
+    if (!(t->g = vlp_graph_new())) goto fail;
+    if (t->ops->build(t)) {
+        const char *ge = vlp_graph_error(t->g);
+        if (ge) vlp_set_error("vlp_trainer_new: building the training graph: %s", ge);
+        goto fail;
     }
-    if (!(t->opt = vlp_adamw_new(m->params, &oc))) goto fail;
-    const vlp_clip_config *c = &m->cfg;
-    t->g = vlp_graph_new();
-    if (!t->g) goto fail;
-    int64_t sp[4] = {t->micro, 3, c->image_size, c->image_size}, si[2] = {t->micro, c->context_length};
-    t->pixels = vlp_input(t->g, "pixels", VLP_F32, 4, sp);
-    t->ids = vlp_input(t->g, "ids", VLP_I32, 2, si);
-    vlp_tensor *img = vlp_clip_encode_image(t->g, m, t->pixels, NULL);
-    vlp_tensor *txt = vlp_clip_encode_text(t->g, m, t->ids, NULL);
-    t->loss = vlp_itc_loss(t->g, img, txt, m->logit_scale, t->bias, cfg->loss);
     if (!t->loss || vlp_graph_build(t->g, t->loss, VLP_BUILD_TRAIN)) {
         const char *ge = vlp_graph_error(t->g);
         if (ge) vlp_set_error("vlp_trainer_new: building the training graph: %s", ge);
         goto fail;
     }
-    vlp_graph_set_seed(t->g, cfg->seed);
+    vlp_graph_set_seed(t->g, t->cfg.seed);
     return t;
 fail:
     vlp_trainer_free(t);
     return NULL;
+}
+
+/* ---- CLIP: the model-specific part ------------------------------------------------------ */
+
+static const char *clip_kind(const vlp_trainer *t) { return t->cfg.loss == VLP_ITC_SIGLIP ? "siglip" : "clip"; }
+
+static int clip_build(vlp_trainer *t) {
+    const vlp_clip_config *c = &t->m->cfg;
+    int64_t sp[4] = {t->micro, 3, c->image_size, c->image_size}, si[2] = {t->micro, c->context_length};
+    t->pixels = vlp_input(t->g, "pixels", VLP_F32, 4, sp);
+    t->ids = vlp_input(t->g, "ids", VLP_I32, 2, si);
+    vlp_tensor *img = vlp_clip_encode_image(t->g, t->m, t->pixels, NULL);
+    vlp_tensor *txt = vlp_clip_encode_text(t->g, t->m, t->ids, NULL);
+    t->loss = vlp_itc_loss(t->g, img, txt, t->m->logit_scale, t->bias, t->cfg.loss);
+    return t->loss ? VLP_OK : VLP_ERR_ARG;
+}
+
+static int clip_fill(vlp_trainer *t, const vlp_batch *b, int k) {
+    const vlp_clip_config *mc = &t->m->cfg;
+    int64_t px = 3LL * mc->image_size * mc->image_size, tk = mc->context_length;
+    memcpy(t->pixels->data, b->pixels + (int64_t)k * t->micro * px, (size_t)(t->micro * px) * sizeof(float));
+    memcpy(t->ids->data, b->tokens + (int64_t)k * t->micro * tk, (size_t)(t->micro * tk) * sizeof(int32_t));
+    return VLP_OK;
+}
+
+static float clip_after_step(vlp_trainer *t) {
+    float *ls = t->m->logit_scale->data; /* open_clip clamps to [0, ln 100] after the step */
+    if (*ls > t->cfg.max_logit_scale) *ls = t->cfg.max_logit_scale;
+    if (*ls < 0) *ls = 0;
+    return expf(*ls);
+}
+
+static int clip_save(const vlp_trainer *t, const char *dir) { return vlp_clip_save(t->m, dir); }
+
+static int clip_load_params(vlp_trainer *t, const char *dir, float *dst) {
+    vlp_clip *src = vlp_clip_load(dir);
+    if (!src) return VLP_ERR_IO;
+    int rc = vlp_train_same_params(t->params, src->params, dir);
+    if (!rc) memcpy(dst, vlp_params_data(src->params), (size_t)vlp_params_numel(src->params) * sizeof(float));
+    vlp_clip_free(src);
+    return rc;
+}
+
+static const vlp_train_model_ops clip_ops = {clip_kind, clip_build, clip_fill, clip_after_step, clip_save,
+                                             clip_load_params, NULL};
+
+int vlp_train_same_params(vlp_params *a, vlp_params *b, const char *dir) {
+    int rc = VLP_OK;
+    if (vlp_params_count(a) != vlp_params_count(b) || vlp_params_numel(a) != vlp_params_numel(b)) rc = VLP_ERR_ARG;
+    for (int i = 0; !rc && i < vlp_params_count(a); i++) {
+        vlp_tensor *x = vlp_params_get(a, i), *y = vlp_params_get(b, i);
+        if (strcmp(x->name, y->name) || x->numel != y->numel || x->ndim != y->ndim) rc = VLP_ERR_ARG;
+    }
+    if (rc) vlp_set_error("%s: the checkpoint's model config differs from the run's", dir);
+    return rc;
+}
+
+vlp_trainer *vlp_trainer_new(vlp_clip *m, const vlp_train_config *cfg) {
+    if (!m) {
+        vlp_set_error("vlp_trainer_new: model is NULL");
+        return NULL;
+    }
+    vlp_trainer *t = vlp_trainer_alloc(&clip_ops, m->params, cfg);
+    if (!t) return NULL;
+    t->m = m;
+    if (cfg->loss == VLP_ITC_SIGLIP) {
+        t->xp = vlp_params_new();
+        if (!t->xp || !(t->bias = vlp_params_add(t->xp, "logit_bias", 0, NULL, VLP_FLAG_NO_DECAY)) ||
+            vlp_params_alloc(t->xp)) {
+            vlp_trainer_free(t);
+            return NULL;
+        }
+        vlp_init_const(t->bias, cfg->siglip_bias_init);
+        vlp_init_const(m->logit_scale, cfg->siglip_scale_init);
+    }
+    return vlp_trainer_finish(t);
 }
 
 int64_t vlp_trainer_step_count(const vlp_trainer *t) { return t ? t->step : 0; }
@@ -141,7 +214,6 @@ int vlp_trainer_step(vlp_trainer *t, vlp_batch_source *src, vlp_train_stats *st)
         return VLP_ERR_ARG;
     }
     const vlp_train_config *c = &t->cfg;
-    const vlp_clip_config *mc = &t->m->cfg;
     double t0 = now_s();
     vlp_batch b;
     memset(&b, 0, sizeof b);
@@ -153,14 +225,12 @@ int vlp_trainer_step(vlp_trainer *t, vlp_batch_source *src, vlp_train_stats *st)
                       "(use drop_last)", (long long)t->step + 1, b.n, c->batch_size);
         return VLP_ERR_ARG;
     }
-    vlp_params_zero_grad(t->m->params);
+    vlp_params_zero_grad(t->params);
     vlp_params_zero_grad(t->xp);
-    int64_t px = 3LL * mc->image_size * mc->image_size, tk = mc->context_length;
     float seed = 1.0f / (float)c->accum_steps; /* backward seed: gradients of the mean loss */
     double loss = 0;
     for (int k = 0; k < c->accum_steps; k++) {
-        memcpy(t->pixels->data, b.pixels + (int64_t)k * t->micro * px, (size_t)(t->micro * px) * sizeof(float));
-        memcpy(t->ids->data, b.tokens + (int64_t)k * t->micro * tk, (size_t)(t->micro * tk) * sizeof(int32_t));
+        if ((rc = t->ops->fill(t, &b, k))) return rc;
         vlp_graph_set_training(t->g, 1, (uint64_t)(t->step * c->accum_steps + k));
         rc = vlp_graph_forward(t->g);
         float l = *(float *)t->loss->data;
@@ -176,7 +246,7 @@ int vlp_trainer_step(vlp_trainer *t, vlp_batch_source *src, vlp_train_stats *st)
     }
     loss /= c->accum_steps;
     /* global norm over both stores, then one clip factor for all */
-    double n1 = vlp_clip_grad_norm(t->m->params, 0), n2 = t->xp ? vlp_clip_grad_norm(t->xp, 0) : 0;
+    double n1 = vlp_clip_grad_norm(t->params, 0), n2 = t->xp ? vlp_clip_grad_norm(t->xp, 0) : 0;
     float norm = (float)sqrt(n1 * n1 + n2 * n2);
     if (!isfinite(norm)) {
         vlp_set_error("training diverged: gradient norm is %s at step %lld; stopping", isnan(norm) ? "NaN" : "Inf",
@@ -185,15 +255,13 @@ int vlp_trainer_step(vlp_trainer *t, vlp_batch_source *src, vlp_train_stats *st)
     }
     if (c->clip_norm > 0 && norm > c->clip_norm) {
         float k = c->clip_norm / (norm + 1e-6f); /* torch.nn.utils.clip_grad_norm_ */
-        scale_grads(t->m->params, k);
+        scale_grads(t->params, k);
         scale_grads(t->xp, k);
     }
     float lr = vlp_lr_warmup_cosine(t->step, c->warmup, c->steps, c->lr, c->min_lr);
     if ((rc = vlp_adamw_step(t->opt, lr, 1.0f, NULL))) return rc;
     if (t->opt_x && (rc = vlp_adamw_step(t->opt_x, lr, 1.0f, NULL))) return rc;
-    float *ls = t->m->logit_scale->data; /* open_clip clamps to [0, ln 100] after the step */
-    if (*ls > c->max_logit_scale) *ls = c->max_logit_scale;
-    if (*ls < 0) *ls = 0;
+    float scale = t->ops->after_step(t);
     t->step++;
     t->epoch = b.epoch;
     t->batch = b.batch + 1;
@@ -205,7 +273,7 @@ int vlp_trainer_step(vlp_trainer *t, vlp_batch_source *src, vlp_train_stats *st)
         st->loss = (float)loss;
         st->lr = lr;
         st->grad_norm = norm;
-        st->logit_scale = expf(*ls);
+        st->logit_scale = scale;
         st->logit_bias = t->bias ? *(float *)t->bias->data : 0.0f;
         st->epoch = t->epoch;
         st->batch = t->batch;
@@ -441,7 +509,7 @@ int vlp_train_run(vlp_trainer *t, vlp_batch_source *src, const vlp_run_options *
     fclose(mf);
     if (!rc && o->save_final && t->step == c->steps) {
         snprintf(path, sizeof path, "%s/model", rd);
-        rc = vlp_clip_save(t->m, path);
+        rc = t->ops->save(t, path);
     }
     return rc;
 }

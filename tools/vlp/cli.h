@@ -47,5 +47,6 @@ int vlp_cmd_classify(int argc, char **argv);
 int vlp_cmd_similarity(int argc, char **argv);
 int vlp_cmd_score(int argc, char **argv);
 int vlp_cmd_report(int argc, char **argv);
+int vlp_cmd_probe(int argc, char **argv); /* cmd_probe.c */
 
 #endif

@@ -18,6 +18,10 @@ static void help(void) {
            "text embeddings averaged over templates, renormalised; top-1 and top-5 accuracy.\n"
            "--task defaults to retrieval with --data, zeroshot with --classes, all with both.\n"
            "--json: one JSON object on stdout instead of the table.\n"
+           "Downstream tasks (zero-shot, dual encoder): vlp eval --task vqa|nlvr|ground2|ground3|mc --model M\n"
+           "  --data FILE.jsonl [--predictions OUT.jsonl] [--out EVAL.json]; see vlp eval --task mc --help\n"
+           "VL models (vlp train with a family): retrieval by ITC; --rerank K re-scores each query's top K\n"
+           "  with the ITM head (ALBEF / BLIP style); see vlp eval --rerank 1 --help\n"
            "exit status: 0 success, 1 failure, 2 usage error\n");
 }
 
@@ -26,7 +30,16 @@ static const char *base_name(const char *spec) {
     return s ? s + 1 : spec;
 }
 
+int vlp_cmd_eval_task(int argc, char **argv); /* cmd_eval_task.c: downstream tasks */
+int vlp_eval_wants_vl(int argc, char **argv);  /* cmd_eval_vl.c: a VL --model or --rerank */
+int vlp_cmd_eval_vl(int argc, char **argv);
+
 int vlp_cmd_eval(int argc, char **argv) {
+    for (int i = 0; i + 1 < argc; i++) /* --task vqa|nlvr|ground2|ground3|mc|caption: downstream */
+        if (!strcmp(argv[i], "--task") && strcmp(argv[i + 1], "retrieval") && strcmp(argv[i + 1], "zeroshot") &&
+            strcmp(argv[i + 1], "all") && strcmp(argv[i + 1], "rerank"))
+            return vlp_cmd_eval_task(argc, argv);
+    if (vlp_eval_wants_vl(argc, argv)) return vlp_cmd_eval_vl(argc, argv);
     const char *model = NULL, *classes = NULL, *task = NULL, *img_key = NULL, *cap_key = NULL;
     const char *data[16];
     int nd = 0, json = 0;

@@ -1,6 +1,7 @@
 /* vlp train: contrastive pre-training of a CLIP model from a run config (JSON) and flags. */
 #include "cli.h"
 #include "vlp_data.h"
+#include "vlp_text.h"
 #include "vlp_train.h"
 
 #include <errno.h>
@@ -14,7 +15,11 @@
 
 static void help(void) {
     printf("usage: vlp train [--config RUN.json] [options]\n"
-           "Contrastive image-text pre-training (CLIP InfoNCE, or SigLIP) of a CLIP model.\n\n"
+           "Contrastive image-text pre-training (CLIP InfoNCE, or SigLIP) of a CLIP model, or, with a\n"
+           "\"family\" in RUN.json, pre-training of a fusion / generative VL model (single_stream (vilt),\n"
+           "dual_stream (albef), mome (vlmo), captioning (blip)) with the weighted objectives of its\n"
+           "\"objectives\" ({\"itc\": 1, \"itm\": 1, \"mlm\": 1, \"mim\": 0, \"lm\": 0}), WordPiece text\n"
+           "(\"vocab\": a vocab.txt; default bert-base-uncased). See configs/emoji-albef.json.\n\n"
            "options (each overrides the field of RUN.json named after it):\n"
            "  --config FILE      run config (see configs/emoji-s.json)\n"
            "  --model M          model: a preset (ViT-B-32, tiny, ...), a config file (vlp flat, HF or open_clip)\n"
@@ -48,6 +53,10 @@ typedef struct {
     int workers, log_every, eval_every, save_every, keep, resume, rrc, dump;
     int64_t stop_after;
     double max_minutes;
+    /* VL runs ("family" in the config) */
+    int vl;
+    vlp_vl_config vlc;
+    char vocab[4096];
 } run_cfg;
 
 static int fail_usage(const char *msg, const char *what) {
@@ -87,6 +96,79 @@ static int load_model_cfg(json_t *v, run_cfg *r, const char *where) {
         return -1;
     }
     snprintf(r->model_desc, sizeof r->model_desc, "inline config");
+    return 0;
+}
+
+/* VL: "family" + "model" (an object of vlp_vl_config fields) + "objectives" weights. */
+static int load_vl_cfg(json_t *root, run_cfg *r, const char *where) {
+    static const struct {
+        const char *alias, *name;
+    } fam[] = {{"single_stream", "single_stream"}, {"vilt", "single_stream"}, {"dual_stream", "dual_stream"},
+               {"albef", "dual_stream"}, {"mome", "mome"}, {"vlmo", "mome"}, {"captioning", "captioning"},
+               {"caption", "captioning"}, {"blip", "captioning"}};
+    const char *f = json_string_value(json_object_get(root, "family")), *name = NULL;
+    for (size_t i = 0; f && i < sizeof fam / sizeof fam[0]; i++)
+        if (!strcmp(f, fam[i].alias)) name = fam[i].name;
+    if (!name) {
+        fprintf(stderr, "vlp train: %s: 'family' must be single_stream (vilt), dual_stream (albef), mome (vlmo) or "
+                        "captioning (blip)\n", where);
+        return -1;
+    }
+    json_t *mo = json_object_get(root, "model");
+    if (!json_is_object(mo)) {
+        fprintf(stderr, "vlp train: %s: a VL run needs 'model' as an object of VL config fields\n", where);
+        return -1;
+    }
+    json_t *copy = json_deep_copy(mo);
+    json_object_set_new(copy, "family", json_string(name));
+    json_t *ob = json_object_get(root, "objectives");
+    if (ob) { /* weights go into the model config (w_itc, ...), where the config check sees them */
+        if (!json_is_object(ob)) {
+            fprintf(stderr, "vlp train: %s: 'objectives' must be an object of weights\n", where);
+            json_decref(copy);
+            return -1;
+        }
+        static const char *objs[] = {"itc", "itm", "mlm", "mim", "lm"};
+        for (int i = 0; i < 5; i++) {
+            char k[8];
+            snprintf(k, sizeof k, "w_%s", objs[i]);
+            json_object_set_new(copy, k, json_real(0));
+        }
+        const char *key;
+        json_t *v;
+        json_object_foreach(ob, key, v) {
+            int ok = 0;
+            for (int i = 0; i < 5; i++) ok |= !strcmp(key, objs[i]);
+            if (!ok || !json_is_number(v) || json_number_value(v) < 0) {
+                fprintf(stderr, "vlp train: %s: objectives.%s: %s\n", where, key,
+                        ok ? "must be a weight >= 0" : "unknown objective (itc, itm, mlm, mim, lm)");
+                json_decref(copy);
+                return -1;
+            }
+            char k[64];
+            snprintf(k, sizeof k, "w_%s", key);
+            json_object_set_new(copy, k, json_real(json_number_value(v)));
+        }
+    }
+    char tmp[] = "/tmp/vlp_vl_cfg_XXXXXX";
+    int fd = mkstemp(tmp);
+    if (fd < 0 || json_dumpfd(copy, fd, 0)) {
+        fprintf(stderr, "vlp train: cannot write a temporary file: %s\n", strerror(errno));
+        if (fd >= 0) close(fd), unlink(tmp);
+        json_decref(copy);
+        return -1;
+    }
+    close(fd);
+    json_decref(copy);
+    int rc = vlp_vl_config_load(tmp, &r->vlc);
+    unlink(tmp);
+    if (rc) {
+        const char *e = vlp_last_error(), *colon = strstr(e, ": ");
+        fprintf(stderr, "vlp train: %s: model: %s\n", where, colon ? colon + 2 : e);
+        return -1;
+    }
+    r->vl = 1;
+    snprintf(r->model_desc, sizeof r->model_desc, "%s", name);
     return 0;
 }
 
@@ -136,14 +218,20 @@ static int read_config(const char *path, run_cfg *r) {
     }
     static const char *known[] = {"name", "description", "model", "init", "data", "batch_size", "steps", "epochs",
                                   "accum_steps", "optimizer", "schedule", "clip_grad_norm", "loss", "seed",
-                                  "log_every", "eval_every", "save_every", "keep_checkpoints", "out", NULL};
+                                  "log_every", "eval_every", "save_every", "keep_checkpoints", "out", "family",
+                                  "objectives", "vocab", NULL};
     static const char *kdata[] = {"train", "val", "zeroshot", "workers", "csv_img_key", "csv_caption_key",
                                   "random_resized_crop", NULL};
     static const char *kopt[] = {"name", "lr", "betas", "eps", "weight_decay", NULL};
     static const char *ksch[] = {"name", "warmup", "min_lr", NULL};
     int rc = check_keys(root, known, path);
     json_t *v;
-    if (!rc && (v = json_object_get(root, "model"))) rc = load_model_cfg(v, r, path);
+    if (!rc && json_object_get(root, "family")) rc = load_vl_cfg(root, r, path);
+    else if (!rc && json_object_get(root, "objectives")) {
+        fprintf(stderr, "vlp train: %s: 'objectives' needs a VL 'family'\n", path);
+        rc = -1;
+    } else if (!rc && (v = json_object_get(root, "model"))) rc = load_model_cfg(v, r, path);
+    if (!rc) rc = get_str(root, "vocab", r->vocab, sizeof r->vocab, path);
     if (!rc) rc = get_str(root, "init", r->init, sizeof r->init, path);
     if (!rc) rc = get_str(root, "out", r->out, sizeof r->out, path);
     if (!rc && !r->out[0] && json_is_string(json_object_get(root, "name")))
@@ -264,7 +352,14 @@ typedef struct {
     int stopped;
     vlp_dataset *val[8];
     int nval;
+    vlp_wordpiece *tok; /* VL runs */
 } run_ctx;
+
+/* WordPiece [CLS] text [SEP], padded: the loader's tokenize callback for VL runs. */
+static int wp_tokenize(void *ctx, const char *text, int T, int32_t *ids) {
+    int n = vlp_wordpiece_encode_pair(ctx, text, NULL, T, ids, NULL, NULL);
+    return n < 0 ? n : 0;
+}
 
 static int on_step(void *ctx, const vlp_train_stats *st, double pps, double wait) {
     run_ctx *c = ctx;
@@ -312,7 +407,9 @@ static int on_eval(void *ctx, vlp_trainer *t, int64_t step, char *buf, size_t ca
         vlp_retrieval_result res;
         char name[256], key[300];
         base_name(c->r->val[i], name, sizeof name);
-        if ((rc = vlp_eval_retrieval(vlp_trainer_model(t), c->val[i], 256, &res))) {
+        if (vlp_trainer_vl_model(t) ? (rc = vlp_vl_eval_retrieval(vlp_trainer_vl_model(t), wp_tokenize, c->tok,
+                                                                  c->val[i], 256, 0, &res, NULL))
+                                    : (rc = vlp_eval_retrieval(vlp_trainer_model(t), c->val[i], 256, &res))) {
             fprintf(stderr, "vlp train: evaluation on %s: %s\n", c->r->val[i], vlp_last_error());
             break;
         }
@@ -332,7 +429,7 @@ static int on_eval(void *ctx, vlp_trainer *t, int64_t step, char *buf, size_t ca
                 (long long)step, name, (long long)res.t2i.queries, 100 * res.t2i.r1, 100 * res.t2i.r5,
                 100 * res.t2i.r10, 100 * res.i2t.r1, 100 * res.i2t.r5, 100 * res.i2t.r10);
     }
-    if (!rc && c->r->zeroshot[0]) {
+    if (!rc && c->r->zeroshot[0] && vlp_trainer_model(t)) {
         vlp_zeroshot_result z;
         if ((rc = vlp_eval_zeroshot_file(vlp_trainer_model(t), c->r->zeroshot, 256, &z))) {
             fprintf(stderr, "vlp train: zero-shot evaluation: %s\n", vlp_last_error());
@@ -385,6 +482,164 @@ static int dump_batches(run_cfg *r, vlp_clip *m, vlp_loader *ld) {
     printf("wrote %d batches of %d pairs to %s/batches and the initial model to %s/init\n", r->dump,
            r->tc.batch_size, r->out, r->out);
     return CLI_OK;
+}
+
+/* ---- VL runs ------------------------------------------------------------------------------ */
+
+/* The run loop around a built trainer (CLIP or VL): progress, Ctrl-C, eval, exit status. */
+static int run_trainer(run_cfg *r, run_ctx *ctx, vlp_trainer *t, vlp_loader *ld) {
+    vlp_batch_source src;
+    vlp_batch_source_from_loader(&src, ld);
+    char steps_s[32];
+    snprintf(steps_s, sizeof steps_s, "%lld", (long long)r->tc.steps);
+    const char *meta[] = {"data", r->data, "total_steps", steps_s, NULL};
+    vlp_run_options o = {.run_dir = r->out, .log_every = r->log_every, .save_every = r->save_every,
+                         .eval_every = r->eval_every, .keep_checkpoints = r->keep, .resume = r->resume,
+                         .save_final = 1, .on_step = on_step, .on_eval = (ctx->nval || r->zeroshot[0]) ? on_eval : NULL,
+                         .ctx = ctx, .meta = meta};
+    const char *env = getenv("VLP_PROGRESS");
+    ctx->tty = env ? atoi(env) != 0 : isatty(2);
+    ctx->t0 = cli_now();
+    if (r->resume) {
+        char ck[4400];
+        if (vlp_train_latest_checkpoint(r->out, ck, sizeof ck)) {
+            fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+            return CLI_FAIL;
+        }
+        fprintf(stderr, "vlp train: resuming from %s\n", ck);
+        const char *s = strrchr(ck, '_');
+        ctx->first_step = s ? atoll(s + 1) : 0;
+    }
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, &old);
+    int trc = vlp_train_run(t, &src, &o);
+    sigaction(SIGINT, &old, NULL);
+    if (trc) {
+        fprintf(stderr, "%svlp train: %s\n", ctx->tty ? "\n" : "", vlp_last_error());
+        return CLI_FAIL;
+    }
+    if (interrupted) return CLI_FAIL;
+    if (ctx->stopped) {
+        printf("stopped after %lld of %lld steps; checkpoint in %s/checkpoints (resume with --resume)\n",
+               (long long)vlp_trainer_step_count(t), (long long)r->tc.steps, r->out);
+        return CLI_OK;
+    }
+    printf("trained %lld steps; model in %s/model, metrics in %s/metrics.jsonl\n", (long long)r->tc.steps, r->out,
+           r->out);
+    return CLI_OK;
+}
+
+static int run_vl(run_cfg *r) {
+    int rc = CLI_FAIL;
+    run_ctx ctx = {.r = r};
+    vlp_vl *m = NULL;
+    vlp_dataset *ds = NULL;
+    vlp_loader *ld = NULL;
+    vlp_trainer *t = NULL;
+    uint8_t *cont = NULL;
+    vlp_wordpiece *tok = vlp_wordpiece_load(r->vocab[0] ? r->vocab : NULL);
+    if (!tok) {
+        fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+        return CLI_FAIL;
+    }
+    ctx.tok = tok;
+    if (r->dump) {
+        fprintf(stderr, "vlp train: --dump-batches is for CLIP runs\n");
+        rc = CLI_USAGE;
+        goto done;
+    }
+    int V = vlp_wordpiece_vocab_size(tok);
+    if (r->init[0]) {
+        m = vlp_vl_load(r->init);
+    } else {
+        vlp_vl_config *c = &r->vlc;
+        int sp[4] = {vlp_wordpiece_special_id(tok, VLP_WP_PAD), vlp_wordpiece_special_id(tok, VLP_WP_CLS),
+                     vlp_wordpiece_special_id(tok, VLP_WP_SEP), vlp_wordpiece_special_id(tok, VLP_WP_MASK)};
+        for (int i = 0; i < 4; i++)
+            if (sp[i] < 0) {
+                fprintf(stderr, "vlp train: the vocabulary %s lacks [PAD], [CLS], [SEP] or [MASK]\n",
+                        r->vocab[0] ? r->vocab : "bert-base-uncased");
+                goto done;
+            }
+        /* the ids and the vocabulary come from the tokenizer ([CLS] starts a caption, [SEP] ends it) */
+        c->vocab_size = V;
+        c->pad_id = sp[0];
+        c->cls_id = c->bos_id = sp[1];
+        c->sep_id = c->eos_id = sp[2];
+        c->mask_id = sp[3];
+        m = vlp_vl_config_validate(c) ? NULL : vlp_vl_new(c, r->tc.seed);
+    }
+    if (!m) {
+        fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+        goto done;
+    }
+    if (m->cfg.vocab_size != V) {
+        fprintf(stderr, "vlp train: the tokenizer has %d tokens, the model's vocabulary %d\n", V, m->cfg.vocab_size);
+        goto done;
+    }
+    if (!(cont = malloc((size_t)V))) goto done;
+    for (int i = 0; i < V; i++) {
+        const char *s = vlp_wordpiece_id_token(tok, i);
+        cont[i] = s && s[0] == '#' && s[1] == '#';
+    }
+    vlp_dataset_options dopt = {.csv_img_key = r->csv_img[0] ? r->csv_img : NULL,
+                                .csv_caption_key = r->csv_cap[0] ? r->csv_cap : NULL};
+    if (!(ds = vlp_dataset_open(r->data, &dopt))) {
+        fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+        goto done;
+    }
+    vlp_loader_options lo = {.batch_size = r->tc.batch_size, .image_size = m->cfg.image_size,
+                             .context_length = m->cfg.max_text_len, .seed = r->tc.seed, .shuffle = 1,
+                             .drop_last = 1, .workers = r->workers, .random_resized_crop = r->rrc,
+                             .tokenize = wp_tokenize, .tokenize_ctx = tok};
+    if (!(ld = vlp_loader_new(ds, &lo))) {
+        fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+        goto done;
+    }
+    int64_t bpe = vlp_loader_batches_per_epoch(ld);
+    if (bpe <= 0) {
+        fprintf(stderr, "vlp train: %s has %lld pairs, fewer than one batch of %d\n", r->data,
+                (long long)vlp_dataset_size(ds), r->tc.batch_size);
+        goto done;
+    }
+    if (r->epochs) r->tc.steps = r->epochs * bpe;
+    if (r->tc.steps <= 0) {
+        fprintf(stderr, "vlp train: the run needs a length: --steps N or --epochs N\n");
+        rc = CLI_USAGE;
+        goto done;
+    }
+    if (r->tc.warmup > r->tc.steps) r->tc.warmup = r->tc.steps;
+    if (!(t = vlp_trainer_new_vl(m, cont, &r->tc))) {
+        fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+        goto done;
+    }
+    if (m->cfg.embed_dim > 0)
+        for (int i = 0; i < r->nval; i++)
+            if (!(ctx.val[ctx.nval++] = vlp_dataset_open(r->val[i], &dopt))) {
+                fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+                goto done;
+            }
+    r->zeroshot[0] = 0; /* zero-shot classification is a CLIP evaluation */
+    const vlp_vl_config *c = &m->cfg;
+    fprintf(stderr,
+            "vlp train: %s, %.2f M parameters, objectives itc %g itm %g mlm %g mim %g lm %g; %lld pairs from %s, "
+            "%lld batches of %d per epoch; %lld steps (%.2f epochs), lr %g, warm-up %lld; run dir %s\n",
+            vlp_vl_family_name(c->family), vlp_vl_param_count(m) / 1e6, (double)c->w_itc, (double)c->w_itm,
+            (double)c->w_mlm, (double)c->w_mim, (double)c->w_lm, (long long)vlp_dataset_size(ds), r->data,
+            (long long)bpe, r->tc.batch_size, (long long)r->tc.steps, (double)r->tc.steps / (double)bpe,
+            (double)r->tc.lr, (long long)r->tc.warmup, r->out);
+    rc = run_trainer(r, &ctx, t, ld);
+done:
+    for (int i = 0; i < ctx.nval; i++) vlp_dataset_free(ctx.val[i]);
+    vlp_trainer_free(t);
+    vlp_loader_free(ld);
+    vlp_dataset_free(ds);
+    vlp_vl_free(m);
+    vlp_wordpiece_free(tok);
+    free(cont);
+    return rc;
 }
 
 /* ---- main --------------------------------------------------------------------------------------- */
@@ -516,6 +771,10 @@ int vlp_cmd_train(int argc, char **argv) {
         goto out;
     }
     rc = CLI_FAIL;
+    if (r->vl) {
+        rc = run_vl(r);
+        goto out;
+    }
     vlp_clip *m = r->init[0] ? vlp_clip_load(r->init) : vlp_clip_new(&r->model, r->tc.seed);
     if (!m) {
         fprintf(stderr, "vlp train: %s\n", vlp_last_error());

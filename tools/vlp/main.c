@@ -28,6 +28,7 @@ static const struct {
     {"demo", vlp_cmd_demo, "train a small transformer on a toy task and print the loss"},
     {"score", vlp_cmd_score, "metrics of task predictions (VQA, NLVR, grounding, mc, captions)"},
     {"report", vlp_cmd_report, "one self-contained HTML page: metric tables, curves, examples"},
+    {"probe", vlp_cmd_probe, "linear probe (logistic regression) on frozen CLIP image embeddings, VQA"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

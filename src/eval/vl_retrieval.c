@@ -1,0 +1,316 @@
+/* Retrieval with VL models: the ITC shortlist (unimodal features, cosine similarity) and,
+ * optionally, ITM re-scoring of each query's top k (ALBEF / BLIP): the fusion encoder sees
+ * only k pairs per query, on fusion inputs computed once per image and per text. */
+#include "vlp_train.h"
+
+#include "core/internal.h"
+
+#include <math.h>
+
+typedef struct {
+    const float *s;
+    int64_t i;
+} scored;
+
+static int cmp_scored(const void *a, const void *b) {
+    const scored *x = a, *y = b;
+    if (x->s[x->i] != y->s[y->i]) return x->s[x->i] > y->s[y->i] ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+typedef struct {
+    float s;
+    int r; /* first-stage position */
+} rescored;
+
+static int cmp_rescored(const void *a, const void *b) {
+    const rescored *x = a, *y = b;
+    if (x->s != y->s) return x->s > y->s ? -1 : 1;
+    return (x->r > y->r) - (x->r < y->r);
+}
+
+int vlp_rerank(const float *itc, int64_t nq, int64_t nc, int k, vlp_rerank_score_fn score, void *ctx,
+               int64_t *order) {
+    if (!itc || !order || nq < 0 || nc <= 0 || (k > 1 && !score)) {
+        vlp_set_error("vlp_rerank: bad arguments");
+        return VLP_ERR_ARG;
+    }
+    if (k > nc) k = (int)nc;
+    scored *tmp = malloc((size_t)nc * sizeof *tmp);
+    rescored *rs = malloc((size_t)(k > 0 ? k : 1) * sizeof *rs);
+    float *out = malloc((size_t)(k > 0 ? k : 1) * sizeof *out);
+    int64_t *top = malloc((size_t)(k > 0 ? k : 1) * sizeof *top);
+    int rc = tmp && rs && out && top ? VLP_OK : VLP_ERR_NOMEM;
+    if (rc) vlp_set_error("vlp_rerank: out of memory");
+    for (int64_t q = 0; !rc && q < nq; q++) {
+        const float *row = itc + q * nc;
+        int64_t *o = order + q * nc;
+        for (int64_t c = 0; c < nc; c++) tmp[c] = (scored){row, c};
+        qsort(tmp, (size_t)nc, sizeof *tmp, cmp_scored);
+        for (int64_t c = 0; c < nc; c++) o[c] = tmp[c].i;
+        if (k <= 1) continue;
+        memcpy(top, o, (size_t)k * sizeof *top);
+        if ((rc = score(ctx, q, top, k, out))) break;
+        for (int r = 0; r < k; r++) rs[r] = (rescored){out[r], r};
+        qsort(rs, (size_t)k, sizeof *rs, cmp_rescored);
+        for (int r = 0; r < k; r++) o[r] = top[rs[r].r];
+    }
+    free(tmp);
+    free(rs);
+    free(out);
+    free(top);
+    return rc;
+}
+
+/* ---- over a dataset ------------------------------------------------------------------------ */
+
+typedef struct {
+    const vlp_vl *m;
+    int64_t ni, nt;
+    int IL, IW, T, W; /* fusion inputs: image [IL, IW], text [T, W] */
+    float *img_in, *txt_in;  /* [ni, IL, IW], [nt, T, W] */
+    int32_t *mask;           /* [nt, T] */
+    vlp_graph *g;
+    vlp_tensor *gi, *gt, *gm, *out;
+    int rows;
+    int t2i; /* queries are texts */
+} itm_ctx;
+
+static int itm_build(itm_ctx *c, int R) {
+    int64_t si[3] = {R, c->IL, c->IW}, st[3] = {R, c->T, c->W}, sm[2] = {R, c->T};
+    c->g = vlp_graph_new();
+    if (!c->g) return VLP_ERR_NOMEM;
+    c->gi = vlp_input(c->g, "img", VLP_F32, 3, si);
+    c->gt = vlp_input(c->g, "txt", VLP_F32, 3, st);
+    c->gm = vlp_input(c->g, "mask", VLP_I32, 2, sm);
+    vlp_tensor *f = vlp_vl_fuse(c->g, c->m, c->gi, c->gt, c->gm, NULL);
+    c->out = vlp_softmax(c->g, vlp_vl_itm_logits(c->g, c->m, f));
+    if (!c->out || vlp_graph_error(c->g)) {
+        vlp_set_error("ITM re-ranking: %s", vlp_graph_error(c->g) ? vlp_graph_error(c->g) : "cannot build the graph");
+        return VLP_ERR_ARG;
+    }
+    c->rows = R;
+    return vlp_graph_build(c->g, c->out, VLP_BUILD_INFERENCE);
+}
+
+static int itm_score(void *ctx, int64_t q, const int64_t *cands, int k, float *out) {
+    itm_ctx *c = ctx;
+    size_t isz = (size_t)c->IL * c->IW, tsz = (size_t)c->T * c->W;
+    for (int r = 0; r < c->rows; r++) {
+        int64_t cand = cands[r < k ? r : 0], img = c->t2i ? cand : q, txt = c->t2i ? q : cand;
+        memcpy((float *)c->gi->data + r * isz, c->img_in + img * isz, isz * sizeof(float));
+        memcpy((float *)c->gt->data + r * tsz, c->txt_in + txt * tsz, tsz * sizeof(float));
+        memcpy((int32_t *)c->gm->data + (size_t)r * c->T, c->mask + txt * c->T, (size_t)c->T * sizeof(int32_t));
+    }
+    int rc = vlp_graph_forward(c->g);
+    if (rc) return rc;
+    for (int r = 0; r < k; r++) out[r] = ((float *)c->out->data)[2 * r + 1];
+    return VLP_OK;
+}
+
+static const vlp_dataset *sort_ds;
+static int cmp_key(const void *a, const void *b) {
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    int c = strcmp(vlp_dataset_key(sort_ds, x), vlp_dataset_key(sort_ds, y));
+    return c ? c : (x > y) - (x < y);
+}
+
+/* Rank scores (nc - position) of an order: a similarity matrix the metrics can read. */
+static void order_scores(const int64_t *order, int64_t nq, int64_t nc, int t2i, int64_t ni, float *sim) {
+    for (int64_t q = 0; q < nq; q++)
+        for (int64_t r = 0; r < nc; r++) {
+            int64_t c = order[q * nc + r];
+            float s = (float)(nc - r);
+            if (t2i) sim[c * nq + q] = s; /* sim [ni, nt]: q is a text, c an image */
+            else sim[q * nc + c] = s;
+        }
+    (void)ni;
+}
+
+int vlp_vl_eval_retrieval(const vlp_vl *m, vlp_tokenize_fn tokenize, void *tctx, const vlp_dataset *ds, int batch,
+                          int rerank, vlp_retrieval_result *itc_out, vlp_retrieval_result *rr_out) {
+    if (!m || !tokenize || !ds || !itc_out) {
+        vlp_set_error("vlp_vl_eval_retrieval: NULL argument");
+        return VLP_ERR_ARG;
+    }
+    const vlp_vl_config *mc = &m->cfg;
+    if (mc->embed_dim <= 0 || !m->vis_proj) {
+        vlp_set_error("vlp_vl_eval_retrieval: the %s model has no ITC heads (embed_dim 0): retrieval needs them",
+                      vlp_vl_family_name(mc->family));
+        return VLP_ERR_ARG;
+    }
+    int do_rr = rerank > 1 && rr_out;
+    if (do_rr && (!m->itm_w || mc->family == VLP_VL_CAPTION)) {
+        vlp_set_error("vlp_vl_eval_retrieval: --rerank needs an ITM head; this %s model has none",
+                      vlp_vl_family_name(mc->family));
+        return VLP_ERR_ARG;
+    }
+    int64_t n = vlp_dataset_size(ds);
+    if (n <= 0) {
+        vlp_set_error("vlp_vl_eval_retrieval: the dataset is empty");
+        return VLP_ERR_ARG;
+    }
+    if (batch <= 0) batch = 64;
+    if (batch > n) batch = (int)n;
+    int S = mc->image_size, T = mc->max_text_len, E = mc->embed_dim, N = (S / mc->patch_size) * (S / mc->patch_size);
+    int emb = vlp_vl_fuses_embeddings(m);
+    int IW = mc->family == VLP_VL_DUAL || mc->family == VLP_VL_CAPTION ? mc->vision_width : mc->width;
+    itm_ctx ic = {.m = m, .IL = N + 1, .IW = IW, .T = T, .W = mc->width};
+    /* images: the first pair of each key */
+    int64_t *ord = malloc((size_t)n * sizeof *ord), *txt_img = malloc((size_t)n * sizeof *txt_img),
+            *first = malloc((size_t)n * sizeof *first), *img_of_pair = malloc((size_t)n * sizeof *img_of_pair);
+    float *fi = malloc((size_t)n * E * sizeof(float)), *ft = malloc((size_t)n * E * sizeof(float));
+    float *sim = NULL, *simT = NULL, *sim2 = NULL;
+    int64_t *order = NULL, ni = 0;
+    vlp_loader *ld = NULL;
+    vlp_graph *g = NULL;
+    int rc = ord && txt_img && first && img_of_pair && fi && ft ? VLP_OK : VLP_ERR_NOMEM;
+    if (!rc) {
+        for (int64_t i = 0; i < n; i++) ord[i] = i, img_of_pair[i] = -1;
+        sort_ds = ds; /* qsort has no context argument */
+        qsort(ord, (size_t)n, sizeof *ord, cmp_key);
+        for (int64_t k = 0; k < n; k++) {
+            if (k == 0 || strcmp(vlp_dataset_key(ds, ord[k]), vlp_dataset_key(ds, ord[k - 1]))) {
+                first[ni] = ord[k];
+                img_of_pair[ord[k]] = ni++;
+            }
+            txt_img[ord[k]] = ni - 1;
+        }
+        if (do_rr) {
+            ic.img_in = malloc((size_t)ni * ic.IL * IW * sizeof(float));
+            ic.txt_in = malloc((size_t)n * T * ic.W * sizeof(float));
+            ic.mask = malloc((size_t)n * T * sizeof(int32_t));
+            if (!ic.img_in || !ic.txt_in || !ic.mask) rc = VLP_ERR_NOMEM;
+        }
+    }
+    if (rc) vlp_set_error("vlp_vl_eval_retrieval: out of memory for %lld pairs", (long long)n);
+    /* the encoding graph: ITC features (+ fusion inputs, kept, when re-ranking) */
+    vlp_tensor *px = NULL, *ids = NULL, *mask = NULL, *oi = NULL, *ot = NULL, *fin_i = NULL, *fin_t = NULL;
+    if (!rc) {
+        int64_t sp[4] = {batch, 3, S, S}, st[2] = {batch, T};
+        g = vlp_graph_new();
+        px = vlp_input(g, "pixels", VLP_F32, 4, sp);
+        ids = vlp_input(g, "ids", VLP_I32, 2, st);
+        mask = vlp_input(g, "mask", VLP_I32, 2, st);
+        vlp_tensor *ie = vlp_vl_embed_image(g, m, px, NULL, NULL), *te = vlp_vl_embed_text(g, m, ids);
+        vlp_tensor *ienc = vlp_vl_encode_image(g, m, ie), *tenc = vlp_vl_encode_text(g, m, te, mask), *a = NULL,
+                   *b = NULL;
+        if (do_rr) {
+            fin_i = vlp_keep(emb ? ie : ienc);
+            fin_t = vlp_keep(emb ? te : tenc);
+        }
+        if (vlp_vl_itc_features(g, m, ienc, tenc, &a, &b) == VLP_OK) {
+            oi = vlp_keep(vlp_l2norm(g, a, 1e-12f));
+            ot = vlp_l2norm(g, b, 1e-12f);
+        }
+        if (!ot || vlp_graph_error(g)) {
+            vlp_set_error("vlp_vl_eval_retrieval: %s", vlp_graph_error(g) ? vlp_graph_error(g) : "cannot build the graph");
+            rc = VLP_ERR_ARG;
+        } else rc = vlp_graph_build(g, ot, VLP_BUILD_INFERENCE);
+    }
+    if (!rc) {
+        vlp_loader_options lo = {.batch_size = batch, .image_size = S, .context_length = T, .shuffle = 0,
+                                 .drop_last = 0, .tokenize = tokenize, .tokenize_ctx = tctx};
+        if (!(ld = vlp_loader_new(ds, &lo))) rc = VLP_ERR_IO;
+    }
+    int64_t done = 0;
+    size_t isz = (size_t)ic.IL * IW, tsz = (size_t)T * ic.W;
+    for (int64_t bi = 0; !rc && bi < vlp_loader_batches_per_epoch(ld); bi++) {
+        vlp_batch bt;
+        if ((rc = vlp_loader_next(ld, &bt))) break;
+        for (int r = 0; r < batch; r++) { /* a short last batch repeats its first row */
+            int s = r < bt.n ? r : 0;
+            memcpy((float *)px->data + (size_t)r * 3 * S * S, bt.pixels + (size_t)s * 3 * S * S,
+                   (size_t)3 * S * S * sizeof(float));
+            for (int k = 0; k < T; k++) {
+                int32_t id = bt.tokens[(size_t)s * T + k];
+                ((int32_t *)ids->data)[(size_t)r * T + k] = id;
+                ((int32_t *)mask->data)[(size_t)r * T + k] = id != mc->pad_id;
+            }
+        }
+        if ((rc = vlp_graph_forward(g))) break;
+        for (int r = 0; r < bt.n; r++) {
+            int64_t p = bt.index[r];
+            if (p != done + r) {
+                vlp_set_error("vlp_vl_eval_retrieval: the loader skipped pair %lld", (long long)(done + r));
+                rc = VLP_ERR_IO;
+                break;
+            }
+            memcpy(fi + p * E, (float *)oi->data + (size_t)r * E, (size_t)E * sizeof(float));
+            memcpy(ft + p * E, (float *)ot->data + (size_t)r * E, (size_t)E * sizeof(float));
+            if (do_rr) {
+                if (img_of_pair[p] >= 0)
+                    memcpy(ic.img_in + img_of_pair[p] * isz, (float *)fin_i->data + r * isz, isz * sizeof(float));
+                memcpy(ic.txt_in + p * tsz, (float *)fin_t->data + r * tsz, tsz * sizeof(float));
+                memcpy(ic.mask + p * T, (int32_t *)mask->data + (size_t)r * T, (size_t)T * sizeof(int32_t));
+            }
+        }
+        done += bt.n;
+    }
+    if (!rc && done != n) {
+        vlp_set_error("vlp_vl_eval_retrieval: encoded %lld of %lld pairs", (long long)done, (long long)n);
+        rc = VLP_ERR_IO;
+    }
+    vlp_loader_free(ld);
+    vlp_graph_free(g);
+    if (!rc && !(sim = malloc((size_t)ni * (size_t)n * sizeof *sim))) rc = VLP_ERR_NOMEM;
+    if (!rc) {
+        VLP_PARFOR(vlp_get_threads(), ni * n > 4096, (int64_t i = 0; i < ni; i++), {
+            const float *x = fi + first[i] * E;
+            for (int64_t j = 0; j < n; j++) {
+                const float *y = ft + j * E;
+                float d = 0;
+                for (int e = 0; e < E; e++) d += x[e] * y[e];
+                sim[i * n + j] = d;
+            }
+        });
+        rc = vlp_retrieval_metrics(sim, ni, n, txt_img, itc_out);
+    }
+    if (!rc && do_rr) {
+        simT = malloc((size_t)ni * (size_t)n * sizeof *simT);
+        sim2 = malloc((size_t)ni * (size_t)n * sizeof *sim2);
+        order = malloc((size_t)ni * (size_t)n * sizeof *order);
+        if (!simT || !sim2 || !order) rc = VLP_ERR_NOMEM;
+        int K = rerank > ni ? (int)ni : rerank;
+        if (!rc) rc = itm_build(&ic, K > 1 ? K : 1);
+        vlp_retrieval_result a, b;
+        if (!rc) { /* text -> image: queries are texts */
+            for (int64_t i = 0; i < ni; i++)
+                for (int64_t j = 0; j < n; j++) simT[j * ni + i] = sim[i * n + j];
+            ic.t2i = 1;
+            rc = vlp_rerank(simT, n, ni, K, itm_score, &ic, order);
+            if (!rc) order_scores(order, n, ni, 1, ni, sim2);
+            if (!rc) rc = vlp_retrieval_metrics(sim2, ni, n, txt_img, &a);
+        }
+        vlp_graph_free(ic.g);
+        ic.g = NULL;
+        int K2 = rerank > n ? (int)n : rerank;
+        if (!rc) rc = itm_build(&ic, K2);
+        if (!rc) { /* image -> text */
+            ic.t2i = 0;
+            rc = vlp_rerank(sim, ni, n, K2, itm_score, &ic, order);
+            if (!rc) order_scores(order, ni, n, 0, ni, sim2);
+            if (!rc) rc = vlp_retrieval_metrics(sim2, ni, n, txt_img, &b);
+        }
+        if (!rc) {
+            rr_out->t2i = a.t2i;
+            rr_out->i2t = b.i2t;
+        }
+    }
+    if (rc == VLP_ERR_NOMEM) vlp_set_error("vlp_vl_eval_retrieval: out of memory");
+    vlp_graph_free(ic.g);
+    free(ic.img_in);
+    free(ic.txt_in);
+    free(ic.mask);
+    free(sim);
+    free(simT);
+    free(sim2);
+    free(order);
+    free(ord);
+    free(txt_img);
+    free(first);
+    free(img_of_pair);
+    free(fi);
+    free(ft);
+    return rc;
+}
