@@ -1,5 +1,6 @@
-/* vlp_train.h: contrastive pre-training of CLIP (the trainer, its checkpoints) and the
- * evaluations used during and after training (image-text retrieval, zero-shot
+/* vlp_train.h: pre-training (the trainer, its checkpoints) of CLIP (contrastive) and of the
+ * VL families of vlp_vl.h (their weighted objectives, one shared loop), and the evaluations
+ * used during and after training (image-text retrieval, ITM re-ranking, zero-shot
  * classification).
  *
  * Training: a vlp_trainer owns the training graph of one CLIP model for a fixed batch, the

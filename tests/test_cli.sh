@@ -285,6 +285,21 @@ check "stop + --resume gives the uninterrupted losses (exit $rc: $(losses "$T/ru
 expect_fail "train: fresh run over an existing run" 1 "--resume" "$vlp" train "${targs[@]}" --out "$T/run"
 expect_fail "train: bad --steps" 2 "--steps" "$vlp" train "${targs[@]}" --steps abc --out "$T/run3"
 expect_fail "train: no data" 2 "--data" "$vlp" train --model "$T/small.json" --out "$T/run3"
+# a VL family through the same trainer (WordPiece, ITC + ITM + MLM), then ITM re-ranking
+cat > "$T/vl.json" <<EOF
+{"family": "albef", "objectives": {"itc": 1, "itm": 1, "mlm": 1},
+ "model": {"image_size": 32, "patch_size": 8, "vision_width": 32, "vision_layers": 1, "vision_heads": 2,
+           "vision_mlp": 64, "max_text_len": 16, "width": 32, "layers": 2, "heads": 2, "mlp": 64,
+           "fusion_layers": 1, "embed_dim": 16}}
+EOF
+VLP_PROGRESS=0 "$vlp" --threads 2 train --config "$T/vl.json" --data "$T/pairs.tsv" --batch-size 4 --steps 2 \
+  --log-every 1 --workers 1 --out "$T/vlrun" > /dev/null 2> "$T/err"; rc=$?
+check "VL train exits 0 (got $rc) and saves a dual_stream model" '[ $rc = 0 ] && grep -q "step 2/2  loss" "$T/err" && grep -q dual_stream "$T/vlrun/model/config.json"'
+out=$("$vlp" eval --model "$T/vlrun/model" --data "$T/pairs.tsv" --rerank 2 2>&1); rc=$?
+check "eval --rerank on a VL model (exit $rc) prints ITC and ITM@2 rows" '[ $rc = 0 ] && echo "$out" | grep -q "ITC " && echo "$out" | grep -q "ITM@2 "'
+sed 's/"mlm": 1}/"mlm": 1, "nsp": 1}/' "$T/vl.json" > "$T/vlbad.json"
+expect_fail "train: unknown VL objective" 2 "nsp" "$vlp" train --config "$T/vlbad.json" --data "$T/pairs.tsv" --out "$T/vlrun2"
+expect_fail "eval --rerank on a CLIP model" 1 "family" "$vlp" eval --model "$T/run/model" --data "$T/pairs.tsv" --rerank 2
 "$vlp" eval --model "$T/run/model" --data "$T/pairs.tsv" --json > "$T/eval.json" 2> "$T/err"; rc=$?
 check "eval --json exits 0 (got $rc) with 4 images and recall" '[ $rc = 0 ] && grep -q "\"images\": 4" "$T/eval.json" && grep -q "\"r10\": 1" "$T/eval.json"'
 expect_fail "eval: no --data or --classes" 2 "--data" "$vlp" eval --model "$T/run/model"
@@ -317,6 +332,10 @@ for t in mc ground2 vqa nlvr; do
 done
 "$vlp" report "$T/dsrun" --out "$T/ds.html" > /dev/null 2>&1; rc=$?
 check "report reads the eval files (exit $rc)" '[ $rc = 0 ] && grep -q "ground2" "$T/ds.html"'
+out=$("$vlp" probe --model $M --train "$T/emoji/tasks/vqa-train.jsonl" --data "$T/emoji/tasks/vqa-style.jsonl" \
+  --epochs 20 --json --predictions "$T/probe.jsonl" 2> "$T/err"); rc=$?
+want=$(grep -c '"type": "category"' "$T/emoji/tasks/vqa-style.jsonl")
+check "probe exits 0 (got $rc), one prediction per category row ($want)" '[ $rc = 0 ] && echo "$out" | grep -q "\"accuracy\"" && [ "$(grep -c . "$T/probe.jsonl")" = "$want" ]'
 expect_fail "eval --task caption: not for a dual encoder" 1 "generative" "$vlp" eval --task caption --model $M --data "$T/emoji/tasks/caption-style.jsonl"
 expect_fail "eval --task mc: no --data" 2 "--data" "$vlp" eval --task mc --model $M
 expect_fail "data: unknown dataset" 2 "nosuch" "$vlp" data nosuch

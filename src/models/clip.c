@@ -773,8 +773,12 @@ static int write_config(const vlp_clip *m, const char *path) {
         vlp_set_error("%s: cannot build the config JSON", path);
         return VLP_ERR_NOMEM;
     }
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    char tmp[4300]; /* path is at most 4200 bytes: room for the suffix */
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) {
+        json_decref(root);
+        vlp_set_error("%s: path too long", path);
+        return VLP_ERR_ARG;
+    }
     int rc = json_dump_file(root, tmp, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(root);
     if (rc || rename(tmp, path)) {

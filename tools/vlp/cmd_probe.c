@@ -50,9 +50,10 @@ static float *embed(vlp_clip_runner *r, const vlp_task_set *v, int E) {
     if (paths && f) {
         for (int64_t i = 0; i < v->n; i++) paths[i] = v->ex[i].image;
         got = vlp_clip_embed_image_files(r, paths, (int)v->n, 1, f, NULL, NULL, NULL, NULL, NULL);
-        if (got >= 0 && got < v->n) vlp_set_error("%s: %lld images could not be read", v->path, (long long)(v->n - got));
+        if (got < 0) fprintf(stderr, "vlp probe: %s\n", vlp_last_error());
+        else if (got < v->n) fprintf(stderr, "vlp probe: %s: %lld images could not be read\n", v->path, (long long)(v->n - got));
     } else {
-        vlp_set_error("out of memory");
+        fprintf(stderr, "vlp probe: out of memory\n");
     }
     free(paths);
     if (got < v->n) {
@@ -137,10 +138,7 @@ int vlp_cmd_probe(int argc, char **argv) {
     }
     int E = m->cfg.embed_dim;
     double t0 = cli_now();
-    if (!(xt = embed(r, vt, E)) || !(xd = embed(r, vd, E))) {
-        fprintf(stderr, "vlp probe: %s\n", vlp_last_error());
-        goto done;
-    }
+    if (!(xt = embed(r, vt, E)) || !(xd = embed(r, vd, E))) goto done; /* embed() said why */
     if (!(w = malloc((size_t)C * (E + 1) * sizeof *w)) || !(pd = malloc((size_t)vd->n * sizeof *pd))) goto nomem;
     if (vlp_logreg_train(xt, yt, vt->n, E, C, (int)epochs, (float)lr, (float)wd, w)) {
         fprintf(stderr, "vlp probe: %s\n", vlp_last_error());

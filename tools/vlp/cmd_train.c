@@ -19,7 +19,7 @@ static void help(void) {
            "\"family\" in RUN.json, pre-training of a fusion / generative VL model (single_stream (vilt),\n"
            "dual_stream (albef), mome (vlmo), captioning (blip)) with the weighted objectives of its\n"
            "\"objectives\" ({\"itc\": 1, \"itm\": 1, \"mlm\": 1, \"mim\": 0, \"lm\": 0}), WordPiece text\n"
-           "(\"vocab\": a vocab.txt; default bert-base-uncased). See configs/emoji-albef.json.\n\n"
+           "(\"vocab\": a vocab.txt; default bert-base-uncased). See configs/emoji-albef-s.json.\n\n"
            "options (each overrides the field of RUN.json named after it):\n"
            "  --config FILE      run config (see configs/emoji-s.json)\n"
            "  --model M          model: a preset (ViT-B-32, tiny, ...), a config file (vlp flat, HF or open_clip)\n"
@@ -694,6 +694,11 @@ int vlp_cmd_train(int argc, char **argv) {
             i++;
         } else if (!strcmp(a, "--model")) {
             VAL();
+            if (r->vl) {
+                rc = fail_usage("--model is for CLIP runs; a VL run's model is the config's family + model (or --init "
+                                "DIR), got", v);
+                goto out;
+            }
             json_t *s = json_string(v);
             int bad = load_model_cfg(s, r, "--model");
             json_decref(s);
@@ -823,8 +828,6 @@ int vlp_cmd_train(int argc, char **argv) {
             fprintf(stderr, "vlp train: %s\n", vlp_last_error());
             goto done;
         }
-    vlp_batch_source src;
-    vlp_batch_source_from_loader(&src, ld);
     fprintf(stderr,
             "vlp train: %s, %.2f M parameters; %lld pairs from %s, %lld batches of %d per epoch; %lld steps "
             "(%.2f epochs), loss %s, lr %g, warm-up %lld; run dir %s\n",
@@ -832,59 +835,7 @@ int vlp_cmd_train(int argc, char **argv) {
             (long long)vlp_dataset_size(ds), r->data, (long long)bpe, r->tc.batch_size, (long long)r->tc.steps,
             (double)r->tc.steps / (double)bpe, r->tc.loss == VLP_ITC_SIGLIP ? "siglip" : "clip", (double)r->tc.lr,
             (long long)r->tc.warmup, r->out);
-    char steps_s[32];
-    snprintf(steps_s, sizeof steps_s, "%lld", (long long)r->tc.steps);
-    const char *meta[] = {"data", r->data, "total_steps", steps_s, NULL};
-    vlp_run_options o = {.run_dir = r->out, .log_every = r->log_every, .save_every = r->save_every,
-                         .eval_every = r->eval_every, .keep_checkpoints = r->keep, .resume = r->resume,
-                         .save_final = 1, .on_step = on_step, .on_eval = (r->nval || r->zeroshot[0]) ? on_eval : NULL,
-                         .ctx = &ctx, .meta = meta};
-    const char *env = getenv("VLP_PROGRESS");
-    ctx.tty = env ? atoi(env) != 0 : isatty(2);
-    ctx.t0 = cli_now();
-    if (r->resume) {
-        char ck[4400];
-        if (vlp_train_latest_checkpoint(r->out, ck, sizeof ck)) {
-            fprintf(stderr, "vlp train: %s\n", vlp_last_error());
-            goto done;
-        }
-        fprintf(stderr, "vlp train: resuming from %s\n", ck);
-    }
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigaction(SIGINT, &sa, &old);
-    /* the first step counted for the ETA is the one the run starts from */
-    int trc = 0;
-    {
-        ctx.first_step = 0;
-        if (r->resume) { /* read the checkpoint step for the ETA; vlp_train_run loads it again */
-            char ck[4400];
-            if (!vlp_train_latest_checkpoint(r->out, ck, sizeof ck)) {
-                const char *s = strrchr(ck, '_');
-                ctx.first_step = s ? atoll(s + 1) : 0;
-            }
-        }
-        trc = vlp_train_run(t, &src, &o);
-    }
-    sigaction(SIGINT, &old, NULL);
-    if (trc) {
-        fprintf(stderr, "%svlp train: %s\n", ctx.tty ? "\n" : "", vlp_last_error());
-        goto done;
-    }
-    if (interrupted) {
-        rc = CLI_FAIL;
-        goto done;
-    }
-    if (ctx.stopped) {
-        printf("stopped after %lld of %lld steps; checkpoint in %s/checkpoints (resume with --resume)\n",
-               (long long)vlp_trainer_step_count(t), (long long)r->tc.steps, r->out);
-        rc = CLI_OK;
-        goto done;
-    }
-    printf("trained %lld steps; model in %s/model, metrics in %s/metrics.jsonl\n", (long long)r->tc.steps, r->out,
-           r->out);
-    rc = CLI_OK;
+    rc = run_trainer(r, &ctx, t, ld);
 done:
     for (int i = 0; i < ctx.nval; i++) vlp_dataset_free(ctx.val[i]);
     vlp_trainer_free(t);
