@@ -25,7 +25,7 @@ __attribute__((target("avx512f"),noinline)) static float peakrun(long it){
 int main(int argc,char**argv){
   int reps=argc>1?atoi(argv[1]):5;
   const char*filter=argc>2?argv[2]:NULL;
-  double best=1e9; volatile float sink;
+  double best=1e9; volatile float sink; (void)sink;
   for(int r=0;r<5;r++){double t0=cpu_s();sink=peakrun(5000000);double t=cpu_s()-t0;if(t<best)best=t;}
   double peak=5000000.0*12*32/best/1e9;
   printf("peak1 %.1f GF/s\n",peak);
@@ -51,8 +51,8 @@ int main(int argc,char**argv){
     int lda=ta?M:K,ldb=tb?K:N;
     double fl=2.0*M*N*K; int inner=(int)(2e8/fl)+1;
     vlp_gemm_st(ta,tb,M,N,K,1,A,lda,B,ldb,0,C,N);
-    double bt=1e9, ts[64]; int R=reps>64?64:reps;
-    for(int r=0;r<R;r++){double t0=cpu_s();for(int i=0;i<inner;i++)vlp_gemm_st(ta,tb,M,N,K,1,A,lda,B,ldb,0,C,N);double t=(cpu_s()-t0)/inner;ts[r]=t;if(t<bt)bt=t;}
+    double bt=1e9; int R=reps>64?64:reps;
+    for(int r=0;r<R;r++){double t0=cpu_s();for(int i=0;i<inner;i++)vlp_gemm_st(ta,tb,M,N,K,1,A,lda,B,ldb,0,C,N);double t=(cpu_s()-t0)/inner;if(t<bt)bt=t;}
     printf("%-16s %s%s %5d %5d %5d  %6.1f GF/s %5.1f%%\n",sh[s].w,ta?"T":"N",tb?"T":"N",M,N,K,fl/bt/1e9,100*fl/bt/1e9/peak);
     free(A);free(B);free(C);
   }

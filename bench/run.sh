@@ -79,5 +79,5 @@ img=$("$build/bench/image_bench" "${IMG_SECS:-2}")
 echo "$img" >> "$res"
 $py bench/summarize.py image "$img" "$v"
 echo
-echo "PyTorch: $($py -c 'import torch; print(torch.__version__)') with $(grep -o '"blas": *"[^"]*"' "$res" | head -n1 | cut -d'"' -f4)"
+echo "PyTorch: $($py -c 'import torch; print(torch.__version__)') with $(grep -o '"openblas_config": *"[^"]*"' "$res" | head -n1 | cut -d'"' -f4)"
 echo "raw results: $res"
