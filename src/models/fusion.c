@@ -463,8 +463,19 @@ static int ends_with(const char *s, const char *suf) {
     return n >= k && !strcmp(s + n - k, suf);
 }
 
-/* BERT / ViT init for every tensor by its role: N(0, 0.02) weights and embeddings, zero
- * biases, unit LayerNorm gains; the temperature at 1/0.07. */
+/* BERT's N(0, 0.02) is tuned for width 768: a weight's gain is 0.02 * sqrt(fan_in). At a narrow
+ * width the same 0.02 makes every attention/MLP update O(0.02^2 * width) against the unit-norm
+ * LayerNormed residual, so the post-LN text encoder's [CLS] ignores the other tokens and ITC
+ * text features are the same for every caption (the loss sits at ln B). Linear weights with
+ * fan-in under 768 keep BERT-base's gain instead; embeddings (patch embedding too) stay at 0.02. */
+static float init_std(const vlp_tensor *t) {
+    if (t->ndim < 2 || strstr(t->name, "embed")) return 0.02f;
+    int64_t fan_in = t->numel / t->shape[0];
+    return fan_in < 768 ? 0.02f * sqrtf(768.0f / (float)fan_in) : 0.02f;
+}
+
+/* BERT / ViT init for every tensor by its role: N(0, 0.02) embeddings, N(0, init_std) weights,
+ * zero biases, unit LayerNorm gains; the temperature at 1/0.07. */
 vlp_vl *vlp_vl_new(const vlp_vl_config *c, uint64_t seed) {
     vlp_vl *m = declare(c);
     if (!m) return NULL;
@@ -472,7 +483,7 @@ vlp_vl *vlp_vl_new(const vlp_vl_config *c, uint64_t seed) {
         vlp_tensor *t = vlp_params_get(m->params, i);
         uint64_t s = seed * 0x9E3779B97F4A7C15ull + (uint64_t)i * 7919u + 1;
         if (t == m->logit_scale) vlp_init_const(t, logf(1.0f / 0.07f));
-        else if (t == m->vis_cls || t == m->mask_token || t->ndim >= 2) vlp_init_normal(t, 0, 0.02f, s);
+        else if (t == m->vis_cls || t == m->mask_token || t->ndim >= 2) vlp_init_normal(t, 0, init_std(t), s);
         else if (t->ndim == 1 && ends_with(t->name, ".weight")) vlp_init_const(t, 1.0f);
         else vlp_init_const(t, 0.0f);
     }
