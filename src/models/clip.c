@@ -5,6 +5,7 @@
 #include "vlp_clip.h"
 
 #include "core/internal.h"
+#include "io/json_file.h"
 #include "vlp_safetensors.h"
 
 #include <errno.h>
@@ -769,24 +770,7 @@ static int write_config(const vlp_clip *m, const char *path) {
                              "clip", "projection_dim", c->embed_dim, "logit_scale_init_value",
                              (double)c->logit_scale_init, "text_config", tc, "vision_config", vc, "torch_dtype",
                              "float32");
-    if (!root) {
-        vlp_set_error("%s: cannot build the config JSON", path);
-        return VLP_ERR_NOMEM;
-    }
-    char tmp[4300]; /* path is at most 4200 bytes: room for the suffix */
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp) {
-        json_decref(root);
-        vlp_set_error("%s: path too long", path);
-        return VLP_ERR_ARG;
-    }
-    int rc = json_dump_file(root, tmp, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(root);
-    if (rc || rename(tmp, path)) {
-        vlp_set_error("%s: cannot write: %s", path, strerror(errno));
-        unlink(tmp);
-        return VLP_ERR_IO;
-    }
-    return VLP_OK;
+    return vlp_json_save_atomic(root, path); /* NULL root: out-of-memory error */
 }
 
 int vlp_clip_save(const vlp_clip *m, const char *dir) {

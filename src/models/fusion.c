@@ -5,6 +5,7 @@
 #include "vlp_vl.h"
 
 #include "core/internal.h"
+#include "io/json_file.h"
 #include "vlp_safetensors.h"
 
 #include <errno.h>
@@ -900,17 +901,7 @@ int vlp_vl_save(const vlp_vl *m, const char *dir) {
     free(e);
     if (rc) return rc;
     snprintf(path, sizeof path, "%s/config.json", dir);
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    json_t *root = config_json(&m->cfg);
-    rc = root ? json_dump_file(root, tmp, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : -1;
-    json_decref(root);
-    if (rc || rename(tmp, path)) {
-        vlp_set_error("%s: cannot write: %s", path, strerror(errno));
-        unlink(tmp);
-        return VLP_ERR_IO;
-    }
-    return VLP_OK;
+    return vlp_json_save_atomic(config_json(&m->cfg), path);
 }
 
 vlp_vl *vlp_vl_load(const char *path) {

@@ -5,6 +5,7 @@
 #include "vlp_fusion.h"
 
 #include "core/internal.h"
+#include "io/json_file.h"
 #include "vlp_safetensors.h"
 
 #include <errno.h>
@@ -577,20 +578,7 @@ static int write_config(const vlp_bert *m, const char *path) {
         json_object_set_new(root, "cross_attention_from", json_integer(c->cross_attention_from));
         json_object_set_new(root, "encoder_width", json_integer(c->encoder_width ? c->encoder_width : c->hidden_size));
     }
-    if (!root) {
-        vlp_set_error("%s: cannot build the config JSON", path);
-        return VLP_ERR_NOMEM;
-    }
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    int rc = json_dump_file(root, tmp, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(root);
-    if (rc || rename(tmp, path)) {
-        vlp_set_error("%s: cannot write: %s", path, strerror(errno));
-        unlink(tmp);
-        return VLP_ERR_IO;
-    }
-    return VLP_OK;
+    return vlp_json_save_atomic(root, path); /* NULL root: out-of-memory error */
 }
 
 int vlp_bert_save(const vlp_bert *m, const char *dir) {
