@@ -128,6 +128,7 @@ class CLIP(nn.Module):
         with torch.no_grad():
             for k, p in m.items():
                 p.copy_(sd[k].reshape(p.shape))
+        self.hf_names = {k: (p, tuple(sd[k].shape)) for k, p in m.items()}
         # parameter groups as vlp: decay on the matrices only
         decay = {id(p) for k, p in m.items()
                  if k.endswith(".weight") and "norm" not in k and "layrnorm" not in k and "embedding" not in k}
@@ -151,6 +152,49 @@ class CLIP(nn.Module):
         return self.final_layer_norm(x) @ self.text_projection.t()
 
 
+def save_safetensors(path, tensors):
+    """Writes F32 tensors (name -> numpy array) as safetensors, atomically."""
+    header, blobs, off = {}, [], 0
+    for name, a in tensors.items():
+        b = np.ascontiguousarray(a, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h)
+        for b in blobs:
+            f.write(b)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class Batches:
+    """The dumped batches, read one at a time: per-batch pixels/tokens files, or (--dump-compact)
+    batches/index_K.npy into dataset_{pixels,tokens}.npy."""
+
+    def __init__(self, run, n):
+        d = os.path.join(run, "batches")
+        self.d, self.n = d, n
+        self.compact = os.path.exists(os.path.join(d, "dataset_pixels.npy"))
+        if self.compact:
+            self.px = np.load(os.path.join(d, "dataset_pixels.npy"), mmap_mode="r")
+            self.tok = np.load(os.path.join(d, "dataset_tokens.npy"))
+        last = os.path.join(d, f"{'index' if self.compact else 'pixels'}_{n - 1:04d}.npy")
+        if not os.path.exists(last):
+            raise SystemExit(f"{last} missing: dump at least {n} batches (vlp train --dump-batches {n})")
+
+    def __getitem__(self, k):
+        if self.compact:
+            idx = np.load(os.path.join(self.d, f"index_{k:04d}.npy")).astype(np.int64)
+            return torch.from_numpy(np.ascontiguousarray(self.px[idx])), torch.from_numpy(self.tok[idx].astype(np.int64))
+        return (torch.from_numpy(np.load(os.path.join(self.d, f"pixels_{k:04d}.npy"))),
+                torch.from_numpy(np.load(os.path.join(self.d, f"tokens_{k:04d}.npy")).astype(np.int64)))
+
+
 def lr_at(step, warmup, total, base, min_lr):
     if step < warmup:
         return base * (step + 1) / warmup
@@ -169,6 +213,9 @@ def main():
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--schedule-warmup", type=int, default=60)
     ap.add_argument("--schedule-total", type=int, default=600)
+    ap.add_argument("--save", help="write the trained model here (config.json + model.safetensors, "
+                    "vlp's Hugging Face layout) so that vlp eval can score it")
+    ap.add_argument("--log-every", type=int, default=1, help="progress line every N steps (stderr)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     cfg = json.load(open(os.path.join(a.run, "init", "config.json")))
@@ -179,15 +226,11 @@ def main():
               {"params": [p for p in params if id(p) not in decay], "weight_decay": 0.0}]
     opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.98), eps=1e-6)
     n = a.warmup_steps + a.steps
-    batches = []
-    for k in range(n):
-        px = os.path.join(a.run, "batches", f"pixels_{k:04d}.npy")
-        if not os.path.exists(px):
-            raise SystemExit(f"{px} missing: dump at least {n} batches (vlp train --dump-batches {n})")
-        batches.append((torch.from_numpy(np.load(px)),
-                        torch.from_numpy(np.load(os.path.join(a.run, "batches", f"tokens_{k:04d}.npy")).astype(np.int64))))
+    batches = Batches(a.run, n)
     times, losses = [], []
-    for s, (px, ids) in enumerate(batches):
+    t_start = time.perf_counter()
+    for s in range(n):
+        px, ids = batches[s]
         t0 = time.perf_counter()
         for g in opt.param_groups:
             g["lr"] = lr_at(s, a.schedule_warmup, a.schedule_total, a.lr, 0.0)
@@ -205,12 +248,21 @@ def main():
         losses.append(loss.item())
         if s >= a.warmup_steps:
             times.append(dt)
-        print(f"torch step {s + 1}/{n} loss {losses[-1]:.6f} {dt:.3f} s", file=sys.stderr)
+        if (s + 1) % a.log_every == 0 or s + 1 == n:
+            el = time.perf_counter() - t_start
+            print(f"torch step {s + 1}/{n} loss {losses[-1]:.6f} {dt:.3f} s/step, ETA {el / (s + 1) * (n - s - 1):.0f} s",
+                  file=sys.stderr, flush=True)
+    if a.save:
+        os.makedirs(a.save, exist_ok=True)
+        save_safetensors(os.path.join(a.save, "model.safetensors"),
+                         {k: p.detach().numpy().reshape(shape) for k, (p, shape) in model.hf_names.items()})
+        with open(os.path.join(a.run, "init", "config.json")) as f, open(os.path.join(a.save, "config.json"), "w") as g:
+            g.write(f.read())
     med = statistics.median(times)
-    B = batches[0][0].shape[0]
+    B = px.shape[0]
     print(json.dumps({"impl": "torch", "torch": torch.__version__, "threads": a.threads, "batch": B,
                       "steps_timed": len(times), "median_step_s": round(med, 4), "min_step_s": round(min(times), 4),
-                      "pairs_per_s": round(B / med, 1), "losses": [round(x, 6) for x in losses]}))
+                      "pairs_per_s": round(B / med, 1), "wall_s": round(time.perf_counter() - t_start, 1), "losses": [round(x, 6) for x in losses]}))
 
 
 if __name__ == "__main__":

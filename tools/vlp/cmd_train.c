@@ -35,6 +35,8 @@ static void help(void) {
            "  --stop-after N     stop (with a checkpoint) after step N of the schedule; --max-minutes X likewise\n"
            "  --dump-batches N   write the first N batches as RUN_DIR/batches/{pixels,tokens}_K.npy and the\n"
            "                     initial model as RUN_DIR/init/, then exit (for bench/torch_train_emoji.py)\n"
+           "  --dump-compact     with --dump-batches: batches/index_K.npy (dataset indices) and each pair once\n"
+           "                     in batches/dataset_{pixels,tokens}.npy, for full-length runs (no --rrc)\n"
            "Progress on stderr: step, loss, pairs/s, data-wait %%, ETA. Ctrl-C stops after the current step\n"
            "with a checkpoint (resume with --resume). A NaN/Inf loss stops the run with an error (exit 1).\n"
            "exit status: 0 success, 1 failure, 2 usage error\n");
@@ -50,7 +52,7 @@ typedef struct {
     int nval;
     vlp_train_config tc;
     int64_t epochs;
-    int workers, log_every, eval_every, save_every, keep, resume, rrc, dump;
+    int workers, log_every, eval_every, save_every, keep, resume, rrc, dump, dump_compact;
     int64_t stop_after;
     double max_minutes;
     /* VL runs ("family" in the config) */
@@ -449,7 +451,7 @@ static int on_eval(void *ctx, vlp_trainer *t, int64_t step, char *buf, size_t ca
 
 /* ---- --dump-batches --------------------------------------------------------------------------- */
 
-static int dump_batches(run_cfg *r, vlp_clip *m, vlp_loader *ld) {
+static int dump_batches(run_cfg *r, vlp_clip *m, vlp_dataset *ds, vlp_loader *ld) {
     char p[4400];
     snprintf(p, sizeof p, "%s/batches", r->out);
     mkdir(r->out, 0777);
@@ -463,21 +465,70 @@ static int dump_batches(run_cfg *r, vlp_clip *m, vlp_loader *ld) {
         return CLI_FAIL;
     }
     const vlp_clip_config *c = &m->cfg;
-    for (int k = 0; k < r->dump; k++) {
+    /* Compact: a 600-step run of batch 256 would be 7.5 GB of per-batch pixels; without
+     * random crops a pair always preprocesses the same, so store each pair once plus the
+     * order. Pairs the dumped batches never use stay zero. */
+    int64_t npx = 3LL * c->image_size * c->image_size, nds = vlp_dataset_size(ds);
+    float *dpx = NULL;
+    int32_t *dtok = NULL;
+    if (r->dump_compact) {
+        if (r->rrc) {
+            fprintf(stderr, "vlp train: --dump-compact needs fixed preprocessing (no random resized crop)\n");
+            return CLI_USAGE;
+        }
+        dpx = calloc((size_t)(nds * npx), sizeof *dpx);
+        dtok = calloc((size_t)(nds * c->context_length), sizeof *dtok);
+        if (!dpx || !dtok) {
+            free(dpx);
+            free(dtok);
+            fprintf(stderr, "vlp train: out of memory for --dump-compact (%lld pairs)\n", (long long)nds);
+            return CLI_FAIL;
+        }
+    }
+    int rc = 0;
+    for (int k = 0; k < r->dump && !rc; k++) {
         vlp_batch b;
         if (vlp_loader_next(ld, &b)) {
-            fprintf(stderr, "vlp train: %s\n", vlp_last_error());
-            return CLI_FAIL;
+            rc = -1;
+            break;
         }
         int64_t sp[4] = {b.n, 3, c->image_size, c->image_size}, st[2] = {b.n, c->context_length};
+        if (r->dump_compact) {
+            for (int i = 0; i < b.n; i++) {
+                memcpy(dpx + b.index[i] * npx, b.pixels + i * npx, (size_t)npx * sizeof *dpx);
+                memcpy(dtok + b.index[i] * c->context_length, b.tokens + (int64_t)i * c->context_length,
+                       (size_t)c->context_length * sizeof *dtok);
+            }
+            int32_t *idx = malloc((size_t)b.n * sizeof *idx);
+            if (!idx) {
+                fprintf(stderr, "vlp train: out of memory\n");
+                rc = -2;
+                break;
+            }
+            for (int i = 0; i < b.n; i++) idx[i] = (int32_t)b.index[i];
+            snprintf(p, sizeof p, "%s/batches/index_%04d.npy", r->out, k);
+            rc = vlp_npy_save(p, VLP_I32, 1, sp, idx);
+            free(idx);
+            continue;
+        }
         snprintf(p, sizeof p, "%s/batches/pixels_%04d.npy", r->out, k);
-        int rc = vlp_npy_save(p, VLP_F32, 4, sp, b.pixels);
+        rc = vlp_npy_save(p, VLP_F32, 4, sp, b.pixels);
         snprintf(p, sizeof p, "%s/batches/tokens_%04d.npy", r->out, k);
         if (!rc) rc = vlp_npy_save(p, VLP_I32, 2, st, b.tokens);
-        if (rc) {
-            fprintf(stderr, "vlp train: %s\n", vlp_last_error());
-            return CLI_FAIL;
-        }
+    }
+    if (!rc && r->dump_compact) {
+        int64_t sp[4] = {nds, 3, c->image_size, c->image_size}, st[2] = {nds, c->context_length};
+        snprintf(p, sizeof p, "%s/batches/dataset_pixels.npy", r->out);
+        rc = vlp_npy_save(p, VLP_F32, 4, sp, dpx);
+        snprintf(p, sizeof p, "%s/batches/dataset_tokens.npy", r->out);
+        if (!rc) rc = vlp_npy_save(p, VLP_I32, 2, st, dtok);
+    }
+    free(dpx);
+    free(dtok);
+    if (rc == -2) return CLI_FAIL;
+    if (rc) {
+        fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+        return CLI_FAIL;
     }
     printf("wrote %d batches of %d pairs to %s/batches and the initial model to %s/init\n", r->dump,
            r->tc.batch_size, r->out, r->out);
@@ -716,6 +767,8 @@ int vlp_cmd_train(int argc, char **argv) {
             r->zeroshot[0] = 0;
         } else if (!strcmp(a, "--resume")) {
             r->resume = 1;
+        } else if (!strcmp(a, "--dump-compact")) {
+            r->dump_compact = 1;
         } else if (!strcmp(a, "--loss")) {
             VAL();
             if (!strcmp(v, "clip")) r->tc.loss = VLP_ITC_CLIP;
@@ -809,7 +862,7 @@ int vlp_cmd_train(int argc, char **argv) {
         goto done;
     }
     if (r->dump) {
-        rc = dump_batches(r, m, ld);
+        rc = dump_batches(r, m, ds, ld);
         goto done;
     }
     if (r->epochs) r->tc.steps = r->epochs * bpe;

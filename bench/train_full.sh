@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# make bench-train-full: the whole emoji-s recipe (configs/emoji-s.json, 600 steps of batch 256)
+# in vlp and in PyTorch from the same initial weights on the same batches, plus vlp with a second
+# seed (another initialisation and data order) to show run-to-run noise. Every model is scored
+# by the same evaluator (vlp eval: retrieval on style and unseen, zero-shot categories), so the
+# table compares training, not evaluation code. PyTorch takes ~35 min of the ~50.
+#   THREADS (2), STEPS (600), SEED2 (1), DATA (data/emoji), SKIP_TORCH=1 (vlp only)
+set -euo pipefail
+build="${1:-build}"
+threads="${THREADS:-2}"
+steps="${STEPS:-600}"
+seed2="${SEED2:-1}"
+data="${DATA:-data/emoji}"
+py=/usr/bin/python3
+vlp="$build/vlp"
+out=bench/out/train_full
+cfg=configs/emoji-s.json
+
+[ -f "$data/train.tsv" ] || "$vlp" data emoji --out "$data"
+rm -rf "$out"
+mkdir -p "$out"
+common=(--config "$cfg" --data "$data/train.tsv" --no-eval --steps "$steps")
+evaluate() { # NAME MODEL_DIR
+  "$vlp" --threads "$threads" eval --model "$2" --data "$data/style.tsv" --data "$data/unseen.tsv" \
+    --classes "$data/zeroshot.json" --json >"$out/$1.eval.json"
+}
+train_vlp() { # NAME SEED
+  local t0=$SECONDS
+  VLP_PROGRESS=0 "$vlp" --threads "$threads" train "${common[@]}" --seed "$2" --out "$out/$1" \
+    --log-every 20 --save-every 0 2>"$out/$1.log"
+  echo "{\"wall_s\": $((SECONDS - t0))}" >"$out/$1.time.json"
+  evaluate "$1" "$out/$1/model"
+  echo "$1: trained in $((SECONDS - t0)) s" >&2
+}
+
+echo "== vlp, seed 0" >&2
+train_vlp vlp_seed0 0
+echo "== vlp, seed $seed2" >&2
+train_vlp "vlp_seed$seed2" "$seed2"
+if [ "${SKIP_TORCH:-0}" != 1 ]; then
+  echo "== PyTorch, seed 0 (same initial weights and batches as vlp seed 0; ~35 min)" >&2
+  "$vlp" --threads "$threads" train "${common[@]}" --seed 0 --out "$out/dump" --dump-batches "$steps" \
+    --dump-compact >/dev/null
+  $py bench/torch_train_emoji.py "$out/dump" --steps "$steps" --warmup-steps 0 --threads "$threads" \
+    --schedule-warmup $((steps < 60 ? steps : 60)) --schedule-total "$steps" --save "$out/torch_seed0" --log-every 20 >"$out/torch_seed0.run.json" \
+    2>"$out/torch_seed0.log"
+  rm -rf "$out/dump/batches" # 0.5 GB
+  evaluate torch_seed0 "$out/torch_seed0"
+fi
+$py bench/summarize_full.py "$out"
