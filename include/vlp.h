@@ -121,6 +121,10 @@ enum { VLP_BUILD_INFERENCE = 0, VLP_BUILD_TRAIN = 1 };
  * unless a seed gradient is given to backward) or the output (INFERENCE, where
  * buffers are reused once dead; mark other tensors to read with vlp_keep). */
 int vlp_graph_build(vlp_graph *g, vlp_tensor *out, int mode);
+/* Inference graphs: packs the weight of every linear layer once into the GEMM's panel layout
+ * (one more copy of those weights in memory) so that forwards skip re-packing them. The packed
+ * copies are a snapshot: call again after changing the weights. */
+int vlp_graph_pack_weights(vlp_graph *g);
 int vlp_graph_forward(vlp_graph *g);
 /* Backward from the built output. seed == NULL means d(out) = 1 (scalar out);
  * otherwise seed holds d(out), out->numel floats. Parameter gradients are
@@ -135,6 +139,9 @@ size_t vlp_graph_arena_bytes(const vlp_graph *g);
 void vlp_graph_set_profile(vlp_graph *g, int on);
 void vlp_graph_profile_print(vlp_graph *g, FILE *f);
 int vlp_graph_node_count(const vlp_graph *g);
+/* Nodes of op `name` ("linear", "add", "quick_gelu", ...) that a forward pass runs (after
+ * vlp_graph_build; inference builds fold activations and residual adds into linear layers). */
+int vlp_graph_op_count(const vlp_graph *g, const char *name);
 vlp_tensor *vlp_graph_node(const vlp_graph *g, int i);
 const char *vlp_op_name(int op);
 

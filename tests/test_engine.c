@@ -69,9 +69,11 @@ typedef struct {
 
 enum { V = 23, T = 9, B = 6, D = 48 };
 
+static int model_act = VLP_ACT_QUICK_GELU;
+
 static int build_model(model *m, int mode) {
     memset(m, 0, sizeof *m);
-    vlp_transformer_config cfg = {.width = D, .heads = 3, .layers = 2, .act = VLP_ACT_QUICK_GELU,
+    vlp_transformer_config cfg = {.width = D, .heads = 3, .layers = 2, .act = model_act,
                                   .ln_eps = 1e-5f, .causal = 1};
     m->P = vlp_params_new();
     int64_t st[] = {V, D}, sp[] = {T, D}, sd[] = {D};
@@ -173,7 +175,10 @@ static void test_no_alloc_after_first_step(void) {
     free_model(&m);
 }
 
-static void test_inference_planner(void) {
+static void test_inference_planner(int act) {
+    static const char *names[] = {"quick_gelu", "gelu", "gelu_tanh"};
+    const char *an = names[act];
+    model_act = act;
     model tr, inf;
     CHECK(build_model(&tr, VLP_BUILD_TRAIN) == 0, "train build");
     CHECK(build_model(&inf, VLP_BUILD_INFERENCE) == 0, "inference build: %s", vlp_last_error());
@@ -186,6 +191,26 @@ static void test_inference_planner(void) {
     CHECK(vlp_graph_arena_bytes(inf.g) * 2 < vlp_graph_arena_bytes(tr.g), "inference arena %zu not < half of %zu",
           vlp_graph_arena_bytes(inf.g), vlp_graph_arena_bytes(tr.g));
     CHECK(vlp_graph_backward(inf.g, NULL) == VLP_ERR_STATE, "backward on an inference graph accepted");
+    /* the inference build folds each block's activation and both residual adds into linear layers */
+    CHECK(vlp_graph_op_count(tr.g, an) == 2 && vlp_graph_op_count(inf.g, an) == 0,
+          "%s left: train %d, inference %d", an, vlp_graph_op_count(tr.g, an), vlp_graph_op_count(inf.g, an));
+    CHECK(vlp_graph_op_count(inf.g, "add") == vlp_graph_op_count(tr.g, "add") - 4, "adds: train %d, inference %d",
+          vlp_graph_op_count(tr.g, "add"), vlp_graph_op_count(inf.g, "add"));
+    model nf;
+    setenv("VLP_FUSE", "0", 1);
+    CHECK(build_model(&nf, VLP_BUILD_INFERENCE) == 0, "unfused inference build: %s", vlp_last_error());
+    unsetenv("VLP_FUSE");
+    fill_batch(&nf, 0);
+    CHECK(vlp_graph_forward(nf.g) == 0, "forward: %s", vlp_last_error());
+    CHECK(vlp_graph_op_count(nf.g, an) == 2, "VLP_FUSE=0 still fused");
+    CHECK(!memcmp(nf.logits->data, inf.logits->data, sizeof(float) * B * T * V), "fused != unfused logits");
+    /* weights packed once for the GEMM: same logits; refused on a training graph */
+    CHECK(vlp_graph_pack_weights(tr.g) == VLP_ERR_STATE, "packing a training graph's weights accepted");
+    CHECK(vlp_graph_pack_weights(inf.g) == 0 && vlp_graph_pack_weights(inf.g) == 0, "pack: %s", vlp_last_error());
+    memset(inf.logits->data, 0, sizeof(float) * B * T * V);
+    CHECK(vlp_graph_forward(inf.g) == 0, "forward: %s", vlp_last_error());
+    CHECK(!memcmp(nf.logits->data, inf.logits->data, sizeof(float) * B * T * V), "packed weights change the logits");
+    free_model(&nf);
     printf("arena: training %.0f KiB, inference %.0f KiB\n", vlp_graph_arena_bytes(tr.g) / 1024.0,
            vlp_graph_arena_bytes(inf.g) / 1024.0);
     free_model(&tr);
@@ -285,7 +310,8 @@ int main(void) {
     vlp_set_threads(2);
     test_threads_agree();
     test_no_alloc_after_first_step();
-    test_inference_planner();
+    for (int act = VLP_ACT_QUICK_GELU; act <= VLP_ACT_GELU_TANH; act++) test_inference_planner(act);
+    model_act = VLP_ACT_QUICK_GELU;
     test_errors();
     test_npy();
     return test_finish();

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "vmath.h"
 
 static int n_pass, n_fail;
 
@@ -194,6 +195,53 @@ static void check_bias(int tA, int tB, int M, int N, int K) {
     free(A), free(B), free(bias), free(C1), free(C2), free(C3);
 }
 
+/* vlp_gemm_fused (optionally with B packed once) == vlp_gemm_bias, then + R, then act, bit for
+ * bit, on 1 and 2 threads: the inference graph relies on this to fold those ops into the GEMM. */
+static void check_fused(int tB, int M, int N, int K, int act, int use_res, int use_pack) {
+    const int lda = K, ldb = tB ? K : N, ldc = N + 5, ldr = N + 2;
+    const size_t nA = (size_t)M * K + 1, nB = (size_t)K * N + 1, nC = (size_t)M * ldc, nR = (size_t)M * ldr;
+    float *A = malloc(nA * sizeof(float)), *B = malloc(nB * sizeof(float)), *bias = malloc((size_t)N * sizeof(float));
+    float *R = malloc(nR * sizeof(float)), *C1 = malloc(nC * sizeof(float)), *C2 = malloc(nC * sizeof(float)),
+          *C3 = malloc(nC * sizeof(float));
+    fill(A, nA);
+    fill(B, nB);
+    fill(bias, (size_t)N);
+    fill(R, nR);
+    for (size_t i = 0; i < nA; i++) A[i] *= 3.0f; /* activations see values beyond [-1, 1] */
+    fill(C1, nC);
+    memcpy(C2, C1, nC * sizeof(float));
+    memcpy(C3, C1, nC * sizeof(float));
+    const int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    vlp_gemm_bias(0, tB, M, N, K, 1.0f, A, lda, B, ldb, bias, C1, ldc);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float *c = C1 + (size_t)i * ldc + j;
+            if (use_res) *c += R[(size_t)i * ldr + j];
+            *c = act == VLP_GEMM_ACT_QUICK_GELU ? vlp_quick_gelu_f(*c)
+                 : act == VLP_GEMM_ACT_GELU     ? vlp_gelu_f(*c)
+                 : act == VLP_GEMM_ACT_GELU_TANH ? vlp_gelu_tanh_f(*c)
+                                                 : *c;
+        }
+    vlp_gemm_packed *pk = use_pack ? vlp_gemm_pack_b(tB, N, K, B, ldb) : NULL;
+    /* with a packed B the GEMM must not read B: hand it a NULL pointer */
+    const float *Barg = pk ? NULL : B;
+    vlp_gemm_fused(0, tB, M, N, K, 1.0f, A, lda, Barg, ldb, pk, bias, use_res ? R : NULL, ldr, act, C2, ldc);
+    omp_set_num_threads(2);
+    vlp_gemm_fused(0, tB, M, N, K, 1.0f, A, lda, Barg, ldb, pk, bias, use_res ? R : NULL, ldr, act, C3, ldc);
+    omp_set_num_threads(saved);
+    const int d2 = memcmp(C1, C2, nC * sizeof(float)) != 0, d3 = memcmp(C1, C3, nC * sizeof(float)) != 0;
+    if (d2 || d3 || (use_pack && !pk)) {
+        printf("FAIL gemm_fused tB=%d M=%d N=%d K=%d act=%d res=%d pack=%d: 1thr differs %d, 2thr differs %d\n", tB, M,
+               N, K, act, use_res, use_pack, d2, d3);
+        n_fail++;
+    } else {
+        n_pass++;
+    }
+    vlp_gemm_packed_free(pk);
+    free(A), free(B), free(bias), free(R), free(C1), free(C2), free(C3);
+}
+
 /* A tall GEMM whose packed A is split into chunks must equal the same rows computed in
  * separate calls small enough for one chunk (every element is summed the same way). */
 static void check_row_split(int tA, int tB, int M, int N, int K) {
@@ -317,6 +365,16 @@ int main(int argc, char **argv) {
         check_case(API_BATCHED, &s, 12, 0);
         s = make_shape(1, 0, 200, 300, 400, 0, 1.0f, 0.0f);
         check_case(API_BATCHED, &s, 2, 1); /* batch < threads: parallel inside */
+    }
+
+    /* 4b. fused epilogues and pre-packed B: register-block tails, several K and B blocks */
+    {
+        struct { int M, N, K; } f[] = {{1, 1, 1},    {7, 17, 5},     {50, 768, 768}, {65, 8, 1030},
+                                       {333, 1100, 777}, {14, 40, 3},  {130, 47, 64},  {1600, 96, 200}};
+        const int nf = (int)(sizeof f / sizeof f[0]);
+        for (int i = 0; i < nf; i += quick ? 2 : 1)
+            for (int act = VLP_GEMM_ACT_NONE; act <= VLP_GEMM_ACT_GELU_TANH; act++)
+                check_fused((i + act) % 3 != 0, f[i].M, f[i].N, f[i].K, act, (i + act) & 1, (i + act) % 4 != 3);
     }
 
     /* 5. determinism: bit-identical across thread counts */

@@ -12,6 +12,7 @@
  * reuse a buffer as soon as its last reader has run, so memory stays at the
  * working set of a couple of layers. */
 #include "internal.h"
+#include "../ops/gemm.h"
 
 #include <math.h>
 #include <omp.h>
@@ -28,8 +29,16 @@ vlp_graph *vlp_graph_new(void) {
     return g;
 }
 
+static void free_packed(vlp_graph *g) {
+    if (!g->packed) return;
+    for (int i = 0; i < g->n_nodes; i++) vlp_gemm_packed_free(g->packed[i]);
+    vlp_free(g->packed);
+    g->packed = NULL;
+}
+
 void vlp_graph_free(vlp_graph *g) {
     if (!g) return;
+    free_packed(g);
     for (int i = 0; i < g->n_nodes; i++) vlp_free(g->nodes[i]);
     vlp_free(g->nodes);
     vlp_free(g->arena);
@@ -43,6 +52,16 @@ const char *vlp_graph_error(const vlp_graph *g) {
 
 size_t vlp_graph_arena_bytes(const vlp_graph *g) { return g ? g->arena_bytes : 0; }
 int vlp_graph_node_count(const vlp_graph *g) { return g ? g->n_nodes : 0; }
+
+int vlp_graph_op_count(const vlp_graph *g, const char *name) {
+    int n = 0;
+    if (!g || !g->built || !name) return 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        const vlp_tensor *t = g->nodes[i];
+        if (t->data && t->op && !(t->flags & VLP_FLAG_VIEW) && !strcmp(vlp_ops[t->op]->name, name)) n++;
+    }
+    return n;
+}
 vlp_tensor *vlp_graph_node(const vlp_graph *g, int i) { return g && i >= 0 && i < g->n_nodes ? g->nodes[i] : NULL; }
 const char *vlp_op_name(int op) { return op >= 0 && op < OP_COUNT && vlp_ops[op] ? vlp_ops[op]->name : "?"; }
 
@@ -295,6 +314,61 @@ static char *mark_live(vlp_graph *g, vlp_tensor *out) {
     return live;
 }
 
+/* Inference only: fold the activation or residual add that is the sole reader of a linear
+ * layer's output into its GEMM (VLP_LINEAR_IP_ACT), saving a pass over the activations; the
+ * absorbed node becomes a view of the linear one. Bit-identical results. VLP_FUSE=0 disables it
+ * (benchmarks compare both). */
+static int fuse_linear_epilogues(vlp_graph *g, const char *live) {
+    const char *env = getenv("VLP_FUSE");
+    if (env && !strcmp(env, "0")) return 0;
+    int n = g->n_nodes;
+    int *readers = vlp_calloc((size_t)n, sizeof(int)), *reader = vlp_malloc((size_t)n * sizeof(int));
+    if (!readers || !reader) {
+        vlp_free(readers);
+        vlp_free(reader);
+        return VLP_ERR_NOMEM;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!live[i]) continue;
+        vlp_tensor *t = g->nodes[i];
+        for (int k = 0; k < VLP_MAX_SRC; k++)
+            if (t->src[k] && t->src[k]->id >= 0) {
+                readers[t->src[k]->id]++;
+                reader[t->src[k]->id] = i;
+            }
+    }
+    for (int i = 0; i < n; i++) {
+        vlp_tensor *t = g->nodes[i];
+        if (!live[i] || t->op != OP_LINEAR || readers[i] != 1 || t->src[3] || t->ip[VLP_LINEAR_IP_ACT] ||
+            (t->flags & (VLP_FLAG_KEEP | VLP_FLAG_VIEW | VLP_FLAG_INPUT)))
+            continue;
+        vlp_tensor *c = g->nodes[reader[i]];
+        if (c->flags & (VLP_FLAG_KEEP | VLP_FLAG_VIEW)) continue;
+        int act = c->op == OP_QUICK_GELU ? VLP_GEMM_ACT_QUICK_GELU
+                  : c->op == OP_GELU     ? VLP_GEMM_ACT_GELU
+                  : c->op == OP_GELU_TANH ? VLP_GEMM_ACT_GELU_TANH
+                                          : VLP_GEMM_ACT_NONE;
+        if (act) {
+            t->ip[VLP_LINEAR_IP_ACT] = act;
+        } else if (c->op == OP_ADD && c->src[0]->numel == c->src[1]->numel) {
+            vlp_tensor *r = c->src[0] == t ? c->src[1] : c->src[0];
+            /* the residual must exist when the GEMM runs and be read row-major like the output */
+            if (r == t || view_base(r)->id >= t->id || !vlp_is_contiguous(r)) continue;
+            t->src[3] = r;
+        } else {
+            continue;
+        }
+        c->op = OP_VIEW;
+        c->flags |= VLP_FLAG_VIEW;
+        c->src[0] = t;
+        c->src[1] = c->src[2] = c->src[3] = NULL;
+        c->ip[0] = 0;
+    }
+    vlp_free(readers);
+    vlp_free(reader);
+    return 0;
+}
+
 static void set_view_pointers(vlp_tensor *t) {
     vlp_tensor *s = t->src[0];
     int64_t off = t->ip[0];
@@ -367,6 +441,11 @@ int vlp_graph_build(vlp_graph *g, vlp_tensor *out, int mode) {
         g->grad_zero_bytes = pl.top - gbegin;
         g->grad_zero_begin = (char *)(uintptr_t)gbegin; /* offset until the arena exists */
     } else {
+        if (fuse_linear_epilogues(g, live)) {
+            vlp_free(live);
+            vlp_set_error("vlp_graph_build: out of memory");
+            return VLP_ERR_NOMEM;
+        }
         /* Last reader of each base buffer. */
         int *last = vlp_malloc((size_t)g->n_nodes * sizeof(int));
         if (!last) {
@@ -454,6 +533,30 @@ int vlp_graph_build(vlp_graph *g, vlp_tensor *out, int mode) {
     g->built = 1;
     g->scratch = g->arena + off_scratch;
     return VLP_OK;
+}
+
+static int check_built(vlp_graph *g, const char *fn);
+
+int vlp_graph_pack_weights(vlp_graph *g) {
+    int rc = check_built(g, "vlp_graph_pack_weights");
+    if (rc) return rc;
+    if (g->mode != VLP_BUILD_INFERENCE) {
+        vlp_set_error("vlp_graph_pack_weights: only for inference graphs (training changes the weights)");
+        return VLP_ERR_STATE;
+    }
+    free_packed(g);
+    if (!(g->packed = vlp_calloc((size_t)g->n_nodes, sizeof *g->packed))) goto oom;
+    for (int i = 0; i < g->n_nodes; i++) {
+        vlp_tensor *t = g->nodes[i], *w = t->src[1];
+        if (!t->data || t->op != OP_LINEAR || (t->flags & VLP_FLAG_VIEW) || !(w->flags & VLP_FLAG_PARAM)) continue;
+        int N = (int)w->shape[0], K = (int)w->shape[1];
+        if (!(g->packed[i] = vlp_gemm_pack_b(1, N, K, vlp_f(w), K))) goto oom;
+    }
+    return VLP_OK;
+oom:
+    free_packed(g);
+    vlp_set_error("vlp_graph_pack_weights: out of memory");
+    return VLP_ERR_NOMEM;
 }
 
 /* ---- replay -------------------------------------------------------------------- */

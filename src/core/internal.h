@@ -47,6 +47,11 @@ enum {
     OP_COUNT
 };
 
+/* Inference graphs fuse a linear layer with the activation or residual add that alone reads it
+ * (vlp_graph_build): the linear node's ip[VLP_LINEAR_IP_ACT] holds a VLP_GEMM_ACT_* code and
+ * src[3] the residual; the absorbed node becomes a view of the linear node. */
+#define VLP_LINEAR_IP_ACT 6
+
 typedef struct vlp_exec vlp_exec; /* per-call context handed to kernels */
 struct vlp_exec {
     vlp_graph *g;
@@ -104,6 +109,7 @@ struct vlp_graph {
     double prof_s[OP_COUNT][2];       /* seconds per op kind: forward, backward */
     int64_t prof_n[OP_COUNT][2];
     char *grad_zero_begin; /* activation gradients live in one range, zeroed per backward */
+    void **packed;         /* per node: its weight packed for the GEMM (vlp_graph_pack_weights) */
     size_t grad_zero_bytes;
 };
 

@@ -60,4 +60,13 @@ static inline float vlp_erf(float x) {
     return x < 0 ? -r : r;
 }
 
+/* Activation values (forward kernels and the GEMM epilogue use these same definitions, so a
+ * fused epilogue is bit-identical to the separate op). */
+static inline float vlp_gelu_f(float x) { return 0.5f * x * (1.0f + vlp_erf(x * 0.70710678118654752f)); }
+static inline float vlp_gelu_tanh_f(float x) {
+    float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
+    return 0.5f * x * (1.0f + vlp_tanh(u));
+}
+static inline float vlp_quick_gelu_f(float x) { return x * vlp_sigmoid(1.702f * x); }
+
 #endif

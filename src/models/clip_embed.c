@@ -38,6 +38,13 @@ void vlp_clip_runner_free(vlp_clip_runner *r) {
     free(r);
 }
 
+/* The runner's weights are fixed for its lifetime: pack them once for the GEMM (VLP_PACK=0
+ * skips this, e.g. to measure what it saves). */
+static int pack_weights(vlp_graph *g) {
+    const char *env = getenv("VLP_PACK");
+    return env && !strcmp(env, "0") ? VLP_OK : vlp_graph_pack_weights(g);
+}
+
 static int build_image_graph(vlp_clip_runner *r) {
     if (r->gi) return VLP_OK;
     int S = r->m->cfg.image_size;
@@ -51,7 +58,7 @@ static int build_image_graph(vlp_clip_runner *r) {
         r->gi = NULL;
         return VLP_ERR_ARG;
     }
-    return VLP_OK;
+    return pack_weights(r->gi);
 }
 
 static int build_text_graph(vlp_clip_runner *r) {
@@ -66,7 +73,7 @@ static int build_text_graph(vlp_clip_runner *r) {
         r->gt = NULL;
         return VLP_ERR_ARG;
     }
-    return VLP_OK;
+    return pack_weights(r->gt);
 }
 
 static void finish_rows(const float *src, int n, int E, int normalize, float *out) {

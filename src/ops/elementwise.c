@@ -133,20 +133,14 @@ static void scale_backward(vlp_tensor *t, vlp_exec *ex) {
 
 const vlp_op_info vlp_op_scale = {"scale", scale_forward, scale_backward, NULL};
 
-/* Activations: value and derivative of each, shared by forward and backward. */
-static inline float gelu_f(float x) { return 0.5f * x * (1.0f + vlp_erf(x * 0.70710678118654752f)); }
+/* Activations: values in core/vmath.h (the GEMM epilogue applies the same ones); derivatives here. */
 static inline float gelu_d(float x) {
     return 0.5f * (1.0f + vlp_erf(x * 0.70710678118654752f)) + x * 0.39894228040143268f * vlp_exp(-0.5f * x * x);
-}
-static inline float gelu_tanh_f(float x) {
-    float u = 0.79788456080286536f * (x + 0.044715f * x * x * x);
-    return 0.5f * x * (1.0f + vlp_tanh(u));
 }
 static inline float gelu_tanh_d(float x) {
     float u = 0.79788456080286536f * (x + 0.044715f * x * x * x), th = vlp_tanh(u);
     return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * 0.79788456080286536f * (1.0f + 3.0f * 0.044715f * x * x);
 }
-static inline float quick_gelu_f(float x) { return x * vlp_sigmoid(1.702f * x); }
 static inline float quick_gelu_d(float x) {
     float s = vlp_sigmoid(1.702f * x);
     return s + 1.702f * x * s * (1.0f - s);
@@ -167,9 +161,9 @@ static inline float quick_gelu_d(float x) {
     }                                                                                                                  \
     const vlp_op_info vlp_op_##NAME = {#NAME, NAME##_forward, NAME##_backward, NULL};
 
-ACTIVATION(gelu, gelu_f, gelu_d)
-ACTIVATION(gelu_tanh, gelu_tanh_f, gelu_tanh_d)
-ACTIVATION(quick_gelu, quick_gelu_f, quick_gelu_d)
+ACTIVATION(gelu, vlp_gelu_f, gelu_d)
+ACTIVATION(gelu_tanh, vlp_gelu_tanh_f, gelu_tanh_d)
+ACTIVATION(quick_gelu, vlp_quick_gelu_f, quick_gelu_d)
 
 vlp_tensor *vlp_gelu(vlp_graph *g, vlp_tensor *x) { return unary(g, OP_GELU, "vlp_gelu", x); }
 vlp_tensor *vlp_gelu_tanh(vlp_graph *g, vlp_tensor *x) { return unary(g, OP_GELU_TANH, "vlp_gelu_tanh", x); }

@@ -23,6 +23,7 @@
  * width, thread or thread count computes it.  Threads split only M and N.
  */
 #include "gemm.h"
+#include "../core/vmath.h"
 
 #include <immintrin.h>
 #include <omp.h>
@@ -463,6 +464,10 @@ typedef struct {
     float *C;
     long ldc;
     const float *bias; /* per-column bias added with the first K block (beta is 0), or NULL */
+    const float *res;  /* epilogue residual [M,N] (row stride ldr), or NULL */
+    long ldr;
+    int act;           /* epilogue activation, VLP_GEMM_ACT_* */
+    const vlp_gemm_packed *bpk; /* op(B) already packed, or NULL */
     int kcs;      /* K block size (depends only on K) */
     int direct_a; /* read full A micro-panels in place (transA, AVX-512 kernel) */
 } gemm_args;
@@ -474,6 +479,62 @@ static int k_block(int K) {
     return (kc + 7) & ~7;
 }
 
+/* Layout: for each K block (k_block(K) rows of op(B)), the NR-wide panels of all N columns in
+ * order, each kc x NR (the last one kc x NR/2 when it is that narrow and the kernel has a half
+ * variant), exactly as gemm_region packs them; a block of columns jc.. (jc a multiple of NR)
+ * starts (jc / NR) * NR * kc floats into its K block. */
+struct vlp_gemm_packed {
+    const kdesc *kd;
+    int transB, N, K, kcs;
+    size_t *off; /* start of each K block */
+    float *data;
+    size_t bytes;
+};
+
+vlp_gemm_packed *vlp_gemm_pack_b(int transB, int N, int K, const float *B, int ldb) {
+    if (N <= 0 || K <= 0) return NULL;
+    vlp_gemm_packed *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    const kdesc *kd = select_kernel();
+    const int NR = kd->nr, kcs = k_block(K), nkb = (K + kcs - 1) / kcs;
+    *p = (vlp_gemm_packed){.kd = kd, .transB = transB, .N = N, .K = K, .kcs = kcs};
+    p->off = malloc(sizeof *p->off * (size_t)nkb);
+    size_t total = 0;
+    for (int b = 0; b < nkb && p->off; b++) {
+        const int kc = (b + 1) * kcs <= K ? kcs : K - b * kcs;
+        p->off[b] = total;
+        for (int j = 0; j < N; j += NR) {
+            const int nr = N - j < NR ? N - j : NR;
+            total += (size_t)((nr <= NR / 2 && kd->khalf) ? NR / 2 : NR) * kc;
+        }
+    }
+    p->bytes = total * sizeof(float);
+    if (!p->off || posix_memalign((void **)&p->data, 64, p->bytes ? p->bytes : 64)) {
+        free(p->off);
+        free(p);
+        return NULL;
+    }
+    for (int b = 0; b < nkb; b++) {
+        const int pc = b * kcs, kc = pc + kcs <= K ? kcs : K - pc;
+        float *bp = p->data + p->off[b];
+        for (int j = 0; j < N; j += NR) {
+            const int nr = N - j < NR ? N - j : NR, w = (nr <= NR / 2 && kd->khalf) ? NR / 2 : NR;
+            kd->packB(transB, B, ldb, j, nr, w, pc, kc, bp);
+            bp += (size_t)w * kc;
+        }
+    }
+    return p;
+}
+
+void vlp_gemm_packed_free(vlp_gemm_packed *p) {
+    if (!p) return;
+    free(p->off);
+    free(p->data);
+    free(p);
+}
+
+size_t vlp_gemm_packed_bytes(const vlp_gemm_packed *p) { return p ? p->bytes : 0; }
+
 /* C := beta * C on a region (alpha == 0 or K == 0) */
 static void scale_c(int M, int N, float beta, float *C, long ldc) {
     for (int i = 0; i < M; i++) {
@@ -482,6 +543,28 @@ static void scale_c(int M, int N, float beta, float *C, long ldc) {
             memset(c, 0, (size_t)N * sizeof(float));
         else if (beta != 1.0f)
             for (int j = 0; j < N; j++) c[j] *= beta;
+    }
+}
+
+/* The fused epilogue on rows [i0, i0+mr) x columns [j0, j0+nc) of the finished C. */
+static void epilogue(const gemm_args *g, int i0, int mr, int j0, int nc) {
+    for (int r = 0; r < mr; r++) {
+        float *c = g->C + (long)(i0 + r) * g->ldc + j0;
+        if (g->res) {
+            const float *x = g->res + (long)(i0 + r) * g->ldr + j0;
+            for (int j = 0; j < nc; j++) c[j] += x[j];
+        }
+        switch (g->act) {
+        case VLP_GEMM_ACT_QUICK_GELU:
+            for (int j = 0; j < nc; j++) c[j] = vlp_quick_gelu_f(c[j]);
+            break;
+        case VLP_GEMM_ACT_GELU:
+            for (int j = 0; j < nc; j++) c[j] = vlp_gelu_f(c[j]);
+            break;
+        case VLP_GEMM_ACT_GELU_TANH:
+            for (int j = 0; j < nc; j++) c[j] = vlp_gelu_tanh_f(c[j]);
+            break;
+        }
     }
 }
 
@@ -527,8 +610,11 @@ static void gemm_region(const gemm_args *g, int m0, int m1, int n0, int n1) {
                               Abuf + (size_t)((i - ic) / MR) * MR * kc);
             for (int jc = n0; jc < n1; jc += ncb) {
                 const int nc = jc + ncb <= n1 ? ncb : n1 - jc;
-                /* pack B block into panels */
-                {
+                /* pack B block into panels (or find it in the pre-packed B) */
+                const float *Bblk = Bp;
+                if (g->bpk) {
+                    Bblk = g->bpk->data + g->bpk->off[pc / kcs] + (size_t)(jc / NR) * NR * kc;
+                } else {
                     float *bp = Bp;
                     for (int j = 0; j < nc; j += NR) {
                         const int nr = nc - j < NR ? nc - j : NR;
@@ -557,7 +643,7 @@ static void gemm_region(const gemm_args *g, int m0, int m1, int n0, int n1) {
                         kf = kd->kfull4, kh = kd->khalf4;
                     else if (mr <= 8 && kd->kfull8)
                         kf = kd->kfull8, kh = kd->khalf8;
-                    const float *bp = Bp;
+                    const float *bp = Bblk;
                     float *crow = g->C + (long)i * g->ldc + jc;
                     for (int j = 0, jr = 0; j < nc; j += NR, jr++) {
                         const int nr = nc - j < NR ? nc - j : NR;
@@ -574,6 +660,7 @@ static void gemm_region(const gemm_args *g, int m0, int m1, int n0, int n1) {
                             bp += (long)NR * kc;
                         }
                     }
+                    if ((g->res || g->act) && pc + kc == K) epilogue(g, i, mr, jc, nc);
                 }
             }
         }
@@ -604,6 +691,10 @@ static void setup_args(gemm_args *g, int transA, int transB, int M, int N, int K
     g->C = C;
     g->ldc = ldc;
     g->bias = NULL;
+    g->res = NULL;
+    g->ldr = 0;
+    g->act = VLP_GEMM_ACT_NONE;
+    g->bpk = NULL;
     g->kcs = k_block(K);
     g->direct_a = VLP_DIRECT_A && transA && g->kd == &kd_avx512;
 }
@@ -714,6 +805,34 @@ void vlp_gemm_bias(int transA, int transB, int M, int N, int K, float alpha, con
     gemm_args g;
     setup_args(&g, transA, transB, M, N, K, alpha, A, lda, B, ldb, 0.0f, C, ldc);
     g.bias = bias;
+    const int nt = threads_for(M, N, K);
+    if (nt <= 1)
+        gemm_region(&g, 0, M, 0, N);
+    else
+        gemm_mt(&g, nt);
+}
+
+void vlp_gemm_fused(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, const vlp_gemm_packed *Bpk, const float *bias, const float *R,
+                    int ldr, int act, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    gemm_args g;
+    setup_args(&g, transA, transB, M, N, K, alpha, A, lda, B, ldb, 0.0f, C, ldc);
+    if (Bpk && Bpk->kd == g.kd && Bpk->transB == transB && Bpk->N == N && Bpk->K == K && Bpk->kcs == g.kcs)
+        g.bpk = Bpk;
+    g.bias = bias;
+    g.res = R;
+    g.ldr = ldr;
+    g.act = act;
+    if (K <= 0 || alpha == 0.0f) {
+        for (int i = 0; i < M; i++)
+            if (bias)
+                memcpy(C + (long)i * ldc, bias, (size_t)N * sizeof(float));
+            else
+                memset(C + (long)i * ldc, 0, (size_t)N * sizeof(float));
+        epilogue(&g, 0, M, 0, N);
+        return;
+    }
     const int nt = threads_for(M, N, K);
     if (nt <= 1)
         gemm_region(&g, 0, M, 0, N);

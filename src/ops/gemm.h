@@ -13,6 +13,8 @@
 #ifndef VLP_OPS_GEMM_H
 #define VLP_OPS_GEMM_H
 
+#include <stddef.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -27,6 +29,22 @@ void vlp_gemm(int transA, int transB, int M, int N, int K, float alpha, const fl
  * extra pass over C.  Threads as vlp_gemm. */
 void vlp_gemm_bias(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, const float *bias, float *C, int ldc);
+
+/* A fused linear layer (inference graphs): C = alpha * op(A) @ op(B) + bias, then C += R (R is
+ * [M,N] with row stride ldr; NULL: none), then C = act(C). The residual and activation are
+ * applied to each row strip right after its last K block, while it is still in cache, instead
+ * of in separate passes over C; bit-identical to the separate add and activation ops. */
+enum { VLP_GEMM_ACT_NONE = 0, VLP_GEMM_ACT_QUICK_GELU, VLP_GEMM_ACT_GELU, VLP_GEMM_ACT_GELU_TANH };
+/* op(B) packed once into the micro-kernel's panel layout, for a B that stays fixed over many
+ * calls (inference weights): each call otherwise re-packs B, once per block of A rows. */
+typedef struct vlp_gemm_packed vlp_gemm_packed;
+vlp_gemm_packed *vlp_gemm_pack_b(int transB, int N, int K, const float *B, int ldb); /* NULL: no memory */
+void vlp_gemm_packed_free(vlp_gemm_packed *p);
+size_t vlp_gemm_packed_bytes(const vlp_gemm_packed *p);
+/* Bpk: B packed by vlp_gemm_pack_b with the same transB, N and K (then B is not read), or NULL. */
+void vlp_gemm_fused(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                    const float *B, int ldb, const vlp_gemm_packed *Bpk, const float *bias, const float *R,
+                    int ldr, int act, float *C, int ldc);
 
 /* Single-threaded; safe to call concurrently from many threads (e.g. one per attention head). */
 void vlp_gemm_st(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,

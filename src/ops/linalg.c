@@ -36,12 +36,17 @@ vlp_tensor *vlp_linear(vlp_graph *g, vlp_tensor *x, vlp_tensor *w, vlp_tensor *b
 }
 
 static void linear_forward(vlp_tensor *t, vlp_exec *ex) {
-    vlp_tensor *x = t->src[0], *w = t->src[1], *b = t->src[2];
+    vlp_tensor *x = t->src[0], *w = t->src[1], *b = t->src[2], *res = t->src[3];
     int64_t M = vlp_rows(x), K = vlp_cols(x), N = w->shape[0];
-    (void)ex;
+    const vlp_gemm_packed *pk = ex->g->packed ? ex->g->packed[t->id] : NULL;
     /* the bias enters in the GEMM's store of the first K block (no separate pass over y) */
-    vlp_gemm_bias(0, 1, (int)M, (int)N, (int)K, 1.0f, vlp_f(x), (int)vlp_ld(x), vlp_f(w), (int)K, b ? vlp_f(b) : NULL,
-                  vlp_f(t), (int)N);
+    if (res || t->ip[VLP_LINEAR_IP_ACT] || pk)
+        vlp_gemm_fused(0, 1, (int)M, (int)N, (int)K, 1.0f, vlp_f(x), (int)vlp_ld(x), vlp_f(w), (int)K, pk,
+                       b ? vlp_f(b) : NULL, res ? vlp_f(res) : NULL, (int)N, t->ip[VLP_LINEAR_IP_ACT], vlp_f(t),
+                       (int)N);
+    else
+        vlp_gemm_bias(0, 1, (int)M, (int)N, (int)K, 1.0f, vlp_f(x), (int)vlp_ld(x), vlp_f(w), (int)K,
+                      b ? vlp_f(b) : NULL, vlp_f(t), (int)N);
 }
 
 static void linear_backward(vlp_tensor *t, vlp_exec *ex) {
