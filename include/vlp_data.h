@@ -57,6 +57,8 @@ int64_t vlp_dataset_size(const vlp_dataset *ds);
 const char *vlp_dataset_caption(const vlp_dataset *ds, int64_t i);
 /* A name for messages and outputs: the tar key, the CSV path or the file name. */
 const char *vlp_dataset_key(const vlp_dataset *ds, int64_t i);
+/* The tar shard pair i comes from; NULL for other kinds. */
+const char *vlp_dataset_shard(const vlp_dataset *ds, int64_t i);
 /* The encoded image bytes of pair i (malloc'd; the caller frees *data). Thread-safe. */
 int vlp_dataset_read_image(const vlp_dataset *ds, int64_t i, uint8_t **data, size_t *size);
 /* Samples left out at open for lacking an image or a caption. */
@@ -86,6 +88,11 @@ typedef struct {
     void *tokenize_ctx;
     int skip_bad_images;     /* 1: a pair whose image fails to read/decode is dropped from its
                                 batch (n shrinks) and counted; 0: vlp_loader_next fails */
+    int index_only;          /* 1: batches carry only their dataset indices (pixels and tokens
+                                are left unset): the order without the decoding cost */
+    int replace_bad_images;  /* 1: such a pair is replaced by another one drawn from (seed, epoch,
+                                its index), so batches stay full (training's static graphs need
+                                that); counted as skipped. Wins over skip_bad_images */
 } vlp_loader_options;
 
 /* Order and split. Epoch e's order is a Fisher-Yates permutation driven by a splitmix64

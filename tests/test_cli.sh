@@ -282,6 +282,16 @@ VLP_PROGRESS=0 "$vlp" --threads 2 train "${targs[@]}" --out "$T/run2" --stop-aft
   VLP_PROGRESS=0 "$vlp" --threads 2 train "${targs[@]}" --out "$T/run2" --resume > /dev/null 2>&1; rc=$?
 losses() { sed -n 's/.*"loss_last":\([^,]*\),.*/\1/p' "$1/metrics.jsonl" | tr '\n' ' '; }
 check "stop + --resume gives the uninterrupted losses (exit $rc: $(losses "$T/run") vs $(losses "$T/run2"))" '[ $rc = 0 ] && [ -n "$(losses "$T/run")" ] && [ "$(losses "$T/run")" = "$(losses "$T/run2")" ]'
+# a corrupt image inside a tar shard: replaced and named (key and shard) in a warning; --strict: fatal
+mkdir -p "$T/shard"
+cp "$I/astronaut.png" "$T/shard/k0.png"; cp "$I/chelsea_p.png" "$T/shard/k1.png"; cp "$I/coins.png" "$T/shard/k2.png"
+head -c 300 "$I/coins.png" > "$T/shard/k3.png"
+for k in 0 1 2 3; do echo "caption $k" > "$T/shard/k$k.txt"; done
+(cd "$T/shard" && tar -cf ../shard-000.tar k0.png k0.txt k1.png k1.txt k2.png k2.txt k3.png k3.txt)
+sargs=(--model "$T/small.json" --data "$T/shard-000.tar" --batch-size 4 --steps 2 --warmup 1 --log-every 1 --workers 1)
+VLP_PROGRESS=0 "$vlp" --threads 2 train "${sargs[@]}" --out "$T/runbad" > /dev/null 2> "$T/err"; rc=$?
+check "train: a corrupt image in a shard is replaced with a warning naming key and shard (exit $rc)" '[ $rc = 0 ] && grep -q "warning: step 1: 1 unreadable pair replaced" "$T/err" && grep -q "shard-000.tar" "$T/err" && grep -q "k3" "$T/err" && [ -f "$T/runbad/model/model.safetensors" ]'
+expect_fail "train --strict: a corrupt image in a shard is fatal" 1 "k3" "$vlp" train "${sargs[@]}" --out "$T/runbad2" --strict
 expect_fail "train: fresh run over an existing run" 1 "--resume" "$vlp" train "${targs[@]}" --out "$T/run"
 expect_fail "train: bad --steps" 2 "--steps" "$vlp" train "${targs[@]}" --steps abc --out "$T/run3"
 expect_fail "train: no data" 2 "--data" "$vlp" train --model "$T/small.json" --out "$T/run3"
@@ -295,6 +305,10 @@ EOF
 VLP_PROGRESS=0 "$vlp" --threads 2 train --config "$T/vl.json" --data "$T/pairs.tsv" --batch-size 4 --steps 2 \
   --log-every 1 --workers 1 --out "$T/vlrun" > /dev/null 2> "$T/err"; rc=$?
 check "VL train exits 0 (got $rc) and saves a dual_stream model" '[ $rc = 0 ] && grep -q "step 2/2  loss" "$T/err" && grep -q dual_stream "$T/vlrun/model/config.json"'
+# --dump-batches on a VL run (bench/torch_train_albef.py's input): batches, initial model, AdamW groups, step-0 probe
+"$vlp" --threads 2 train --config "$T/vl.json" --data "$T/pairs.tsv" --batch-size 4 --workers 1 --out "$T/vldump" \
+  --dump-batches 2 > /dev/null 2> "$T/err"; rc=$?
+check "VL train --dump-batches (exit $rc) writes batches, init, no_decay.txt and the probe" '[ $rc = 0 ] && [ -f "$T/vldump/batches/tokens_0001.npy" ] && grep -q dual_stream "$T/vldump/init/config.json" && grep -qx logit_scale "$T/vldump/no_decay.txt" && grep -q "\"itm\"" "$T/vldump/probe/losses.json" && [ -s "$T/vldump/probe/grads.safetensors" ] && [ -f "$T/vldump/probe/mlm_labels.npy" ] && [ -f "$T/vldump/probe/neg_txt.npy" ]'
 out=$("$vlp" eval --model "$T/vlrun/model" --data "$T/pairs.tsv" --rerank 2 2>&1); rc=$?
 check "eval --rerank on a VL model (exit $rc) prints ITC and ITM@2 rows" '[ $rc = 0 ] && echo "$out" | grep -q "ITC " && echo "$out" | grep -q "ITM@2 "'
 sed 's/"mlm": 1}/"mlm": 1, "nsp": 1}/' "$T/vl.json" > "$T/vlbad.json"
@@ -336,6 +350,43 @@ out=$("$vlp" probe --model $M --train "$T/emoji/tasks/vqa-train.jsonl" --data "$
   --epochs 20 --json --predictions "$T/probe.jsonl" 2> "$T/err"); rc=$?
 want=$(grep -c '"type": "category"' "$T/emoji/tasks/vqa-style.jsonl")
 check "probe exits 0 (got $rc), one prediction per category row ($want)" '[ $rc = 0 ] && echo "$out" | grep -q "\"accuracy\"" && [ "$(grep -c . "$T/probe.jsonl")" = "$want" ]'
+# vlp finetune on the mini emoji tasks: a tiny random ALBEF, a few steps, then vlp eval on the fine-tuned model
+"$vlp" vl-init --preset albef-tiny "$T/albef" > /dev/null 2>&1
+"$vlp" vl-init --preset blip-tiny "$T/blip" > /dev/null 2>&1
+FT=(--pretrained "$T/albef" --batch-size 8 --log-every 1)
+"$vlp" finetune "${FT[@]}" --task vqa --train "$T/emoji/tasks/vqa-train.jsonl" --val "$T/emoji/tasks/vqa-style.jsonl" \
+  --steps 4 --save-every 2 --eval-every 2 --freeze embeddings --out "$T/ftvqa" > /dev/null 2> "$T/err"; rc=$?
+check "finetune vqa exits 0 (got $rc), model, checkpoints and eval lines" '[ $rc = 0 ] && [ -f "$T/ftvqa/model/model.safetensors" ] && [ -d "$T/ftvqa/checkpoints/step_00000004" ] && [ $(grep -c "style/accuracy" "$T/ftvqa/metrics.jsonl") = 2 ]'
+out=$("$vlp" info "$T/ftvqa/model" 2>&1)
+check "info names the fine-tuned task and head" 'echo "$out" | grep -q "fine-tuned   for vqa, head answer_mlp"'
+"$vlp" eval --task vqa --model "$T/ftvqa/model" --data "$T/emoji/tasks/vqa-style.jsonl" --out "$T/dsrun/eval_vqa_ft.json" \
+  --predictions "$T/dsrun/pred_vqa_ft.jsonl" > "$T/ftout" 2> "$T/err"; rc=$?
+rows=$(grep -c . "$T/emoji/tasks/vqa-style.jsonl"); got=$(grep -c '^{"answer"' "$T/dsrun/pred_vqa_ft.jsonl" 2> /dev/null)
+check "eval --task vqa on the fine-tuned model exits 0 (got $rc), $got answers for $rows rows" '[ $rc = 0 ] && [ "$got" = "$rows" ] && grep -q "fine-tuned" "$T/ftout" && grep -q "majority" "$T/ftout"'
+"$vlp" score --task vqa --data "$T/emoji/tasks/vqa-style.jsonl" --predictions "$T/dsrun/pred_vqa_ft.jsonl" --out "$T/score_ft.json" > /dev/null 2>&1
+a=$(sed -n '/"metrics"/,$p' "$T/dsrun/eval_vqa_ft.json"); b=$(sed -n '/"metrics"/,$p' "$T/score_ft.json")
+check "eval of the fine-tuned model = vlp score's metrics" '[ -n "$a" ] && [ "$a" = "$b" ]'
+"$vlp" finetune "${FT[@]}" --task mc --train "$T/emoji/tasks/mc-train.jsonl" --steps 4 --save-every 1 --stop-after 2 \
+  --out "$T/ftmc" > /dev/null 2> "$T/err"; rc1=$?
+"$vlp" finetune "${FT[@]}" --task mc --train "$T/emoji/tasks/mc-train.jsonl" --steps 4 --save-every 1 --resume \
+  --out "$T/ftmc" > /dev/null 2> "$T/err"; rc=$?
+"$vlp" finetune "${FT[@]}" --task mc --train "$T/emoji/tasks/mc-train.jsonl" --steps 4 --save-every 1 \
+  --out "$T/ftmc2" > /dev/null 2> "$T/err"
+l1=$(grep '"step":4,' "$T/ftmc/metrics.jsonl" | grep -o '"loss_last":[^,]*'); l2=$(grep '"step":4,' "$T/ftmc2/metrics.jsonl" | grep -o '"loss_last":[^,]*')
+check "finetune mc: stop at 2, resume to 4 (exit $rc1, $rc) = uninterrupted ($l1 vs $l2)" '[ $rc1 = 0 ] && [ $rc = 0 ] && [ -n "$l1" ] && [ "$l1" = "$l2" ]'
+"$vlp" eval --task mc --model "$T/ftmc/model" --data "$T/emoji/tasks/mc-style.jsonl" --predictions "$T/dsrun/pred_mc_ft.jsonl" > /dev/null 2>&1; rc=$?
+check "eval --task mc on the fine-tuned model (exit $rc): labels with 4 probabilities" '[ $rc = 0 ] && [ $(grep -c "\"label\": *[0-3].*\"probs\": *\[[^],]*,[^],]*,[^],]*,[^],]*\]" "$T/dsrun/pred_mc_ft.jsonl") = $(grep -c . "$T/emoji/tasks/mc-style.jsonl") ]'
+"$vlp" finetune --config configs/ft-albef-s-vqa.json "${FT[@]}" --task ground2 --train "$T/emoji/tasks/ground2-train.jsonl" \
+  --no-eval --steps 2 --warmup 0 --out "$T/ftg2" > /dev/null 2> "$T/err"; rc=$?
+check "finetune ground2 from a shipped config exits 0 (got $rc); canvas size 2 x 32" '[ $rc = 0 ] && grep -q "\"image_size\": 64" "$T/ftg2/model/config.json"'
+"$vlp" eval --task ground2 --model "$T/ftg2/model" --data "$T/emoji/tasks/ground2-style.jsonl" --predictions "$T/dsrun/pred_g2_ft.jsonl" > /dev/null 2> "$T/err"; rc=$?
+check "eval --task ground2 on the fine-tuned model (exit $rc): one cell per row" '[ $rc = 0 ] && [ $(grep -c "\"label\": *[0-3]" "$T/dsrun/pred_g2_ft.jsonl") = $(grep -c . "$T/emoji/tasks/ground2-style.jsonl") ]'
+expect_fail "finetune: head on a captioning model" 2 "captioning" "$vlp" finetune --pretrained "$T/blip" --task vqa --train "$T/emoji/tasks/vqa-train.jsonl" --steps 2 --out "$T/ftx"
+expect_fail "finetune: head that does not fit the task" 2 "does not fit task vqa" "$vlp" finetune "${FT[@]}" --task vqa --head itm --train "$T/emoji/tasks/vqa-train.jsonl" --steps 2 --out "$T/ftx"
+expect_fail "finetune: missing checkpoint" 1 "nosuch" "$vlp" finetune --pretrained "$T/nosuch" --task mc --train "$T/emoji/tasks/mc-train.jsonl" --steps 2 --out "$T/ftx"
+expect_fail "finetune: task without a head" 2 "task caption" "$vlp" finetune "${FT[@]}" --task caption --train "$T/emoji/tasks/caption-train.jsonl" --steps 2 --out "$T/ftx"
+expect_fail "finetune: bad freeze part" 2 "decoder" "$vlp" finetune "${FT[@]}" --task mc --freeze decoder --train "$T/emoji/tasks/mc-train.jsonl" --steps 2 --out "$T/ftx"
+expect_fail "eval: an mc file on a vqa-fine-tuned model" 1 "fine-tuned for vqa" "$vlp" eval --task mc --model "$T/ftvqa/model" --data "$T/emoji/tasks/mc-style.jsonl"
 expect_fail "eval --task caption: not for a dual encoder" 1 "generative" "$vlp" eval --task caption --model $M --data "$T/emoji/tasks/caption-style.jsonl"
 expect_fail "eval --task mc: no --data" 2 "--data" "$vlp" eval --task mc --model $M
 expect_fail "data: unknown dataset" 2 "nosuch" "$vlp" data nosuch

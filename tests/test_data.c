@@ -685,6 +685,27 @@ static void test_bad_images(void) {
           (long long)vlp_loader_skipped(ld), vlp_loader_last_skip_error(ld));
     vlp_loader_free(ld);
 
+    /* replace: batch 1 stays full, k0004's slot holds another readable pair, the same one for
+     * any worker count; the shard and key are in the message */
+    o.skip_bad_images = 0;
+    o.replace_bad_images = 1;
+    int64_t first = -1;
+    for (int w = 1; w <= 3; w += 2) {
+        o.workers = w;
+        ld = vlp_loader_new(ds, &o);
+        ok = vlp_loader_next(ld, &b) == 0 && vlp_loader_next(ld, &b) == 0;
+        ok &= b.n == 3 && b.index[0] == 3 && b.index[2] == 5 && b.index[1] != 4 && b.index[1] >= 0 && b.index[1] < 7;
+        CHECK(ok, "replace (%d workers): batch 1 full, k0004 replaced (n %d, index %lld)", w, b.n,
+              (long long)b.index[1]);
+        if (first < 0) first = b.index[1];
+        CHECK(b.index[1] == first, "replacement depends on the workers: %lld vs %lld", (long long)b.index[1],
+              (long long)first);
+        CHECK(vlp_loader_skipped(ld) == 1 && contains(vlp_loader_last_skip_error(ld), "k0004") &&
+                  contains(vlp_loader_last_skip_error(ld), "bad-000000.tar"),
+              "replaced %lld: %s", (long long)vlp_loader_skipped(ld), vlp_loader_last_skip_error(ld));
+        vlp_loader_free(ld);
+    }
+
     /* options */
     o = base_opts();
     o.batch_size = 0;

@@ -409,6 +409,12 @@ const char *vlp_dataset_key(const vlp_dataset *ds, int64_t i) {
     return ds && i >= 0 && i < ds->n ? ds->items[i].key : NULL;
 }
 
+const char *vlp_dataset_shard(const vlp_dataset *ds, int64_t i) {
+    if (!ds || i < 0 || i >= ds->n || !ds->shards) return NULL;
+    int32_t k = ds->items[i].shard;
+    return k >= 0 && k < ds->nshards ? ds->shards[k] : NULL;
+}
+
 int vlp_dataset_read_image(const vlp_dataset *ds, int64_t i, uint8_t **data, size_t *size) {
     if (!data || !size) {
         vlp_set_error("vlp_dataset_read_image: %s is NULL", data ? "size" : "data");

@@ -27,6 +27,8 @@ typedef struct {
     int status;     /* first error (lowest pair) */
     int err_j;
     char err[512];
+    int replaced;       /* pairs replaced after a failure (replace_bad_images) */
+    char rep_err[512];  /* the first of those failures */
     uint8_t *ok;
     float *pixels;
     int32_t *tokens;
@@ -102,6 +104,8 @@ static void assign(vlp_loader *ld, slot *s, int64_t epoch, int64_t batch) {
     s->status = 0;
     s->err_j = -1;
     s->err[0] = 0;
+    s->replaced = 0;
+    s->rep_err[0] = 0;
     for (int64_t j = 0; j < n; j++) s->index[j] = ld->perm[start + j];
 }
 
@@ -133,6 +137,7 @@ static void refill(vlp_loader *ld) {
 /* Reads, decodes, preprocesses and tokenises pair j of s. Returns 0 or a status with the
  * message in this thread's vlp_last_error(). */
 static int process(vlp_loader *ld, slot *s, int j) {
+    if (ld->o.index_only) return 0;
     int64_t idx = s->index[j];
     const char *key = vlp_dataset_key(ld->ds, idx);
     int S = ld->o.image_size, ctx = ld->o.context_length;
@@ -143,6 +148,12 @@ static int process(vlp_loader *ld, slot *s, int j) {
     vlp_image img;
     rc = vlp_image_decode(data, size, key, NULL, &img);
     free(data);
+    const char *shard = vlp_dataset_shard(ld->ds, idx);
+    if (rc && shard) { /* name the shard too: a key alone is hard to find among many */
+        char msg[400];
+        snprintf(msg, sizeof msg, "%s", vlp_last_error());
+        vlp_set_error("%s: %s", shard, msg);
+    }
     if (rc) return rc;
     float *px = s->pixels + (size_t)j * 3 * S * S;
     if (ld->o.random_resized_crop) {
@@ -194,10 +205,24 @@ static void *worker(void *arg) {
         ld->inflight++;
         pthread_mutex_unlock(&ld->mu);
 
-        int rc = process(ld, s, j);
+        int rc = process(ld, s, j), replaced = 0;
+        char first_err[512];
+        if (rc && ld->o.replace_bad_images) {
+            /* a deterministic stand-in: the order stays a function of (seed, epoch) */
+            snprintf(first_err, sizeof first_err, "%s", vlp_last_error());
+            int64_t bad = s->index[j], N = vlp_dataset_size(ld->ds);
+            for (int a = 1; a <= 32 && rc; a++) {
+                s->index[j] = (int64_t)(mix3(ld->o.seed ^ 0x5245504cull /* "REPL" */, (uint64_t)s->epoch,
+                                             (uint64_t)bad * 64 + (uint64_t)a) %
+                                        (uint64_t)N);
+                rc = process(ld, s, j);
+            }
+            replaced = rc == 0;
+        }
         s->ok[j] = rc == 0;
 
         pthread_mutex_lock(&ld->mu);
+        if (replaced && s->replaced++ == 0) snprintf(s->rep_err, sizeof s->rep_err, "%s", first_err);
         if (rc && (s->err_j < 0 || j < s->err_j)) {
             s->status = rc;
             s->err_j = j;
@@ -359,6 +384,10 @@ int vlp_loader_next(vlp_loader *ld, vlp_batch *out) {
     pthread_mutex_unlock(&ld->mu);
     ld->held = hi;
     ld->take_seq++;
+    if (s->replaced) {
+        ld->skipped += s->replaced;
+        snprintf(ld->skip_err, sizeof ld->skip_err, "%s", s->rep_err);
+    }
     if (s->status && !ld->o.skip_bad_images) {
         vlp_set_error("batch %lld of epoch %lld: %s", (long long)s->batch, (long long)s->epoch, s->err);
         return s->status;

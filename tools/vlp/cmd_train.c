@@ -1,6 +1,7 @@
 /* vlp train: contrastive pre-training of a CLIP model from a run config (JSON) and flags. */
 #include "cli.h"
 #include "vlp_data.h"
+#include "vlp_safetensors.h"
 #include "vlp_text.h"
 #include "vlp_train.h"
 
@@ -32,9 +33,13 @@ static void help(void) {
            "  --steps N | --epochs N   length of the run; --batch-size N; --accum N (micro-batches per step)\n"
            "  --lr X  --min-lr X  --warmup N  --wd X  --beta1 X  --beta2 X  --eps X  --clip-norm X\n"
            "  --loss clip|siglip --seed N --workers N --log-every N --eval-every N --save-every N --keep N\n"
+           "  --strict           an unreadable image or caption stops the run (default: replaced by another\n"
+           "                     pair, counted, and named in a warning)\n"
            "  --stop-after N     stop (with a checkpoint) after step N of the schedule; --max-minutes X likewise\n"
            "  --dump-batches N   write the first N batches as RUN_DIR/batches/{pixels,tokens}_K.npy and the\n"
-           "                     initial model as RUN_DIR/init/, then exit (for bench/torch_train_emoji.py)\n"
+           "                     initial model as RUN_DIR/init/, then exit (for bench/torch_train_emoji.py); VL\n"
+           "                     runs also write RUN_DIR/no_decay.txt and RUN_DIR/probe/ (step-0 losses, MLM\n"
+           "                     inputs, ITM negatives, gradients; for bench/torch_train_albef.py --check)\n"
            "  --dump-compact     with --dump-batches: batches/index_K.npy (dataset indices) and each pair once\n"
            "                     in batches/dataset_{pixels,tokens}.npy, for full-length runs (no --rrc)\n"
            "Progress on stderr: step, loss, pairs/s, data-wait %%, ETA. Ctrl-C stops after the current step\n"
@@ -52,7 +57,7 @@ typedef struct {
     int nval;
     vlp_train_config tc;
     int64_t epochs;
-    int workers, log_every, eval_every, save_every, keep, resume, rrc, dump, dump_compact;
+    int workers, log_every, eval_every, save_every, keep, resume, rrc, dump, dump_compact, strict;
     int64_t stop_after;
     double max_minutes;
     /* VL runs ("family" in the config) */
@@ -355,6 +360,8 @@ typedef struct {
     vlp_dataset *val[8];
     int nval;
     vlp_wordpiece *tok; /* VL runs */
+    vlp_loader *ld;
+    int64_t skipped;    /* bad pairs already warned about */
 } run_ctx;
 
 /* WordPiece [CLS] text [SEP], padded: the loader's tokenize callback for VL runs. */
@@ -366,6 +373,13 @@ static int wp_tokenize(void *ctx, const char *text, int T, int32_t *ids) {
 static int on_step(void *ctx, const vlp_train_stats *st, double pps, double wait) {
     run_ctx *c = ctx;
     double now = cli_now(), el = now - c->t0;
+    int64_t sk = c->ld ? vlp_loader_skipped(c->ld) : 0;
+    if (sk > c->skipped) { /* the loader replaced unreadable pairs (fatal with --strict) */
+        fprintf(stderr, "%svlp train: warning: step %lld: %lld unreadable pair%s replaced (%lld in all; last: %s)\n",
+                c->tty ? "\n" : "", (long long)st->step, (long long)(sk - c->skipped), sk - c->skipped == 1 ? "" : "s",
+                (long long)sk, vlp_loader_last_skip_error(c->ld));
+        c->skipped = sk;
+    }
     int64_t total = c->r->tc.steps, done = st->step - c->first_step;
     double eta = done > 0 ? el / (double)done * (double)(total - st->step) : 0;
     int last = st->step == total;
@@ -451,7 +465,104 @@ static int on_eval(void *ctx, vlp_trainer *t, int64_t step, char *buf, size_t ca
 
 /* ---- --dump-batches --------------------------------------------------------------------------- */
 
-static int dump_batches(run_cfg *r, vlp_clip *m, vlp_dataset *ds, vlp_loader *ld) {
+/* VL runs: one forward + backward of the pre-training graph on the first batch from the initial
+ * weights (the trainer's mask rule, ids != [PAD]), so that a re-implementation can check its
+ * architecture on the parts that are deterministic once the random draws are fixed. RUN/probe/
+ * gets losses.json (total and each objective), the MLM inputs the graph drew (mlm_ids.npy,
+ * mlm_labels.npy [B, T]), the ITM negatives (neg_img.npy: an image per text, neg_txt.npy: a text
+ * per image) and every parameter gradient (grads.safetensors, vlp's names). */
+static int dump_vl_probe(run_cfg *r, vlp_vl *m, const uint8_t *cont, const vlp_batch *b) {
+    const vlp_vl_config *c = &m->cfg;
+    int B = b->n, T = c->max_text_len, n = vlp_params_count(m->params);
+    char p[4400];
+    snprintf(p, sizeof p, "%s/probe", r->out);
+    if (mkdir(p, 0777) && errno != EEXIST) {
+        fprintf(stderr, "vlp train: %s: %s\n", p, strerror(errno));
+        return CLI_FAIL;
+    }
+    int32_t *mask = malloc((size_t)B * T * sizeof *mask);
+    vlp_st_entry *e = calloc((size_t)n, sizeof *e);
+    vlp_graph *g = vlp_graph_new();
+    vlp_vl_pretrain pt;
+    int rc = mask && e && g ? vlp_vl_pretrain_graph(g, m, NULL, B, T, &pt) : VLP_ERR_NOMEM;
+    char why[4500] = ""; /* errors found here; the library's go to vlp_last_error() */
+    if (rc == VLP_ERR_NOMEM && (!mask || !e || !g)) snprintf(why, sizeof why, "out of memory");
+    for (int64_t i = 0; !rc && i < (int64_t)B * T; i++) mask[i] = b->tokens[i] != c->pad_id;
+    if (!rc) rc = vlp_graph_build(g, pt.loss, VLP_BUILD_TRAIN);
+    if (!rc) rc = vlp_vl_pretrain_fill(m, &pt, b->pixels, b->tokens, mask, cont, r->tc.seed);
+    if (!rc) {
+        vlp_graph_set_training(g, 1, 0);
+        vlp_params_zero_grad(m->params);
+        rc = vlp_graph_forward(g);
+    }
+    if (!rc) rc = vlp_graph_backward(g, NULL);
+    int64_t sbt[2] = {B, T}, sb[1] = {B};
+    if (!rc && pt.mlm_ids) {
+        snprintf(p, sizeof p, "%s/probe/mlm_ids.npy", r->out);
+        rc = vlp_npy_save(p, VLP_I32, 2, sbt, pt.mlm_ids->data);
+        snprintf(p, sizeof p, "%s/probe/mlm_labels.npy", r->out);
+        if (!rc) rc = vlp_npy_save(p, VLP_I32, 2, sbt, pt.mlm_labels->data);
+    }
+    if (!rc && pt.neg_img) {
+        snprintf(p, sizeof p, "%s/probe/neg_img.npy", r->out);
+        rc = vlp_npy_save(p, VLP_I32, 1, sb, pt.neg_img->data);
+        snprintf(p, sizeof p, "%s/probe/neg_txt.npy", r->out);
+        if (!rc) rc = vlp_npy_save(p, VLP_I32, 1, sb, pt.neg_txt->data);
+    }
+    for (int i = 0; !rc && i < n; i++) {
+        vlp_tensor *t = vlp_params_get(m->params, i);
+        e[i].name = t->name;
+        e[i].data = t->grad;
+        e[i].ndim = t->ndim;
+        for (int k = 0; k < t->ndim; k++) e[i].shape[k] = t->shape[k];
+        e[i].store_as = VLP_ST_F32;
+        if (!t->grad) {
+            snprintf(why, sizeof why, "parameter %s has no gradient", t->name);
+            rc = VLP_ERR_ARG;
+        }
+    }
+    snprintf(p, sizeof p, "%s/probe/grads.safetensors", r->out);
+    if (!rc) rc = vlp_st_save(p, e, n, NULL);
+    if (!rc) {
+        json_t *o = json_object();
+        vlp_tensor *ls[6] = {pt.loss, pt.loss_itc, pt.loss_itm, pt.loss_mlm, pt.loss_mim, pt.loss_lm};
+        const char *names[6] = {"loss", "itc", "itm", "mlm", "mim", "lm"};
+        for (int i = 0; i < 6; i++)
+            if (ls[i]) json_object_set_new(o, names[i], json_real(*(float *)ls[i]->data));
+        json_object_set_new(o, "batch", json_integer(B));
+        json_object_set_new(o, "text_len", json_integer(T));
+        snprintf(p, sizeof p, "%s/probe/losses.json", r->out);
+        rc = json_dump_file(o, p, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) ? VLP_ERR_IO : 0;
+        if (rc) snprintf(why, sizeof why, "%s: cannot write", p);
+        json_decref(o);
+    }
+    /* the AdamW groups: parameters without weight decay, one name a line */
+    snprintf(p, sizeof p, "%s/no_decay.txt", r->out);
+    FILE *f = rc ? NULL : fopen(p, "w");
+    if (!rc && !f) {
+        snprintf(why, sizeof why, "%s: %s", p, strerror(errno));
+        rc = VLP_ERR_IO;
+    }
+    for (int i = 0; f && i < n; i++)
+        if (vlp_params_get(m->params, i)->flags & VLP_FLAG_NO_DECAY) fprintf(f, "%s\n", vlp_params_get(m->params, i)->name);
+    if (f && fclose(f)) {
+        snprintf(why, sizeof why, "%s: %s", p, strerror(errno));
+        rc = VLP_ERR_IO;
+    }
+    vlp_graph_free(g);
+    vlp_params_zero_grad(m->params);
+    free(mask);
+    free(e);
+    if (rc) {
+        fprintf(stderr, "vlp train: --dump-batches probe: %s\n", why[0] ? why : vlp_last_error());
+        return CLI_FAIL;
+    }
+    return CLI_OK;
+}
+
+/* CLIP runs pass m, VL runs vm (and the WordPiece continuation table for whole-word MLM). */
+static int dump_batches(run_cfg *r, vlp_clip *m, vlp_vl *vm, const uint8_t *cont, vlp_dataset *ds,
+                        vlp_loader *ld, const vlp_loader_options *lo) {
     char p[4400];
     snprintf(p, sizeof p, "%s/batches", r->out);
     mkdir(r->out, 0777);
@@ -460,74 +571,80 @@ static int dump_batches(run_cfg *r, vlp_clip *m, vlp_dataset *ds, vlp_loader *ld
         return CLI_FAIL;
     }
     snprintf(p, sizeof p, "%s/init", r->out);
-    if (vlp_clip_save(m, p)) {
+    if (vm ? vlp_vl_save(vm, p) : vlp_clip_save(m, p)) {
         fprintf(stderr, "vlp train: %s\n", vlp_last_error());
         return CLI_FAIL;
     }
-    const vlp_clip_config *c = &m->cfg;
-    /* Compact: a 600-step run of batch 256 would be 7.5 GB of per-batch pixels; without
-     * random crops a pair always preprocesses the same, so store each pair once plus the
-     * order. Pairs the dumped batches never use stay zero. */
+    struct {
+        int image_size, context_length;
+    } cfg = {vm ? vm->cfg.image_size : m->cfg.image_size, vm ? vm->cfg.max_text_len : m->cfg.context_length},
+      *c = &cfg;
+    /* Compact: a 600-step run of batch 256 would be 7.5 GB of per-batch pixels (and 150k image
+     * decodes); without random crops a pair always preprocesses the same, so store each pair
+     * once (one unshuffled pass) plus the order (an index-only loader with the run's options). */
     int64_t npx = 3LL * c->image_size * c->image_size, nds = vlp_dataset_size(ds);
-    float *dpx = NULL;
-    int32_t *dtok = NULL;
+    int rc = 0;
     if (r->dump_compact) {
         if (r->rrc) {
             fprintf(stderr, "vlp train: --dump-compact needs fixed preprocessing (no random resized crop)\n");
             return CLI_USAGE;
         }
-        dpx = calloc((size_t)(nds * npx), sizeof *dpx);
-        dtok = calloc((size_t)(nds * c->context_length), sizeof *dtok);
-        if (!dpx || !dtok) {
-            free(dpx);
-            free(dtok);
-            fprintf(stderr, "vlp train: out of memory for --dump-compact (%lld pairs)\n", (long long)nds);
-            return CLI_FAIL;
+        vlp_loader_options o = *lo;
+        o.index_only = 1;
+        vlp_loader *order = vlp_loader_new(ds, &o);
+        int32_t *idx = malloc((size_t)o.batch_size * sizeof *idx);
+        for (int k = 0; k < r->dump && order && idx && !rc; k++) {
+            vlp_batch b;
+            if ((rc = vlp_loader_next(order, &b))) break;
+            for (int i = 0; i < b.n; i++) idx[i] = (int32_t)b.index[i];
+            int64_t sh[1] = {b.n};
+            snprintf(p, sizeof p, "%s/batches/index_%04d.npy", r->out, k);
+            rc = vlp_npy_save(p, VLP_I32, 1, sh, idx);
         }
-    }
-    int rc = 0;
-    for (int k = 0; k < r->dump && !rc; k++) {
-        vlp_batch b;
-        if (vlp_loader_next(ld, &b)) {
-            rc = -1;
-            break;
-        }
-        int64_t sp[4] = {b.n, 3, c->image_size, c->image_size}, st[2] = {b.n, c->context_length};
-        if (r->dump_compact) {
+        if (!order || !idx) rc = -1;
+        free(idx);
+        vlp_loader_free(order);
+        /* every pair once, in dataset order */
+        o = *lo;
+        o.shuffle = 0;
+        o.drop_last = 0;
+        o.batch_size = 256;
+        vlp_loader *all = rc ? NULL : vlp_loader_new(ds, &o);
+        float *dpx = all ? calloc((size_t)(nds * npx), sizeof *dpx) : NULL;
+        int32_t *dtok = dpx ? calloc((size_t)(nds * c->context_length), sizeof *dtok) : NULL;
+        if (!rc && !dtok) rc = -1;
+        for (int64_t k = 0, nb = all ? vlp_loader_batches_per_epoch(all) : 0; k < nb && !rc; k++) {
+            vlp_batch b;
+            if ((rc = vlp_loader_next(all, &b))) break;
             for (int i = 0; i < b.n; i++) {
                 memcpy(dpx + b.index[i] * npx, b.pixels + i * npx, (size_t)npx * sizeof *dpx);
                 memcpy(dtok + b.index[i] * c->context_length, b.tokens + (int64_t)i * c->context_length,
                        (size_t)c->context_length * sizeof *dtok);
             }
-            int32_t *idx = malloc((size_t)b.n * sizeof *idx);
-            if (!idx) {
-                fprintf(stderr, "vlp train: out of memory\n");
-                rc = -2;
-                break;
-            }
-            for (int i = 0; i < b.n; i++) idx[i] = (int32_t)b.index[i];
-            snprintf(p, sizeof p, "%s/batches/index_%04d.npy", r->out, k);
-            rc = vlp_npy_save(p, VLP_I32, 1, sp, idx);
-            free(idx);
-            continue;
         }
+        if (!rc) {
+            int64_t sp[4] = {nds, 3, c->image_size, c->image_size}, st[2] = {nds, c->context_length};
+            snprintf(p, sizeof p, "%s/batches/dataset_pixels.npy", r->out);
+            rc = vlp_npy_save(p, VLP_F32, 4, sp, dpx);
+            snprintf(p, sizeof p, "%s/batches/dataset_tokens.npy", r->out);
+            if (!rc) rc = vlp_npy_save(p, VLP_I32, 2, st, dtok);
+        }
+        free(dpx);
+        free(dtok);
+        vlp_loader_free(all);
+    }
+    for (int k = 0; k < r->dump && !rc && !r->dump_compact; k++) {
+        vlp_batch b;
+        if ((rc = vlp_loader_next(ld, &b))) break;
+        int64_t sp[4] = {b.n, 3, c->image_size, c->image_size}, st[2] = {b.n, c->context_length};
         snprintf(p, sizeof p, "%s/batches/pixels_%04d.npy", r->out, k);
         rc = vlp_npy_save(p, VLP_F32, 4, sp, b.pixels);
         snprintf(p, sizeof p, "%s/batches/tokens_%04d.npy", r->out, k);
         if (!rc) rc = vlp_npy_save(p, VLP_I32, 2, st, b.tokens);
+        if (!rc && vm && k == 0 && dump_vl_probe(r, vm, cont, &b)) return CLI_FAIL;
     }
-    if (!rc && r->dump_compact) {
-        int64_t sp[4] = {nds, 3, c->image_size, c->image_size}, st[2] = {nds, c->context_length};
-        snprintf(p, sizeof p, "%s/batches/dataset_pixels.npy", r->out);
-        rc = vlp_npy_save(p, VLP_F32, 4, sp, dpx);
-        snprintf(p, sizeof p, "%s/batches/dataset_tokens.npy", r->out);
-        if (!rc) rc = vlp_npy_save(p, VLP_I32, 2, st, dtok);
-    }
-    free(dpx);
-    free(dtok);
-    if (rc == -2) return CLI_FAIL;
     if (rc) {
-        fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+        fprintf(stderr, "vlp train: %s\n", rc == -1 ? "out of memory for --dump-compact" : vlp_last_error());
         return CLI_FAIL;
     }
     printf("wrote %d batches of %d pairs to %s/batches and the initial model to %s/init\n", r->dump,
@@ -541,6 +658,7 @@ static int dump_batches(run_cfg *r, vlp_clip *m, vlp_dataset *ds, vlp_loader *ld
 static int run_trainer(run_cfg *r, run_ctx *ctx, vlp_trainer *t, vlp_loader *ld) {
     vlp_batch_source src;
     vlp_batch_source_from_loader(&src, ld);
+    ctx->ld = ld;
     char steps_s[32];
     snprintf(steps_s, sizeof steps_s, "%lld", (long long)r->tc.steps);
     const char *meta[] = {"data", r->data, "total_steps", steps_s, NULL};
@@ -596,11 +714,6 @@ static int run_vl(run_cfg *r) {
         return CLI_FAIL;
     }
     ctx.tok = tok;
-    if (r->dump) {
-        fprintf(stderr, "vlp train: --dump-batches is for CLIP runs\n");
-        rc = CLI_USAGE;
-        goto done;
-    }
     int V = vlp_wordpiece_vocab_size(tok);
     if (r->init[0]) {
         m = vlp_vl_load(r->init);
@@ -644,6 +757,7 @@ static int run_vl(run_cfg *r) {
     vlp_loader_options lo = {.batch_size = r->tc.batch_size, .image_size = m->cfg.image_size,
                              .context_length = m->cfg.max_text_len, .seed = r->tc.seed, .shuffle = 1,
                              .drop_last = 1, .workers = r->workers, .random_resized_crop = r->rrc,
+                             .replace_bad_images = !r->strict,
                              .tokenize = wp_tokenize, .tokenize_ctx = tok};
     if (!(ld = vlp_loader_new(ds, &lo))) {
         fprintf(stderr, "vlp train: %s\n", vlp_last_error());
@@ -653,6 +767,10 @@ static int run_vl(run_cfg *r) {
     if (bpe <= 0) {
         fprintf(stderr, "vlp train: %s has %lld pairs, fewer than one batch of %d\n", r->data,
                 (long long)vlp_dataset_size(ds), r->tc.batch_size);
+        goto done;
+    }
+    if (r->dump) {
+        rc = dump_batches(r, NULL, m, cont, ds, ld, &lo);
         goto done;
     }
     if (r->epochs) r->tc.steps = r->epochs * bpe;
@@ -769,6 +887,8 @@ int vlp_cmd_train(int argc, char **argv) {
             r->resume = 1;
         } else if (!strcmp(a, "--dump-compact")) {
             r->dump_compact = 1;
+        } else if (!strcmp(a, "--strict")) {
+            r->strict = 1;
         } else if (!strcmp(a, "--loss")) {
             VAL();
             if (!strcmp(v, "clip")) r->tc.loss = VLP_ITC_CLIP;
@@ -850,7 +970,8 @@ int vlp_cmd_train(int argc, char **argv) {
     }
     vlp_loader_options lo = {.batch_size = r->tc.batch_size, .image_size = m->cfg.image_size,
                              .context_length = m->cfg.context_length, .seed = r->tc.seed, .shuffle = 1,
-                             .drop_last = 1, .workers = r->workers, .random_resized_crop = r->rrc};
+                             .drop_last = 1, .workers = r->workers, .random_resized_crop = r->rrc,
+                             .replace_bad_images = !r->strict};
     if (!(ld = vlp_loader_new(ds, &lo))) {
         fprintf(stderr, "vlp train: %s\n", vlp_last_error());
         goto done;
@@ -862,7 +983,7 @@ int vlp_cmd_train(int argc, char **argv) {
         goto done;
     }
     if (r->dump) {
-        rc = dump_batches(r, m, ds, ld);
+        rc = dump_batches(r, m, NULL, NULL, ds, ld, &lo);
         goto done;
     }
     if (r->epochs) r->tc.steps = r->epochs * bpe;
