@@ -94,7 +94,8 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libvlp.a
 bench: deps-bench all $(BENCH_BIN)
 	@bash bench/run.sh $(BUILD)
 
-# emoji-s training step, vlp vs PyTorch on the same batches (STEPS=30 WARM=3 THREADS=2).
+# emoji-s and emoji-albef-s training steps, vlp vs PyTorch on the same batches (STEPS=30 WARM=3
+# THREADS=2; ALBEF=0 skips albef-s).
 bench-train: deps-bench all
 	@bash bench/train_emoji.sh $(BUILD)
 

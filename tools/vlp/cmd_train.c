@@ -633,6 +633,10 @@ static int dump_batches(run_cfg *r, vlp_clip *m, vlp_vl *vm, const uint8_t *cont
         free(dtok);
         vlp_loader_free(all);
     }
+    if (!rc && vm && r->dump_compact) { /* the VL probe runs on the run's first batch */
+        vlp_batch b;
+        if (!(rc = vlp_loader_next(ld, &b)) && dump_vl_probe(r, vm, cont, &b)) return CLI_FAIL;
+    }
     for (int k = 0; k < r->dump && !rc && !r->dump_compact; k++) {
         vlp_batch b;
         if ((rc = vlp_loader_next(ld, &b))) break;
