@@ -209,7 +209,7 @@ class ALBEF(nn.Module):
 
     # ---- the pre-training loss ----------------------------------------------------------------
     def losses(self, px, ids, mlm_ids, mlm_labels, negatives):
-        """negatives(scores i2t, scores t2i) -> (neg_img per text, neg_txt per image)."""
+        """negatives(scores i2t, scores t2i, scale) -> (neg_img per text, neg_txt per image)."""
         c = self.c
         mask = ids != c["pad_id"]
         img = self.encode_image(px)
@@ -225,7 +225,7 @@ class ALBEF(nn.Module):
         if c["w_itm"] > 0:
             with torch.no_grad():
                 s = fi @ ft.t()
-                neg_img, neg_txt = negatives(s, s.t())
+                neg_img, neg_txt = negatives(s, s.t(), self.logit_scale.exp())
             imgs = torch.cat([img, img[neg_img], img])
             txts = torch.cat([txt, txt, txt[neg_txt]])
             masks = torch.cat([mask, mask, mask[neg_txt]])
@@ -235,17 +235,20 @@ class ALBEF(nn.Module):
             out["itm"] = F.cross_entropy(logits, labels)
         if c["w_mlm"] > 0:
             mt = self.encode_text(self.embed_text(mlm_ids), mask)
-            h = self.head_ln(F.gelu(self.head_dense(self.fuse(mt, mask, img))))
+            fused = self.fuse(mt, mask, img)
+            # the vocabulary-wide head on the labelled positions only, as vlp does
+            sel = mlm_labels.view(-1) != -100
+            h = self.head_ln(F.gelu(self.head_dense(fused.reshape(-1, fused.shape[-1])[sel])))
             logits = h @ self.word_emb.t() + self.head_bias
-            out["mlm"] = F.cross_entropy(logits.view(-1, logits.shape[-1]), mlm_labels.view(-1), ignore_index=-100)
+            out["mlm"] = F.cross_entropy(logits, mlm_labels.view(-1)[sel])
         out["loss"] = sum(c["w_" + k] * v for k, v in out.items())
         return out
 
 
-def sample_negatives(s, st):
-    """vlp_sample_negatives: per row, a column other than the diagonal, p ~ exp(score)."""
+def sample_negatives(s, st, scale):
+    """vlp_sample_negatives_scaled: per row, a column other than the diagonal, p ~ exp(scale * score)."""
     def draw(x):
-        w = x.masked_fill(torch.eye(x.shape[0], dtype=torch.bool), float("-inf")).softmax(-1)
+        w = (scale * x).masked_fill(torch.eye(x.shape[0], dtype=torch.bool), float("-inf")).softmax(-1)
         return torch.multinomial(w, 1).squeeze(1)
     return draw(st), draw(s)  # an image per text, a text per image
 
@@ -286,7 +289,7 @@ def check(model, run, batches):
     negs = (read_npy_i64(os.path.join(pdir, "neg_img.npy")), read_npy_i64(os.path.join(pdir, "neg_txt.npy"))) \
         if c["w_itm"] > 0 else None
     model.zero_grad(set_to_none=True)
-    out = model.losses(px, ids, mlm_ids, mlm_lab, lambda s, st: negs)
+    out = model.losses(px, ids, mlm_ids, mlm_lab, lambda s, st, scale: negs)
     out["loss"].backward()
     res = {"check": "albef step 0, vlp's MLM masks and ITM negatives"}
     for k in ("itc", "itm", "mlm", "loss"):

@@ -198,6 +198,9 @@ vlp_tensor *vlp_argmax(vlp_graph *g, vlp_tensor *ids);
  * probability softmax(scores[i]) renormalised over j != i (ALBEF's hard negatives
  * for ITM). No gradient; the draw is a pure function of (graph seed, step, node). */
 vlp_tensor *vlp_sample_negatives(vlp_graph *g, vlp_tensor *scores);
+/* The same with probabilities ~ exp(exp(log_scale) * score): log_scale is a one-element tensor
+ * (e.g. CLIP's logit scale = 1 / temperature), read at each forward; no gradient flows to it. */
+vlp_tensor *vlp_sample_negatives_scaled(vlp_graph *g, vlp_tensor *scores, vlp_tensor *log_scale);
 /* Copies [start, start+len) along dim. */
 vlp_tensor *vlp_slice(vlp_graph *g, vlp_tensor *x, int dim, int64_t start, int64_t len);
 vlp_tensor *vlp_concat(vlp_graph *g, vlp_tensor *a, vlp_tensor *b, int dim); /* f32, or i32 (no gradient) */

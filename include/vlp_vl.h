@@ -166,7 +166,13 @@ vlp_tensor *vlp_vl_itm_loss(vlp_graph *g, const vlp_vl *m, vlp_tensor *img, vlp_
                             vlp_tensor *scores, vlp_tensor *scores_t, vlp_tensor *labels, vlp_tensor **neg_img,
                             vlp_tensor **neg_txt);
 /* MLM: fused states of (image, masked text) -> cross-entropy on labels i32 [B * T] (-100 = not masked). */
-vlp_tensor *vlp_vl_mlm_loss(vlp_graph *g, const vlp_vl *m, vlp_tensor *fused, vlp_tensor *labels);
+/* rows: i32 [P] positions of fused ([B, T, D] flattened to [B*T, D]) that carry a label, then
+ * labels [P]: the vocabulary-wide head runs on those P rows only (BERT-style MLM runs it on all
+ * B*T, ~85% of them unlabelled). rows NULL: labels [B*T] over every position. */
+vlp_tensor *vlp_vl_mlm_loss(vlp_graph *g, const vlp_vl *m, vlp_tensor *fused, vlp_tensor *rows, vlp_tensor *labels);
+/* Compacts labels [n] (-100: none) into rows/row_labels [cap] in position order, padding with
+ * (0, -100); returns how many labelled positions did not fit (dropped). */
+int vlp_mlm_compact(const int32_t *labels, int64_t n, int32_t *rows, int32_t *row_labels, int cap);
 /* BERT masking of n rows of T ids: picks each maskable token (not pad/cls/sep/bos/eos, mask
  * != 0) with probability prob (at least one per row that has any), then 80% -> mask_id,
  * 10% -> a random id in [first_random, vocab), 10% unchanged. is_cont (may be NULL; vocab
@@ -197,7 +203,9 @@ typedef struct {
     /* inputs (vlp_vl_pretrain_fill fills them) */
     vlp_tensor *pixels, *ids, *mask;
     vlp_tensor *itm_scores, *itm_labels;                   /* itm_scores: SINGLE only (zeros) */
-    vlp_tensor *mlm_ids, *mlm_labels;                      /* mlm */
+    vlp_tensor *mlm_ids, *mlm_labels;                      /* mlm: labels [B*T], kept for inspection */
+    vlp_tensor *mlm_rows, *mlm_row_labels;                 /* mlm: the labelled positions, [P] */
+    int64_t mlm_dropped;                                   /* labels beyond P so far (none expected) */
     vlp_tensor *mim_keep, *mim_drop, *mim_target, *mim_sel; /* mim */
     vlp_tensor *lm_labels;                                 /* lm */
     vlp_tensor *itc_targets, *img_queue, *txt_queue;       /* momentum / queue */

@@ -37,8 +37,10 @@ vlp_tensor *vlp_vl_itm_loss(vlp_graph *g, const vlp_vl *m, vlp_tensor *img, vlp_
     }
     /* scores[i][j]: image i vs text j; row i draws a negative text for image i.
      * scores_t (its transpose) draws a negative image for each text. */
-    vlp_tensor *nt = vlp_keep(vlp_sample_negatives(g, scores));
-    vlp_tensor *ni = vlp_keep(vlp_sample_negatives(g, scores_t));
+    /* ALBEF draws from softmax(sim / temperature): the ITC logits, not the raw cosines (whose
+     * softmax over [-1, 1] is nearly uniform, so the negatives would not be hard) */
+    vlp_tensor *nt = vlp_keep(vlp_sample_negatives_scaled(g, scores, m->logit_scale));
+    vlp_tensor *ni = vlp_keep(vlp_sample_negatives_scaled(g, scores_t, m->logit_scale));
     if (neg_img) *neg_img = ni;
     if (neg_txt) *neg_txt = nt;
     vlp_tensor *imgs = cat3(g, img, gather(g, img, ni), img);

@@ -64,6 +64,21 @@ int vlp_mlm_mask(const vlp_vl_config *c, const int32_t *ids, const int32_t *mask
     return picked;
 }
 
+int vlp_mlm_compact(const int32_t *labels, int64_t n, int32_t *rows, int32_t *row_labels, int cap) {
+    int k = 0, dropped = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (labels[i] == -100) continue;
+        if (k < cap) {
+            rows[k] = (int32_t)i;
+            row_labels[k++] = labels[i];
+        } else {
+            dropped++;
+        }
+    }
+    for (; k < cap; k++) rows[k] = 0, row_labels[k] = -100; /* padding rows, ignored by the loss */
+    return dropped;
+}
+
 uint8_t *vlp_wordpiece_continuations(const char *path, int *n) {
     FILE *f = path ? fopen(path, "rb") : NULL;
     if (!f) {
@@ -97,10 +112,16 @@ uint8_t *vlp_wordpiece_continuations(const char *path, int *n) {
     return out;
 }
 
-vlp_tensor *vlp_vl_mlm_loss(vlp_graph *g, const vlp_vl *m, vlp_tensor *fused, vlp_tensor *labels) {
+vlp_tensor *vlp_vl_mlm_loss(vlp_graph *g, const vlp_vl *m, vlp_tensor *fused, vlp_tensor *rows, vlp_tensor *labels) {
     if (!m || !fused || !labels) {
         vlp_graph_fail(g, "vlp_vl_mlm_loss: NULL argument");
         return NULL;
+    }
+    if (rows) { /* only the selected positions reach the vocabulary-wide head */
+        int64_t s2[2] = {fused->shape[0] * fused->shape[1], fused->shape[2]};
+        vlp_tensor *sel = vlp_embedding(g, rows, vlp_reshape(g, fused, 2, s2));
+        if (!sel) return NULL;
+        return vlp_cross_entropy(g, vlp_vl_lm_logits(g, m, sel), labels, -100);
     }
     vlp_tensor *logits = vlp_vl_lm_logits(g, m, fused);
     if (!logits) return NULL;
