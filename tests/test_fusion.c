@@ -187,6 +187,35 @@ static void test_sampler(void) {
     s = in3(g, "s1", VLP_F32, 2, 1, 1, 0, 0);
     CHECK(vlp_sample_negatives(g, s) == NULL && strstr(vlp_graph_error(g), "B >= 2"), "a batch of 1 is refused");
     vlp_graph_free(g);
+    /* with a log scale (ALBEF's 1 / temperature): frequencies follow softmax(exp(log_scale) * scores) */
+    g = vlp_graph_new();
+    s = in3(g, "s2", VLP_F32, 2, B, B, 0, 0);
+    vlp_tensor *ls = in3(g, "log_scale", VLP_F32, 1, 1, 0, 0, 0);
+    idx = vlp_sample_negatives_scaled(g, s, ls);
+    CHECK(idx && !vlp_graph_build(g, idx, VLP_BUILD_INFERENCE), "scaled sampler builds");
+    if (idx) {
+        for (int i = 0; i < B; i++)
+            for (int j = 0; j < B; j++) ((float *)s->data)[i * B + j] = i == j ? 50.0f : (float)j * 0.7f;
+        ((float *)ls->data)[0] = logf(2.5f);
+        memset(counts, 0, sizeof counts);
+        for (int st = 0; st < steps; st++) {
+            vlp_graph_set_training(g, 1, (uint64_t)st);
+            vlp_graph_forward(g);
+            counts[0][((int32_t *)idx->data)[0]]++;
+        }
+        z = 0, worst = 0;
+        for (int j = 1; j < B; j++) z += exp(2.5 * j * 0.7);
+        for (int j = 1; j < B; j++) worst = fmax(worst, fabs(counts[0][j] / (double)steps - exp(2.5 * j * 0.7) / z));
+        CHECK(counts[0][0] == 0 && worst < 0.03, "scaled negative frequencies match softmax(2.5 scores) (max error %.4f)",
+              worst);
+    }
+    vlp_graph_free(g);
+    g = vlp_graph_new();
+    s = in3(g, "s3", VLP_F32, 2, B, B, 0, 0);
+    ls = in3(g, "bad_scale", VLP_F32, 1, 2, 0, 0, 0);
+    CHECK(vlp_sample_negatives_scaled(g, s, ls) == NULL && strstr(vlp_graph_error(g), "one-element"),
+          "a log scale of 2 elements is refused");
+    vlp_graph_free(g);
 }
 
 /* ---- MLM / MIM masking ---------------------------------------------------------------------- */
@@ -712,9 +741,32 @@ static double now(void) {
         printf("  %-28s %.2f s\n", #call, now() - t0_);       \
     } while (0)
 
+/* AdamW groups (vlp_train.h): biases, norm gains, embedding tables and the logit scale skip
+ * weight decay, matrices (and the 4-D patch embedding) decay. BERT's word / position /
+ * token-type tables used to decay in ALBEF and BLIP while every other embedding did not. */
+static void test_decay_groups(void) {
+    const char *presets[] = {"albef-tiny", "albef-coattn-tiny", "vilt-tiny", "vlmo-tiny", "blip-tiny"};
+    for (int k = 0; k < 5; k++) {
+        vlp_vl_config c;
+        CHECK(vlp_vl_preset(presets[k], &c) == 0, "%s: %s", presets[k], vlp_last_error());
+        vlp_vl *m = vlp_vl_new(&c, 1);
+        CHECK(m != NULL, "%s: %s", presets[k], vlp_last_error());
+        int bad = 0;
+        for (int i = 0; m && i < vlp_params_count(m->params); i++) {
+            vlp_tensor *t = vlp_params_get(m->params, i);
+            int nd = (t->flags & VLP_FLAG_NO_DECAY) != 0, want = t->ndim < 2 || (t->ndim == 2 && strstr(t->name, "embed"));
+            if (nd != want && bad++ < 3)
+                printf("  %s: %s (%d-D) %s weight decay\n", presets[k], t->name, t->ndim, nd ? "skips" : "gets");
+        }
+        CHECK(!bad, "%s: %d tensors in the wrong weight-decay group", presets[k], bad);
+        vlp_vl_free(m);
+    }
+}
+
 int main(void) {
     vlp_set_threads(1); /* tiny shapes: threads would only wait on each other */
     TIMED(test_shapes());
+    TIMED(test_decay_groups());
     TIMED(test_short_mask());
     TIMED(test_sampler());
     TIMED(test_mlm_mask());

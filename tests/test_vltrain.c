@@ -1,7 +1,8 @@
 /* The trainer on VL models (vlp_trainer_new_vl): a few steps of each family on a synthetic
  * image-text set lower the loss, a stopped and resumed run equals an uninterrupted one bit
  * for bit, checkpoints of another family or of CLIP are refused, and ITM re-ranking
- * (vlp_rerank, vlp_vl_eval_retrieval) returns permutations that equal the ITC order at K = 1. */
+ * (vlp_rerank, vlp_vl_eval_retrieval) returns permutations that equal the ITC order at K = 1;
+ * ALBEF's ITC neither collapses to ln B nor learns much slower than CLIP's on the same data. */
 #include "test.h"
 #include "vlp_train.h"
 
@@ -481,11 +482,183 @@ static void test_itc_no_collapse(void) {
     free(d.tokens);
 }
 
+/* Issue 6: ALBEF's ITC must learn about as fast as CLIP's on the same data. 32 distinct pairs
+ * whose image is the sum of one pattern per caption token (+ noise), batches of 16 in a fixed
+ * order; albef-tiny with ITC only against a CLIP dual encoder of the same widths and depths
+ * (1 text layer: albef-tiny's text layers below fusion), same optimiser and schedule. Measured
+ * (loss drop ln 16 - mean of the last 8 of 40 steps, ALBEF over CLIP): 0.96, 0.94, 0.80 for
+ * model seeds 1-3, mean 0.90; with the flat N(0, 0.02) init of before e55695d 0.013, 0.009,
+ * 0.002 (mean 0.008: the loss stays at ln 16). Seeds 5 and 7 of 1-8 stall longer (0.27, 0.32),
+ * so the bar, 0.7 of CLIP's drop on the mean of three seeds, still holds with one stalled seed. */
+typedef struct {
+    int N, B, S, T, eot;
+    float *pixels;
+    int32_t *tokens;
+    int64_t index[16], batch;
+} race_set;
+
+static int race_next(void *ctx, vlp_batch *out) {
+    race_set *d = ctx;
+    int px = 3 * d->S * d->S;
+    for (int r = 0; r < d->B; r++) {
+        int i = (int)((d->batch * d->B + r * 5) % d->N);
+        int32_t *t = d->tokens + r * d->T;
+        memset(t, 0, (size_t)d->T * sizeof *t);
+        /* [CLS] a b c [SEP]; (a, b) is distinct for each of the 32 pairs */
+        t[0] = 1, t[1] = 4 + i % 16, t[2] = 20 + 8 * (i / 16) + (i * 5) % 8, t[3] = 40 + (i * 3) % 16, t[4] = d->eot;
+        for (int p = 0; p < px; p++) {
+            float v = 0;
+            for (int k = 1; k < 4; k++) v += u01((uint64_t)t[k] * 7919u + (uint64_t)p) - 0.5f;
+            d->pixels[r * px + p] = v + 0.2f * (u01(mix((uint64_t)d->batch * 131 + (uint64_t)r) + (uint64_t)p) - 0.5f);
+        }
+        d->index[r] = i;
+    }
+    *out = (vlp_batch){.n = d->B, .pixels = d->pixels, .tokens = d->tokens, .index = d->index, .batch = d->batch++};
+    return 0;
+}
+
+static int race_seek(void *ctx, int64_t e, int64_t b) {
+    (void)e;
+    ((race_set *)ctx)->batch = b;
+    return 0;
+}
+
+/* ln B - the mean loss of the last 8 steps, or -1 on an error */
+static double race_drop(vlp_trainer *t, race_set *d, int steps) {
+    vlp_batch_source src = {.ctx = d, .next = race_next, .seek = race_seek, .batches_per_epoch = 1000};
+    vlp_train_stats st;
+    double last = 0;
+    d->batch = 0;
+    for (int s = 0; s < steps; s++) {
+        if (!t || vlp_trainer_step(t, &src, &st)) return -1;
+        if (s >= steps - 8) last += st.loss / 8;
+    }
+    return log(d->B) - last;
+}
+
+static void test_itc_as_fast_as_clip(void) {
+    const int steps = 40;
+    vlp_train_config tc;
+    vlp_train_config_default(&tc);
+    tc.batch_size = 16, tc.steps = steps, tc.warmup = 10, tc.lr = 1e-3f, tc.seed = 3;
+    vlp_vl_config c;
+    CHECK(vlp_vl_preset("albef-tiny", &c) == 0, "preset: %s", vlp_last_error());
+    c.w_itm = c.w_mlm = 0;
+    race_set d = {.N = 32, .B = 16, .S = c.image_size, .T = c.max_text_len};
+    d.pixels = malloc((size_t)d.B * 3 * d.S * d.S * sizeof(float));
+    d.tokens = malloc((size_t)d.B * d.T * sizeof(int32_t));
+    /* CLIP: albef-tiny's shapes; its pooled token is the argmax id, so the caption ends in the
+     * largest id instead of [SEP] */
+    vlp_clip_config cc;
+    vlp_clip_preset("tiny", &cc);
+    cc.embed_dim = c.embed_dim, cc.image_size = c.image_size, cc.patch_size = c.patch_size;
+    cc.vision_width = cc.text_width = c.width, cc.vision_heads = cc.text_heads = c.heads;
+    cc.vision_mlp = cc.text_mlp = c.mlp, cc.vision_layers = c.vision_layers;
+    cc.text_layers = c.layers - c.fusion_layers;
+    cc.vocab_size = c.vocab_size, cc.context_length = c.max_text_len;
+    vlp_clip *cm = vlp_clip_new(&cc, 1);
+    CHECK(cm != NULL, "clip: %s", vlp_last_error());
+    vlp_trainer *ct = cm ? vlp_trainer_new(cm, &tc) : NULL;
+    d.eot = c.vocab_size - 1;
+    double clip_drop = race_drop(ct, &d, steps), albef = 0;
+    CHECK(clip_drop > 0.5 * log(d.B), "clip ITC: drop %.4f (%s)", clip_drop, vlp_last_error());
+    vlp_trainer_free(ct);
+    vlp_clip_free(cm);
+    d.eot = 2;
+    for (int seed = 1; seed <= 3; seed++) {
+        vlp_vl *m = vlp_vl_new(&c, (uint64_t)seed);
+        vlp_trainer *t = m ? vlp_trainer_new_vl(m, NULL, &tc) : NULL;
+        double drop = race_drop(t, &d, steps);
+        CHECK(drop >= 0, "albef seed %d: %s", seed, vlp_last_error());
+        printf("ITC race, seed %d: albef drop %.4f, clip %.4f (ratio %.3f)\n", seed, drop, clip_drop, drop / clip_drop);
+        albef += drop / 3;
+        vlp_trainer_free(t);
+        vlp_vl_free(m);
+    }
+    CHECK(albef >= 0.7 * clip_drop, "albef ITC learns slower than CLIP: mean loss drop %.4f over 3 seeds, CLIP %.4f",
+          albef, clip_drop);
+    free(d.pixels);
+    free(d.tokens);
+}
+
+/* MLM on the labelled rows only (vlp_mlm_compact + rows) equals the head over every position:
+ * same loss, same gradients for the fused states and the head; overflow is counted. */
+static void test_mlm_rows(void) {
+    vlp_vl *m = tiny_model("albef-tiny", 3);
+    CHECK(m != NULL, "albef-tiny: %s", vlp_last_error());
+    if (!m) return;
+    const int B = 3, T = m->cfg.max_text_len, D = m->cfg.width, V = m->cfg.vocab_size, n = B * T;
+    int32_t *full = malloc(sizeof(int32_t) * n), *rows = malloc(sizeof(int32_t) * n), *rl = malloc(sizeof(int32_t) * n);
+    int count = 0;
+    for (int i = 0; i < n; i++) {
+        full[i] = u01(1000 + i) < 0.3f ? (int32_t)(u01(5000 + i) * (V - 1)) : -100;
+        count += full[i] != -100;
+    }
+    const int cap = count + 2; /* two padding rows */
+    CHECK(vlp_mlm_compact(full, n, rows, rl, cap) == 0 && rl[cap - 1] == -100 && rows[cap - 1] == 0,
+          "compact: %d labels into %d rows", count, cap);
+    CHECK(vlp_mlm_compact(full, n, rows, rl, count - 3) == 3, "compact: overflow of 3 not counted");
+    vlp_mlm_compact(full, n, rows, rl, cap);
+    vlp_params *P = vlp_params_new();
+    int64_t sf[3] = {B, T, D};
+    vlp_tensor *fz = vlp_params_add(P, "fused", 3, sf, 0);
+    CHECK(P && fz && vlp_params_alloc(P) == 0, "params: %s", vlp_last_error());
+    vlp_init_normal(fz, 0, 1, 7);
+    float loss[2] = {0, 0}, *gf[2], *gm[2];
+    int64_t nm = vlp_params_numel(m->params);
+    for (int k = 0; k < 2; k++) {
+        vlp_graph *g = vlp_graph_new();
+        int64_t sn[1] = {k ? cap : n};
+        vlp_tensor *lab = vlp_input(g, "labels", VLP_I32, 1, sn), *rw = k ? vlp_input(g, "rows", VLP_I32, 1, sn) : NULL;
+        vlp_tensor *l = vlp_vl_mlm_loss(g, m, fz, rw, lab);
+        int rc = l ? vlp_graph_build(g, l, VLP_BUILD_TRAIN) : -1;
+        CHECK(rc == 0, "mlm graph %d: %s", k, vlp_graph_error(g) ? vlp_graph_error(g) : vlp_last_error());
+        if (rc) {
+            vlp_graph_free(g);
+            gf[k] = gm[k] = NULL;
+            continue;
+        }
+        memcpy(lab->data, k ? rl : full, sizeof(int32_t) * (size_t)sn[0]);
+        if (rw) memcpy(rw->data, rows, sizeof(int32_t) * (size_t)cap);
+        vlp_params_zero_grad(P);
+        vlp_params_zero_grad(m->params);
+        CHECK(vlp_graph_forward(g) == 0 && vlp_graph_backward(g, NULL) == 0, "mlm %d: %s", k, vlp_last_error());
+        loss[k] = ((float *)l->data)[0];
+        gf[k] = malloc(sizeof(float) * (size_t)n * D);
+        gm[k] = malloc(sizeof(float) * (size_t)nm);
+        memcpy(gf[k], vlp_params_grad(P), sizeof(float) * (size_t)n * D);
+        memcpy(gm[k], vlp_params_grad(m->params), sizeof(float) * (size_t)nm);
+        vlp_graph_free(g);
+    }
+    if (gf[0] && gf[1]) {
+        double ef = 0, nf = 0, em = 0, nrm = 0;
+        for (int64_t i = 0; i < (int64_t)n * D; i++) {
+            ef = fmax(ef, fabs(gf[0][i] - gf[1][i]));
+            nf = fmax(nf, fabs(gf[0][i]));
+        }
+        for (int64_t i = 0; i < nm; i++) {
+            em = fmax(em, fabs(gm[0][i] - gm[1][i]));
+            nrm = fmax(nrm, fabs(gm[0][i]));
+        }
+        CHECK(fabsf(loss[0] - loss[1]) <= 1e-6f * fabsf(loss[0]) && ef <= 1e-5 * nf && em <= 1e-5 * nrm && nf > 0,
+              "MLM rows vs all positions: loss %.8f vs %.8f, grad diff fused %.2e (max %.2e), head %.2e (max %.2e)",
+              loss[0], loss[1], ef, nf, em, nrm);
+        printf("mlm on %d labelled rows of %d: loss %.7f vs %.7f, max grad diff %.1e / %.1e\n", count, n, loss[1],
+               loss[0], ef, em);
+    }
+    for (int k = 0; k < 2; k++) free(gf[k]), free(gm[k]);
+    vlp_params_free(P);
+    vlp_vl_free(m);
+    free(full), free(rows), free(rl);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/vlp_test_vltrain_%d", (int)getpid());
     mkdir(tmpdir, 0777);
     test_rerank();
+    test_mlm_rows();
     test_itc_no_collapse();
+    test_itc_as_fast_as_clip();
     test_learns("albef-tiny");
     test_learns("vilt-tiny");
     test_learns("vlmo-tiny");

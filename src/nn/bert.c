@@ -234,9 +234,10 @@ static void list_tensors(vlp_bert *m, bert_list *bl) {
     const vlp_bert_config *c = &m->cfg;
     int64_t D = c->hidden_size, F = c->intermediate_size, E = c->encoder_width ? c->encoder_width : D;
     const int ND = VLP_FLAG_NO_DECAY;
-    add(bl, &m->word_emb, 0, c->vocab_size, D, "embeddings.word_embeddings.weight");
-    add(bl, &m->pos_emb, 0, c->max_position_embeddings, D, "embeddings.position_embeddings.weight");
-    add(bl, &m->type_emb, 0, c->type_vocab_size, D, "embeddings.token_type_embeddings.weight");
+    /* embeddings skip weight decay, as every other vlp embedding (vlp_train.h's groups) */
+    add(bl, &m->word_emb, ND, c->vocab_size, D, "embeddings.word_embeddings.weight");
+    add(bl, &m->pos_emb, ND, c->max_position_embeddings, D, "embeddings.position_embeddings.weight");
+    add(bl, &m->type_emb, ND, c->type_vocab_size, D, "embeddings.token_type_embeddings.weight");
     add(bl, &m->emb_ln_w, ND, D, 0, "embeddings.LayerNorm.weight");
     add(bl, &m->emb_ln_b, ND, D, 0, "embeddings.LayerNorm.bias");
     for (int l = 0; l < c->num_hidden_layers; l++) {
