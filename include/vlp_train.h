@@ -85,6 +85,11 @@ typedef struct {
     float logit_bias;        /* SigLIP bias (0 for CLIP) */
     int64_t epoch, batch;    /* data position of the next step */
     double data_wait_s, compute_s;
+    /* VL runs: each objective's unweighted loss, mean over the micro-batches ("itc", "itm",
+     * "mlm", "mim", "lm"; n_parts 0 for CLIP) */
+    int n_parts;
+    const char *part_name[8];
+    float part_loss[8];
 } vlp_train_stats;
 
 typedef struct vlp_trainer vlp_trainer;

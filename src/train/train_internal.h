@@ -21,6 +21,11 @@ typedef struct {
      * failing when its config differs from the run's. */
     int (*load_params)(vlp_trainer *t, const char *dir, float *dst);
     void (*free)(vlp_trainer *t);
+    /* Optional: called right before the optimiser step (fine-tuning keeps the parameters
+     * there to apply per-layer learning rates in after_step). May be NULL. */
+    void (*before_step)(vlp_trainer *t);
+    /* Optional: the objectives' losses after a forward (names static), at most 8; returns the count. */
+    int (*parts)(const vlp_trainer *t, const char **names, float *values);
 } vlp_train_model_ops;
 
 struct vlp_trainer {
@@ -42,6 +47,7 @@ struct vlp_trainer {
     int64_t epoch, batch;     /* data position of the next step */
     double log_sum;           /* losses since the last log line */
     int64_t log_n;
+    void *ext;                /* model-kind state (fine-tuning: src/train/finetune.c) */
 };
 
 /* Shared by trainer.c and vl_model.c: allocates t, checks cfg, creates the AdamW state over

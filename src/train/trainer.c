@@ -147,7 +147,7 @@ static int clip_load_params(vlp_trainer *t, const char *dir, float *dst) {
 }
 
 static const vlp_train_model_ops clip_ops = {clip_kind, clip_build, clip_fill, clip_after_step, clip_save,
-                                             clip_load_params, NULL};
+                                             clip_load_params, NULL, NULL, NULL};
 
 int vlp_train_same_params(vlp_params *a, vlp_params *b, const char *dir) {
     int rc = VLP_OK;
@@ -228,7 +228,10 @@ int vlp_trainer_step(vlp_trainer *t, vlp_batch_source *src, vlp_train_stats *st)
     vlp_params_zero_grad(t->params);
     vlp_params_zero_grad(t->xp);
     float seed = 1.0f / (float)c->accum_steps; /* backward seed: gradients of the mean loss */
-    double loss = 0;
+    double loss = 0, parts[8] = {0};
+    const char *pnames[8];
+    float pv[8];
+    int np = 0;
     for (int k = 0; k < c->accum_steps; k++) {
         if ((rc = t->ops->fill(t, &b, k))) return rc;
         vlp_graph_set_training(t->g, 1, (uint64_t)(t->step * c->accum_steps + k));
@@ -242,6 +245,10 @@ int vlp_trainer_step(vlp_trainer *t, vlp_batch_source *src, vlp_train_stats *st)
             return VLP_ERR_NUMERIC;
         }
         loss += l;
+        if (t->ops->parts) {
+            np = t->ops->parts(t, pnames, pv);
+            for (int i = 0; i < np; i++) parts[i] += pv[i];
+        }
         if ((rc = vlp_graph_backward(t->g, &seed))) return rc;
     }
     loss /= c->accum_steps;
@@ -259,6 +266,7 @@ int vlp_trainer_step(vlp_trainer *t, vlp_batch_source *src, vlp_train_stats *st)
         scale_grads(t->xp, k);
     }
     float lr = vlp_lr_warmup_cosine(t->step, c->warmup, c->steps, c->lr, c->min_lr);
+    if (t->ops->before_step) t->ops->before_step(t);
     if ((rc = vlp_adamw_step(t->opt, lr, 1.0f, NULL))) return rc;
     if (t->opt_x && (rc = vlp_adamw_step(t->opt_x, lr, 1.0f, NULL))) return rc;
     float scale = t->ops->after_step(t);
@@ -269,6 +277,11 @@ int vlp_trainer_step(vlp_trainer *t, vlp_batch_source *src, vlp_train_stats *st)
     t->log_sum += loss;
     t->log_n++;
     if (st) {
+        st->n_parts = np;
+        for (int i = 0; i < np; i++) {
+            st->part_name[i] = pnames[i];
+            st->part_loss[i] = (float)(parts[i] / c->accum_steps);
+        }
         st->step = t->step;
         st->loss = (float)loss;
         st->lr = lr;
@@ -468,6 +481,11 @@ int vlp_train_run(vlp_trainer *t, vlp_batch_source *src, const vlp_run_options *
                 json_object_set_new(j, "step_s", json_real(st.compute_s)); /* the last step, data wait excluded */
                 json_object_set_new(j, "logit_scale", json_real(st.logit_scale));
                 if (c->loss == VLP_ITC_SIGLIP) json_object_set_new(j, "logit_bias", json_real(st.logit_bias));
+                for (int i = 0; i < st.n_parts; i++) { /* the last step's, per objective */
+                    char key[32];
+                    snprintf(key, sizeof key, "loss_%s", st.part_name[i]);
+                    json_object_set_new(j, key, json_real(st.part_loss[i]));
+                }
             }
             json_object_set_new(j, "pairs_per_s", json_real(pps));
             json_object_set_new(j, "data_wait", json_real(wait_frac));

@@ -63,8 +63,21 @@ static void vl_free(vlp_trainer *t) {
     free(t->mask_buf);
 }
 
+static int vl_parts(const vlp_trainer *t, const char **names, float *values) {
+    const vlp_vl_pretrain *p = &t->vp;
+    const vlp_tensor *l[5] = {p->loss_itc, p->loss_itm, p->loss_mlm, p->loss_mim, p->loss_lm};
+    static const char *nm[5] = {"itc", "itm", "mlm", "mim", "lm"};
+    int n = 0;
+    for (int i = 0; i < 5; i++)
+        if (l[i] && l[i]->data) {
+            names[n] = nm[i];
+            values[n++] = *(const float *)l[i]->data;
+        }
+    return n;
+}
+
 static const vlp_train_model_ops vl_ops = {vl_kind, vl_build, vl_fill, vl_after_step, vl_save, vl_load_params,
-                                           vl_free};
+                                           vl_free, NULL, vl_parts};
 
 vlp_trainer *vlp_trainer_new_vl(vlp_vl *m, const uint8_t *is_cont, const vlp_train_config *cfg) {
     if (!m) {

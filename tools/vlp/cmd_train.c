@@ -385,8 +385,13 @@ static int on_step(void *ctx, const vlp_train_stats *st, double pps, double wait
     int last = st->step == total;
     if (c->tty ? (now - c->last_draw >= 0.5 || last) : (st->step % c->r->log_every == 0 || last)) {
         c->last_draw = now;
-        fprintf(stderr, "%sstep %lld/%lld  loss %.4f  lr %.2e  %.0f pairs/s  data-wait %.0f%%  ETA %02d:%02d%s",
-                c->tty ? "\r" : "", (long long)st->step, (long long)total, st->loss, st->lr, pps, 100 * wait,
+        char parts[160] = "";
+        for (int i = 0, o = 0; i < st->n_parts && o < (int)sizeof parts; i++)
+            o += snprintf(parts + o, sizeof parts - (size_t)o, "%s%s %.3f", i ? " " : " (", st->part_name[i],
+                          st->part_loss[i]);
+        if (st->n_parts) strncat(parts, ")", sizeof parts - strlen(parts) - 1);
+        fprintf(stderr, "%sstep %lld/%lld  loss %.4f%s  lr %.2e  %.0f pairs/s  data-wait %.0f%%  ETA %02d:%02d%s",
+                c->tty ? "\r" : "", (long long)st->step, (long long)total, st->loss, parts, st->lr, pps, 100 * wait,
                 (int)(eta / 60), (int)fmod(eta, 60), c->tty && !last ? "   " : "\n");
         fflush(stderr);
     }
