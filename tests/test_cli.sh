@@ -304,11 +304,14 @@ cat > "$T/vl.json" <<EOF
 EOF
 VLP_PROGRESS=0 "$vlp" --threads 2 train --config "$T/vl.json" --data "$T/pairs.tsv" --batch-size 4 --steps 2 \
   --log-every 1 --workers 1 --out "$T/vlrun" > /dev/null 2> "$T/err"; rc=$?
-check "VL train exits 0 (got $rc) and saves a dual_stream model" '[ $rc = 0 ] && grep -q "step 2/2  loss" "$T/err" && grep -q dual_stream "$T/vlrun/model/config.json"'
+check "VL train exits 0 (got $rc) and saves a dual_stream model; each objective's loss in progress and metrics" '[ $rc = 0 ] && grep -q "step 2/2  loss [0-9.]* (itc [0-9.]* itm [0-9.]* mlm [0-9.]*)" "$T/err" && grep -q dual_stream "$T/vlrun/model/config.json" && grep -q "\"loss_itm\":" "$T/vlrun/metrics.jsonl"'
 # --dump-batches on a VL run (bench/torch_train_albef.py's input): batches, initial model, AdamW groups, step-0 probe
 "$vlp" --threads 2 train --config "$T/vl.json" --data "$T/pairs.tsv" --batch-size 4 --workers 1 --out "$T/vldump" \
   --dump-batches 2 > /dev/null 2> "$T/err"; rc=$?
 check "VL train --dump-batches (exit $rc) writes batches, init, no_decay.txt and the probe" '[ $rc = 0 ] && [ -f "$T/vldump/batches/tokens_0001.npy" ] && grep -q dual_stream "$T/vldump/init/config.json" && grep -qx logit_scale "$T/vldump/no_decay.txt" && grep -q "\"itm\"" "$T/vldump/probe/losses.json" && [ -s "$T/vldump/probe/grads.safetensors" ] && [ -f "$T/vldump/probe/mlm_labels.npy" ] && [ -f "$T/vldump/probe/neg_txt.npy" ]'
+"$vlp" --threads 2 train --config "$T/vl.json" --data "$T/pairs.tsv" --batch-size 4 --workers 1 --out "$T/vldumpc" \
+  --dump-batches 2 --dump-compact > /dev/null 2> "$T/err"; rc=$?
+check "VL train --dump-batches --dump-compact (exit $rc): the same probe from the run's first batch" '[ $rc = 0 ] && [ -f "$T/vldumpc/batches/index_0001.npy" ] && cmp -s "$T/vldump/probe/losses.json" "$T/vldumpc/probe/losses.json" && cmp -s "$T/vldump/probe/grads.safetensors" "$T/vldumpc/probe/grads.safetensors"'
 out=$("$vlp" eval --model "$T/vlrun/model" --data "$T/pairs.tsv" --rerank 2 2>&1); rc=$?
 check "eval --rerank on a VL model (exit $rc) prints ITC and ITM@2 rows" '[ $rc = 0 ] && echo "$out" | grep -q "ITC " && echo "$out" | grep -q "ITM@2 "'
 sed 's/"mlm": 1}/"mlm": 1, "nsp": 1}/' "$T/vl.json" > "$T/vlbad.json"

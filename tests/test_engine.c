@@ -306,6 +306,24 @@ static void test_npy(void) {
           "missing: %s", vlp_last_error());
 }
 
+/* An input declared after other nodes must not share space with them: the caller fills it
+ * before the forward, and nodes computed earlier would overwrite it. */
+static void test_late_input(void) {
+    vlp_graph *g = vlp_graph_new();
+    int64_t sh[1] = {4096};
+    vlp_tensor *a = vlp_input(g, "a", VLP_F32, 1, sh);
+    vlp_tensor *t = vlp_scale(g, vlp_scale(g, vlp_scale(g, a, 2.0f), 2.0f), 2.0f);
+    vlp_tensor *b = vlp_input(g, "b", VLP_F32, 1, sh);
+    vlp_tensor *y = vlp_keep(vlp_add(g, t, b));
+    CHECK(vlp_graph_build(g, y, VLP_BUILD_INFERENCE) == 0, "build: %s", vlp_last_error());
+    for (int i = 0; i < 4096; i++) ((float *)a->data)[i] = (float)i, ((float *)b->data)[i] = 0.5f;
+    CHECK(vlp_graph_forward(g) == 0, "forward: %s", vlp_last_error());
+    int bad = 0;
+    for (int i = 0; i < 4096; i++) bad += ((float *)y->data)[i] != 8.0f * (float)i + 0.5f;
+    CHECK(bad == 0, "a late input was overwritten by earlier nodes (%d wrong)", bad);
+    vlp_graph_free(g);
+}
+
 int main(void) {
     vlp_set_threads(2);
     test_threads_agree();
@@ -313,6 +331,7 @@ int main(void) {
     for (int act = VLP_ACT_QUICK_GELU; act <= VLP_ACT_GELU_TANH; act++) test_inference_planner(act);
     model_act = VLP_ACT_QUICK_GELU;
     test_errors();
+    test_late_input();
     test_npy();
     return test_finish();
 }

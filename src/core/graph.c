@@ -475,10 +475,17 @@ int vlp_graph_build(vlp_graph *g, vlp_tensor *out, int mode) {
                 if (last[b] < last[i]) last[b] = last[i];
             }
         }
+        /* Inputs first: the caller fills them before the forward, so they must not share space
+         * with any node, including nodes computed before an input's position in the graph. */
+        for (int i = 0; i < g->n_nodes; i++) {
+            vlp_tensor *t = g->nodes[i];
+            if (live[i] && (t->flags & VLP_FLAG_INPUT) && !(t->flags & VLP_FLAG_VIEW))
+                planner_alloc(&pl, data_bytes(t), &t->off_data);
+        }
         for (int i = 0; i < g->n_nodes && rc == VLP_OK; i++) {
             vlp_tensor *t = g->nodes[i];
             if (!live[i] || (t->flags & VLP_FLAG_VIEW)) continue;
-            planner_alloc(&pl, data_bytes(t), &t->off_data);
+            if (!(t->flags & VLP_FLAG_INPUT)) planner_alloc(&pl, data_bytes(t), &t->off_data);
             if (t->aux_bytes) { /* saved state is only workspace without backward */
                 planner_alloc(&pl, align_up(t->aux_bytes), &t->off_aux);
                 if (planner_release(&pl, t->off_aux, align_up(t->aux_bytes))) rc = VLP_ERR_NOMEM;

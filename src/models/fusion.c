@@ -796,7 +796,10 @@ int vlp_vl_config_load(const char *path, vlp_vl_config *c) {
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v) {
-        if (!strcmp(key, "format") || !strcmp(key, "family") || !strcmp(key, "objectives")) continue;
+        /* "finetune": the task head of a fine-tuned checkpoint (vlp_finetune.h); not the backbone's */
+        if (!strcmp(key, "format") || !strcmp(key, "family") || !strcmp(key, "objectives") ||
+            !strcmp(key, "finetune"))
+            continue;
         if (!strcmp(key, "act")) {
             const char *s = json_is_string(v) ? json_string_value(v) : "";
             c->act = !strcmp(s, "quick_gelu") ? VLP_ACT_QUICK_GELU

@@ -793,23 +793,7 @@ void vlp_gemm(int transA, int transB, int M, int N, int K, float alpha, const fl
 
 void vlp_gemm_bias(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                    const float *B, int ldb, const float *bias, float *C, int ldc) {
-    if (M <= 0 || N <= 0) return;
-    if (!bias) {
-        vlp_gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, 0.0f, C, ldc);
-        return;
-    }
-    if (K <= 0 || alpha == 0.0f) {
-        for (int i = 0; i < M; i++) memcpy(C + (long)i * ldc, bias, (size_t)N * sizeof(float));
-        return;
-    }
-    gemm_args g;
-    setup_args(&g, transA, transB, M, N, K, alpha, A, lda, B, ldb, 0.0f, C, ldc);
-    g.bias = bias;
-    const int nt = threads_for(M, N, K);
-    if (nt <= 1)
-        gemm_region(&g, 0, M, 0, N);
-    else
-        gemm_mt(&g, nt);
+    vlp_gemm_fused(transA, transB, M, N, K, alpha, A, lda, B, ldb, NULL, bias, NULL, 0, VLP_GEMM_ACT_NONE, C, ldc);
 }
 
 void vlp_gemm_fused(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,

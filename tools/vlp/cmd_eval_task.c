@@ -4,6 +4,7 @@
 #include "vlp.h"
 #include "vlp_downstream.h"
 #include "vlp_eval.h"
+#include "vlp_finetune.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 int vlp_cmd_eval_task(int argc, char **argv);
+int vlp_ft_eval_predict(const char *model, const vlp_task_set *ds, int batch, vlp_clip_task_result *out); /* cmd_finetune.c */
 
 static void help(void) {
     printf("usage: vlp eval --task vqa|nlvr|ground2|ground3|mc --model M --data FILE.jsonl [options]\n"
@@ -153,13 +155,16 @@ int vlp_cmd_eval_task(int argc, char **argv) {
         fprintf(stderr, "vlp eval: --train: %s\n", vlp_last_error());
         goto done;
     }
-    if (!(m = vlp_clip_load(model))) {
-        fprintf(stderr, "vlp eval: %s (downstream evaluation here needs a CLIP dual encoder)\n", vlp_last_error());
+    /* a fine-tuned fusion model (vlp finetune) predicts with its task head */
+    int finetuned = vlp_ft_is_finetuned(model);
+    if (!finetuned && !(m = vlp_clip_load(model))) {
+        fprintf(stderr, "vlp eval: %s (downstream evaluation here needs a CLIP dual encoder or a model from vlp "
+                        "finetune)\n", vlp_last_error());
         goto done;
     }
     vlp_clip_task_options opt = {.batch = (int)batch, .on_progress = isatty(2) ? on_progress : NULL};
     double t0 = cli_now();
-    if (vlp_clip_task_predict(m, ds, tr, &opt, &res)) {
+    if (finetuned ? vlp_ft_eval_predict(model, ds, (int)batch, &res) : vlp_clip_task_predict(m, ds, tr, &opt, &res)) {
         fprintf(stderr, "vlp eval: %s\n", vlp_last_error());
         goto done;
     }
@@ -186,7 +191,7 @@ int vlp_cmd_eval_task(int argc, char **argv) {
     if (at) json_object_set_new(o, "train", json_string(at));
     json_object_set_new(o, "n", json_integer(met.n));
     json_object_set_new(o, "model", json_string(model));
-    json_object_set_new(o, "protocol", json_string("zero-shot dual encoder"));
+    json_object_set_new(o, "protocol", json_string(finetuned ? "fine-tuned" : "zero-shot dual encoder"));
     json_object_set_new(o, "method", json_string(res.method));
     if (kind == VLP_TASK_NLVR) json_object_set_new(o, "unsupported", json_integer(res.n_unsupported));
     json_object_set_new(o, "seconds", json_real(secs));
@@ -204,8 +209,8 @@ int vlp_cmd_eval_task(int argc, char **argv) {
         if (s) printf("%s\n", s);
         free(s);
     } else {
-        printf("%s / %s: %lld examples, zero-shot %s (%.1f s)\n  method: %s\n", task_s, split, (long long)met.n,
-               model, secs, res.method);
+        printf("%s / %s: %lld examples, %s %s (%.1f s)\n  method: %s\n", task_s, split, (long long)met.n,
+               finetuned ? "fine-tuned" : "zero-shot", model, secs, res.method);
         if (kind == VLP_TASK_VQA) {
             printf("  %-14s %8s %9s %9s\n", "type", "n", "accuracy", "majority");
             for (int t = 0; t < met.n_types; t++) {

@@ -469,6 +469,17 @@ int vlp_info_vl(const char *path, int json) {
     json_t *root = json_load_file(cfg, 0, NULL);
     json_t *fmt = root ? json_object_get(root, "format") : NULL;
     int is_vl = fmt && json_is_string(fmt) && !strcmp(json_string_value(fmt), "vlp-vl");
+    /* a fine-tuned model (vlp finetune) records its task head */
+    json_t *ft = root ? json_object_get(root, "finetune") : NULL;
+    char ft_json[512] = "", ft_text[512] = "";
+    if (json_is_object(ft)) {
+        const char *task = json_string_value(json_object_get(ft, "task")), *head = json_string_value(json_object_get(ft, "head"));
+        long long cl = json_integer_value(json_object_get(ft, "classes"));
+        snprintf(ft_json, sizeof ft_json, ", \"finetune\": {\"task\": \"%s\", \"head\": \"%s\", \"classes\": %lld}",
+                 task ? task : "?", head ? head : "?", cl);
+        snprintf(ft_text, sizeof ft_text, "fine-tuned   for %s, head %s, %lld classes\n", task ? task : "?",
+                 head ? head : "?", cl);
+    }
     json_decref(root);
     if (!is_vl) return -1;
     vlp_vl *m = vlp_vl_load(path);
@@ -490,14 +501,15 @@ int vlp_info_vl(const char *path, int json) {
         printf("{\"family\": \"%s\", \"architecture\": \"%s\", \"objectives\": [%s], \"parameters\": %lld, "
                "\"image_size\": %d, \"patch_size\": %d, \"width\": %d, \"layers\": %d, \"heads\": %d, "
                "\"vision_width\": %d, \"vision_layers\": %d, \"fusion_layers\": %d, \"vocab_size\": %d, "
-               "\"max_text_len\": %d, \"embed_dim\": %d}\n",
+               "\"max_text_len\": %d, \"embed_dim\": %d%s}\n",
                vlp_vl_family_name(c->family), arch[c->family], objs, (long long)vlp_vl_param_count(m), c->image_size,
                c->patch_size, c->width, c->layers, c->heads, c->vision_width, c->vision_layers, c->fusion_layers,
-               c->vocab_size, c->max_text_len, c->embed_dim);
+               c->vocab_size, c->max_text_len, c->embed_dim, ft_json);
     } else {
         printf("model        %s\n", path);
         printf("family       %s: %s\n", vlp_vl_family_name(c->family), arch[c->family]);
         printf("objectives   %s\n", objs);
+        fputs(ft_text, stdout);
         printf("parameters   %lld (%.1f M)\n", (long long)vlp_vl_param_count(m), vlp_vl_param_count(m) / 1e6);
         printf("image        %dx%d, patch %d", c->image_size, c->image_size, c->patch_size);
         if (c->family == VLP_VL_DUAL || c->family == VLP_VL_CAPTION)

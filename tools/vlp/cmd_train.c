@@ -661,6 +661,40 @@ static int dump_batches(run_cfg *r, vlp_clip *m, vlp_vl *vm, const uint8_t *cont
     return CLI_OK;
 }
 
+/* The run's loader (seeded shuffle, full batches, unreadable pairs replaced unless --strict);
+ * NULL, with the error printed, when it cannot give one full batch. */
+static vlp_loader *open_loader(run_cfg *r, vlp_dataset *ds, int image_size, int context_length,
+                               vlp_tokenize_fn tokenize, void *tokenize_ctx, vlp_loader_options *lo) {
+    *lo = (vlp_loader_options){.batch_size = r->tc.batch_size, .image_size = image_size,
+                               .context_length = context_length, .seed = r->tc.seed, .shuffle = 1,
+                               .drop_last = 1, .workers = r->workers, .random_resized_crop = r->rrc,
+                               .replace_bad_images = !r->strict, .tokenize = tokenize,
+                               .tokenize_ctx = tokenize_ctx};
+    vlp_loader *ld = vlp_loader_new(ds, lo);
+    if (!ld) {
+        fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+        return NULL;
+    }
+    if (vlp_loader_batches_per_epoch(ld) <= 0) {
+        fprintf(stderr, "vlp train: %s has %lld pairs, fewer than one batch of %d\n", r->data,
+                (long long)vlp_dataset_size(ds), r->tc.batch_size);
+        vlp_loader_free(ld);
+        return NULL;
+    }
+    return ld;
+}
+
+/* steps from --epochs, warm-up no longer than the run. */
+static int run_length(run_cfg *r, vlp_loader *ld) {
+    if (r->epochs) r->tc.steps = r->epochs * vlp_loader_batches_per_epoch(ld);
+    if (r->tc.steps <= 0) {
+        fprintf(stderr, "vlp train: the run needs a length: --steps N or --epochs N\n");
+        return CLI_USAGE;
+    }
+    if (r->tc.warmup > r->tc.steps) r->tc.warmup = r->tc.steps;
+    return CLI_OK;
+}
+
 /* ---- VL runs ------------------------------------------------------------------------------ */
 
 /* The run loop around a built trainer (CLIP or VL): progress, Ctrl-C, eval, exit status. */
@@ -763,32 +797,15 @@ static int run_vl(run_cfg *r) {
         fprintf(stderr, "vlp train: %s\n", vlp_last_error());
         goto done;
     }
-    vlp_loader_options lo = {.batch_size = r->tc.batch_size, .image_size = m->cfg.image_size,
-                             .context_length = m->cfg.max_text_len, .seed = r->tc.seed, .shuffle = 1,
-                             .drop_last = 1, .workers = r->workers, .random_resized_crop = r->rrc,
-                             .replace_bad_images = !r->strict,
-                             .tokenize = wp_tokenize, .tokenize_ctx = tok};
-    if (!(ld = vlp_loader_new(ds, &lo))) {
-        fprintf(stderr, "vlp train: %s\n", vlp_last_error());
-        goto done;
-    }
-    int64_t bpe = vlp_loader_batches_per_epoch(ld);
-    if (bpe <= 0) {
-        fprintf(stderr, "vlp train: %s has %lld pairs, fewer than one batch of %d\n", r->data,
-                (long long)vlp_dataset_size(ds), r->tc.batch_size);
-        goto done;
-    }
+    vlp_loader_options lo;
+    if (!(ld = open_loader(r, ds, m->cfg.image_size, m->cfg.max_text_len, wp_tokenize, tok, &lo))) goto done;
     if (r->dump) {
         rc = dump_batches(r, NULL, m, cont, ds, ld, &lo);
         goto done;
     }
-    if (r->epochs) r->tc.steps = r->epochs * bpe;
-    if (r->tc.steps <= 0) {
-        fprintf(stderr, "vlp train: the run needs a length: --steps N or --epochs N\n");
-        rc = CLI_USAGE;
-        goto done;
-    }
-    if (r->tc.warmup > r->tc.steps) r->tc.warmup = r->tc.steps;
+    if ((rc = run_length(r, ld)) != CLI_OK) goto done;
+    rc = CLI_FAIL;
+    int64_t bpe = vlp_loader_batches_per_epoch(ld);
     if (!(t = vlp_trainer_new_vl(m, cont, &r->tc))) {
         fprintf(stderr, "vlp train: %s\n", vlp_last_error());
         goto done;
@@ -977,31 +994,15 @@ int vlp_cmd_train(int argc, char **argv) {
         fprintf(stderr, "vlp train: %s\n", vlp_last_error());
         goto done;
     }
-    vlp_loader_options lo = {.batch_size = r->tc.batch_size, .image_size = m->cfg.image_size,
-                             .context_length = m->cfg.context_length, .seed = r->tc.seed, .shuffle = 1,
-                             .drop_last = 1, .workers = r->workers, .random_resized_crop = r->rrc,
-                             .replace_bad_images = !r->strict};
-    if (!(ld = vlp_loader_new(ds, &lo))) {
-        fprintf(stderr, "vlp train: %s\n", vlp_last_error());
-        goto done;
-    }
-    int64_t bpe = vlp_loader_batches_per_epoch(ld);
-    if (bpe <= 0) {
-        fprintf(stderr, "vlp train: %s has %lld pairs, fewer than one batch of %d\n", r->data,
-                (long long)vlp_dataset_size(ds), r->tc.batch_size);
-        goto done;
-    }
+    vlp_loader_options lo;
+    if (!(ld = open_loader(r, ds, m->cfg.image_size, m->cfg.context_length, NULL, NULL, &lo))) goto done;
     if (r->dump) {
         rc = dump_batches(r, m, NULL, NULL, ds, ld, &lo);
         goto done;
     }
-    if (r->epochs) r->tc.steps = r->epochs * bpe;
-    if (r->tc.steps <= 0) {
-        fprintf(stderr, "vlp train: the run needs a length: --steps N or --epochs N\n");
-        rc = CLI_USAGE;
-        goto done;
-    }
-    if (r->tc.warmup > r->tc.steps) r->tc.warmup = r->tc.steps;
+    if ((rc = run_length(r, ld)) != CLI_OK) goto done;
+    rc = CLI_FAIL;
+    int64_t bpe = vlp_loader_batches_per_epoch(ld);
     if (!(t = vlp_trainer_new(m, &r->tc))) {
         fprintf(stderr, "vlp train: %s\n", vlp_last_error());
         goto done;

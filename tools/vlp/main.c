@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+int vlp_cmd_finetune(int argc, char **argv); /* cmd_finetune.c */
+
 static const struct {
     const char *name;
     int (*fn)(int, char **);
@@ -29,6 +31,7 @@ static const struct {
     {"score", vlp_cmd_score, "metrics of task predictions (VQA, NLVR, grounding, mc, captions)"},
     {"report", vlp_cmd_report, "one self-contained HTML page: metric tables, curves, examples"},
     {"probe", vlp_cmd_probe, "linear probe (logistic regression) on frozen CLIP image embeddings, VQA"},
+    {"finetune", vlp_cmd_finetune, "fine-tune a fusion model on a downstream task (vqa, mc, nlvr, ground2, ground3)"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

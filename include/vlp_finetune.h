@@ -1,0 +1,155 @@
+/* vlp_finetune.h: fine-tuning a pre-trained fusion model (include/vlp_vl.h) on a downstream
+ * task (include/vlp_eval.h task files), and predicting with the result.
+ *
+ * A fine-tuned model is the pre-trained backbone plus a task head, in one parameter store
+ * (the backbone's tensors are re-pointed into it), so the trainer of vlp_train.h (one loop,
+ * AdamW, warm-up + cosine, atomic checkpoints, exact resume) trains both. Heads:
+ *   vqa   "answer_mlp": pooled fused [CLS] -> Linear(W, 2W) -> LayerNorm -> GELU ->
+ *         Linear(2W, A) over the A distinct (normalised) answers of the train file;
+ *         cross-entropy (ViLT's VQA classifier). Text: the question.
+ *   mc    "itm": each (image, choice) through the fusion and the pre-trained ITM head; the
+ *         score is the ITM log-odds (logit 1 - logit 0); softmax over the choices,
+ *         cross-entropy. Text: the choice (the question is not used: VCR-style rows here
+ *         share one question). Every row needs the model's number of choices.
+ *   nlvr  "pair_mlp": two fused passes (left image + statement, right image + statement),
+ *         pooled, concatenated -> Linear(2W, 2W) -> LayerNorm -> GELU -> Linear(2W, 2).
+ *   ground2 / ground3  "cell": the canvas (g x g cells) at g times the pre-trained image size,
+ *         position embeddings resized bicubically from the pre-trained grid (vlp_ft_resize_image);
+ *         score of cell c = <q, k_c> / sqrt(W) with q = Linear(fused [CLS]) and k_c = the mean of
+ *         Linear(image token) over the patches of cell c (the fused image tokens of single_stream
+ *         and mome; the ViT tokens of dual_stream, which reach the query through q); softmax
+ *         over the cells.
+ * Heads need a fusion family (single_stream, dual_stream, mome); a captioning model, or a
+ * task without a head here (caption), is an error naming both.
+ * Head tensors are named "ft.*"; parameters the task does not use (ITC projections, MLM and
+ * MIM heads, the ITM head outside mc) are frozen, so weight decay leaves them unchanged.
+ *
+ * Checkpoint: dir/model.safetensors (backbone + head) and dir/config.json = the backbone's
+ * VL config plus "finetune": {"task", "head", "classes", "answers" (vqa)}; vlp_vl_load reads
+ * such a directory as the plain backbone.
+ *
+ * Errors: NULL or a negative vlp_status with the message in vlp_last_error(). */
+#ifndef VLP_FINETUNE_H
+#define VLP_FINETUNE_H
+
+#include "vlp_eval.h"
+#include "vlp_text.h"
+#include "vlp_train.h"
+#include "vlp_vl.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+#pragma GCC visibility push(default)
+
+enum { VLP_FT_HEAD_ANSWER_MLP = 0, VLP_FT_HEAD_ITM, VLP_FT_HEAD_PAIR_MLP, VLP_FT_HEAD_CELL, VLP_FT_HEAD_COUNT };
+const char *vlp_ft_head_name(int head); /* "answer_mlp", "itm", "pair_mlp", "cell" */
+/* The head of a task ("" or NULL head: the task's default), or VLP_ERR_ARG with a message
+ * naming the task, the head and the family when they do not fit (family: VLP_VL_*). */
+int vlp_ft_pick_head(vlp_task_kind task, const char *head, int family, int *out);
+
+/* Parts that can be frozen (names in messages and configs): "vision" (patch / position
+ * embeddings, the ViT or the vision experts and the co-attention image stream), "text"
+ * (text embeddings, the text-only layers of dual_stream, the language experts), "embeddings"
+ * (every embedding table and the embedding LayerNorm). */
+enum { VLP_FT_FREEZE_VISION = 1, VLP_FT_FREEZE_TEXT = 2, VLP_FT_FREEZE_EMBEDDINGS = 4 };
+/* Parses one part name into *bits (ORed); VLP_ERR_ARG naming the known parts. */
+int vlp_ft_freeze_parse(const char *name, int *bits);
+
+typedef struct {
+    vlp_vl *vl;          /* the backbone (owned); its tensors live in params */
+    vlp_params *params;  /* backbone + head, one store */
+    vlp_task_kind task;
+    int head;            /* VLP_FT_HEAD_* */
+    int classes;         /* vqa: answers; mc: choices; nlvr: 2; ground: g * g cells */
+    char **answers;      /* vqa: `classes` normalised answers, in order of first appearance */
+    int freeze;          /* VLP_FT_FREEZE_* bits */
+    vlp_tensor *fc1_w, *fc1_b, *ln_w, *ln_b, *fc2_w, *fc2_b; /* answer_mlp, pair_mlp */
+    vlp_tensor *q_w, *q_b, *k_w, *k_b;                       /* cell */
+} vlp_ft_model;
+
+/* A fine-tuning model from a pre-trained backbone (taken over, also on failure). classes:
+ * vqa the answer count (answers[classes] required), mc the choices per row, ground g * g (the
+ * backbone already at the canvas size: vlp_ft_resize_image), nlvr ignored.
+ * The head is initialised N(0, 0.02) / zeros / LayerNorm ones from seed. */
+vlp_ft_model *vlp_ft_new(vlp_vl *backbone, vlp_task_kind task, int head, int classes, const char *const *answers,
+                         int freeze, uint64_t seed);
+void vlp_ft_free(vlp_ft_model *m);
+int vlp_ft_save(const vlp_ft_model *m, const char *dir);
+/* A fine-tuned checkpoint directory (or its model.safetensors). */
+vlp_ft_model *vlp_ft_load(const char *path);
+/* 1 when path (a directory or its model.safetensors) has a config.json with "finetune". */
+int vlp_ft_is_finetuned(const char *path);
+
+/* Position embeddings of a gin x gin patch grid resized to gout x gout: src [gin*gin, dim] ->
+ * dst [gout*gout, dim], row-major grid order; bicubic (a = -0.75, align_corners = False, edge
+ * clamped), as torch.nn.functional.interpolate(mode="bicubic") and ViT fine-tuning do it. */
+int vlp_pos_embed_resize(const float *src, int gin, int gout, int dim, float *dst);
+/* A copy of a backbone at image_size (a multiple of its patch size): every tensor copied, the
+ * patch-grid rows of the image position embedding resized with vlp_pos_embed_resize (the class
+ * token's row kept). */
+vlp_vl *vlp_ft_resize_image(const vlp_vl *m, int image_size);
+
+/* ---- graph -------------------------------------------------------------------------------- */
+typedef struct {
+    int batch;     /* examples */
+    int rows;      /* fused rows: batch (vqa), batch * classes (mc), 2 * batch (nlvr) */
+    vlp_tensor *pixels, *ids, *mask; /* inputs [rows, 3, S, S], i32 [rows, T] x 2 */
+    vlp_tensor *labels;              /* i32 [batch] (train only) */
+    vlp_tensor *cells;               /* cell: [patches, classes] averaging matrix (filled by fill) */
+    vlp_tensor *scores;              /* [batch, classes]: logits of the classes (kept) */
+    vlp_tensor *loss;                /* train only: mean cross-entropy */
+} vlp_ft_graph;
+/* Declares the inputs, the scores and, with train, the loss (labels < 0 are ignored). The
+ * caller builds g (VLP_BUILD_TRAIN on loss, or VLP_BUILD_INFERENCE on scores). */
+int vlp_ft_graph_declare(vlp_graph *g, const vlp_ft_model *m, int batch, int train, vlp_ft_graph *out);
+
+/* ---- data --------------------------------------------------------------------------------- */
+/* A task set ready for the model: texts tokenised (WordPiece [CLS] text [SEP], max_text_len),
+ * each distinct image decoded once (RGB bytes at the model's image size), labels resolved
+ * (vqa: the answer's index, -1 when not in the model's answers; a row whose choice count
+ * differs from the model's is an error naming its file and line). The set is borrowed. */
+typedef struct vlp_ft_data vlp_ft_data;
+vlp_ft_data *vlp_ft_data_new(const vlp_ft_model *m, const vlp_task_set *set, vlp_wordpiece *tok);
+void vlp_ft_data_free(vlp_ft_data *d);
+int64_t vlp_ft_data_size(const vlp_ft_data *d);
+/* Examples with a usable label (vqa: answer known to the model). */
+int64_t vlp_ft_data_labelled(const vlp_ft_data *d);
+/* Fills g's inputs with examples rows[0..n) (n <= g->batch; the rest repeat the last one,
+ * with label -1). A label outside 0..classes-1 is an error naming the row. */
+int vlp_ft_data_fill(const vlp_ft_model *m, const vlp_ft_data *d, const int64_t *rows, int n, const vlp_ft_graph *g);
+/* The answer vocabulary of a vqa train set: distinct normalised answers in order of first
+ * appearance (malloc'd array of malloc'd strings, *n of them). */
+int vlp_ft_answers(const vlp_task_set *train, char ***answers, int *n);
+
+/* ---- prediction --------------------------------------------------------------------------- */
+/* Predicts every example of d in order: pred (kind of the set; vqa answers, labels
+ * otherwise), probs [n, classes] (softmax of the scores; may be NULL). */
+int vlp_ft_predict(const vlp_ft_model *m, const vlp_ft_data *d, int batch, vlp_task_predictions **pred,
+                   float **probs);
+/* Accuracy of the predictions on the labelled examples (vqa: answers known or not, as the
+ * scorer counts them: exact normalised match). */
+double vlp_ft_accuracy(const vlp_ft_data *d, const vlp_task_predictions *pred);
+
+/* ---- training ----------------------------------------------------------------------------- */
+/* A trainer (vlp_train.h: vlp_trainer_step, vlp_train_run, checkpoints, resume) over the task
+ * examples of `train` (borrowed; must outlive the trainer), batches of cfg->batch_size
+ * examples drawn by a per-epoch shuffle of (seed, epoch) of the labelled examples.
+ * lr_decay in (0, 1]: layer-wise learning-rate decay (BEiT): the head and top-level norms at
+ * lr, the top layer of each stack at lr * d, layer i of n at lr * d^(n - i), embeddings at
+ * lr * d^(n + 1). The batch source for it: vlp_ft_batch_source. */
+vlp_trainer *vlp_trainer_new_ft(vlp_ft_model *m, const vlp_ft_data *train, const vlp_train_config *cfg,
+                                float lr_decay);
+vlp_ft_model *vlp_trainer_ft_model(vlp_trainer *t);
+/* The learning-rate multiplier of parameter i of m->params under lr_decay (as above). */
+float vlp_ft_lr_scale(const vlp_ft_model *m, int i, float lr_decay);
+/* A batch source of shuffled example indices (batch.index; pixels/tokens are not filled:
+ * the trainer's fill reads the examples). Free with vlp_ft_batch_source_free. */
+int vlp_ft_batch_source(vlp_batch_source *s, const vlp_ft_data *d, int batch, uint64_t seed);
+void vlp_ft_batch_source_free(vlp_batch_source *s);
+
+#pragma GCC visibility pop
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,603 @@
+/* vlp finetune: fine-tuning a pre-trained fusion model on a downstream task (vqa, mc, nlvr,
+ * ground2, ground3) from a config (JSON) and flags, with the trainer of `vlp train` (include/vlp_finetune.h). */
+#include "cli.h"
+#include "vlp_downstream.h"
+#include "vlp_finetune.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void help(void) {
+    printf("usage: vlp finetune [--config FT.json] [options]\n"
+           "Fine-tunes a pre-trained fusion model (single_stream, dual_stream, mome; from vlp train) on a task\n"
+           "file of the emoji-tasks format, with vlp train's loop, AdamW, warm-up + cosine schedule, atomic\n"
+           "checkpoints and exact resume. Heads:\n"
+           "  vqa   answer_mlp  pooled fused [CLS] -> MLP -> the answers of the train file (saved with the model)\n"
+           "  mc    itm         the ITM log-odds of each (image, choice), softmax over the choices\n"
+           "  nlvr  pair_mlp    (left image, statement) and (right image, statement) fused, pooled, concatenated\n"
+           "                    -> MLP -> true / false\n"
+           "  ground2/ground3  cell  the canvas at grid x the pre-trained size (position embeddings resized\n"
+           "                    bicubically); per cell <q(fused [CLS]), mean of k(image tokens) in the cell>; softmax\n"
+           "See configs/ft-albef-s-vqa.json. Options (each overrides the field of FT.json named after it):\n"
+           "  --config FILE       fine-tuning config\n"
+           "  --pretrained DIR    the pre-trained model (e.g. runs/emoji-albef-s/model)\n"
+           "  --task vqa|mc|nlvr|ground2|ground3  --head NAME (default: the task's head)\n"
+           "  --train FILE.jsonl  training examples;  --val FILE.jsonl (repeatable) evaluated every --eval-every\n"
+           "                      steps and at the end (accuracy; vqa: mean over question types); --no-eval\n"
+           "  --freeze PART       vision, text or embeddings (repeatable); --freeze none clears the config's\n"
+           "  --layer-decay X     layer-wise learning-rate decay in (0, 1] (1: off)\n"
+           "  --out RUN_DIR       run directory (metrics.jsonl, checkpoints/, model/); default runs/NAME\n"
+           "  --resume            continue RUN_DIR from its latest checkpoint (same losses as uninterrupted)\n"
+           "  --steps N  --batch-size N  --accum N  --lr X  --min-lr X  --warmup N  --wd X  --beta1 X  --beta2 X\n"
+           "  --eps X  --clip-norm X  --seed N  --log-every N  --eval-every N  --save-every N  --keep N\n"
+           "  --eval-batch N      examples per evaluation pass (default 64)\n"
+           "  --image-size N      ground2/ground3: the canvas size (default: grid x the pre-trained image size)\n"
+           "  --stop-after N      stop (with a checkpoint) after step N of the schedule\n"
+           "  --vocab FILE        WordPiece vocabulary (default: PRETRAINED/vocab.txt, else bert-base-uncased)\n"
+           "The fine-tuned model (RUN_DIR/model) evaluates with vlp eval --task TASK --model RUN_DIR/model.\n"
+           "exit status: 0 success, 1 failure, 2 usage error\n");
+}
+
+typedef struct {
+    char pretrained[4096], task[32], head[32], train[4096], out[4096], vocab[4096];
+    char val[8][4096];
+    int nval, freeze, image_size;
+    vlp_train_config tc;
+    float layer_decay;
+    int log_every, eval_every, save_every, keep, resume, eval_batch;
+    int64_t stop_after;
+} ft_cfg;
+
+static int get_num(json_t *o, const char *k, double *out, const char *where) {
+    json_t *v = json_object_get(o, k);
+    if (!v) return 0;
+    if (!json_is_number(v)) {
+        fprintf(stderr, "vlp finetune: %s: '%s' must be a number\n", where, k);
+        return -1;
+    }
+    *out = json_number_value(v);
+    return 0;
+}
+
+static int get_str(json_t *o, const char *k, char *out, size_t cap, const char *where) {
+    json_t *v = json_object_get(o, k);
+    if (!v) return 0;
+    if (!json_is_string(v) || strlen(json_string_value(v)) >= cap) {
+        fprintf(stderr, "vlp finetune: %s: '%s' must be a string\n", where, k);
+        return -1;
+    }
+    snprintf(out, cap, "%s", json_string_value(v));
+    return 0;
+}
+
+static int check_keys(json_t *o, const char *const *known, const char *where) {
+    const char *key;
+    json_t *v;
+    json_object_foreach(o, key, v) {
+        int ok = 0;
+        for (int i = 0; known[i] && !ok; i++) ok = !strcmp(key, known[i]);
+        if (!ok) {
+            fprintf(stderr, "vlp finetune: %s: unknown field '%s'\n", where, key);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int add_val(ft_cfg *c, const char *v) {
+    if (c->nval == 8 || strlen(v) >= sizeof c->val[0]) {
+        fprintf(stderr, "vlp finetune: at most 8 validation files\n");
+        return -1;
+    }
+    snprintf(c->val[c->nval++], sizeof c->val[0], "%s", v);
+    return 0;
+}
+
+static int read_config(const char *path, ft_cfg *c) {
+    json_error_t je;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root || !json_is_object(root)) {
+        fprintf(stderr, "vlp finetune: %s: %s (line %d)\n", path, root ? "must be a JSON object" : je.text, je.line);
+        json_decref(root);
+        return -1;
+    }
+    static const char *known[] = {"name", "description", "pretrained", "task", "head", "data", "freeze",
+                                  "layer_decay", "batch_size", "steps", "accum_steps", "optimizer", "schedule",
+                                  "clip_grad_norm", "seed", "log_every", "eval_every", "save_every",
+                                  "keep_checkpoints", "eval_batch", "out", "vocab", "image_size", NULL};
+    static const char *kdata[] = {"train", "val", NULL}, *kopt[] = {"name", "lr", "betas", "eps", "weight_decay", NULL},
+                      *ksch[] = {"name", "warmup", "min_lr", NULL};
+    int rc = check_keys(root, known, path);
+    if (!rc) rc = get_str(root, "pretrained", c->pretrained, sizeof c->pretrained, path);
+    if (!rc) rc = get_str(root, "task", c->task, sizeof c->task, path);
+    if (!rc) rc = get_str(root, "head", c->head, sizeof c->head, path);
+    if (!rc) rc = get_str(root, "vocab", c->vocab, sizeof c->vocab, path);
+    if (!rc) rc = get_str(root, "out", c->out, sizeof c->out, path);
+    json_t *nm = json_object_get(root, "name");
+    if (!rc && !c->out[0] && json_is_string(nm)) snprintf(c->out, sizeof c->out, "runs/%s", json_string_value(nm));
+    json_t *d = json_object_get(root, "data");
+    if (!rc && d) {
+        rc = json_is_object(d) ? check_keys(d, kdata, path) : -1;
+        if (!rc) rc = get_str(d, "train", c->train, sizeof c->train, path);
+        json_t *val = json_object_get(d, "val");
+        if (!rc && val) {
+            if (json_is_string(val)) rc = add_val(c, json_string_value(val));
+            else if (!json_is_array(val)) rc = -1;
+            for (size_t i = 0; !rc && json_is_array(val) && i < json_array_size(val); i++) {
+                const char *s = json_string_value(json_array_get(val, i));
+                rc = s ? add_val(c, s) : -1;
+            }
+            if (rc) fprintf(stderr, "vlp finetune: %s: data.val must be a file or a list of up to 8 files\n", path);
+        }
+    }
+    json_t *fr = json_object_get(root, "freeze");
+    if (!rc && fr) {
+        if (json_is_string(fr)) fr = json_pack("[O]", fr);
+        else json_incref(fr);
+        for (size_t i = 0; !rc && i < json_array_size(fr); i++) {
+            const char *s = json_string_value(json_array_get(fr, i));
+            if (!s || vlp_ft_freeze_parse(s, &c->freeze)) {
+                fprintf(stderr, "vlp finetune: %s: freeze: %s\n", path, s ? vlp_last_error() : "must be strings");
+                rc = -1;
+            }
+        }
+        if (!json_is_array(fr)) {
+            fprintf(stderr, "vlp finetune: %s: freeze must be a list of parts\n", path);
+            rc = -1;
+        }
+        json_decref(fr);
+    }
+    double x;
+    vlp_train_config *t = &c->tc;
+#define NUM(obj, key, lv, type)                                    \
+    if (!rc) {                                                     \
+        x = (double)(lv);                                          \
+        rc = get_num(obj, key, &x, path);                          \
+        lv = (type)x;                                              \
+    }
+    NUM(root, "batch_size", t->batch_size, int)
+    NUM(root, "steps", t->steps, int64_t)
+    NUM(root, "accum_steps", t->accum_steps, int)
+    NUM(root, "clip_grad_norm", t->clip_norm, float)
+    NUM(root, "seed", t->seed, uint64_t)
+    NUM(root, "layer_decay", c->layer_decay, float)
+    NUM(root, "log_every", c->log_every, int)
+    NUM(root, "eval_every", c->eval_every, int)
+    NUM(root, "save_every", c->save_every, int)
+    NUM(root, "keep_checkpoints", c->keep, int)
+    NUM(root, "eval_batch", c->eval_batch, int)
+    NUM(root, "image_size", c->image_size, int)
+    json_t *o = json_object_get(root, "optimizer");
+    if (!rc && o) {
+        rc = json_is_object(o) ? check_keys(o, kopt, path) : -1;
+        NUM(o, "lr", t->lr, float)
+        NUM(o, "eps", t->eps, float)
+        NUM(o, "weight_decay", t->weight_decay, float)
+        json_t *b = json_object_get(o, "betas");
+        if (!rc && b) {
+            if (!json_is_array(b) || json_array_size(b) != 2 || !json_is_number(json_array_get(b, 0)) ||
+                !json_is_number(json_array_get(b, 1))) {
+                fprintf(stderr, "vlp finetune: %s: optimizer.betas must be [beta1, beta2]\n", path);
+                rc = -1;
+            } else {
+                t->beta1 = (float)json_number_value(json_array_get(b, 0));
+                t->beta2 = (float)json_number_value(json_array_get(b, 1));
+            }
+        }
+    }
+    json_t *s = json_object_get(root, "schedule");
+    if (!rc && s) {
+        rc = json_is_object(s) ? check_keys(s, ksch, path) : -1;
+        NUM(s, "warmup", t->warmup, int64_t)
+        NUM(s, "min_lr", t->min_lr, float)
+    }
+#undef NUM
+    json_decref(root);
+    return rc;
+}
+
+/* ---- the run ------------------------------------------------------------------------------- */
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+typedef struct {
+    ft_cfg *c;
+    vlp_ft_model *m;
+    vlp_ft_data *val[8];
+    vlp_task_set *vset[8], *train_set;
+    char split[8][256];
+    double t0, last_draw;
+    int tty;
+} run_ctx;
+
+static void split_name(const char *path, const char *task, char *out, size_t n) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    size_t tl = strlen(task);
+    if (!strncmp(base, task, tl) && base[tl] == '-') base += tl + 1;
+    snprintf(out, n, "%s", base);
+    char *dot = strrchr(out, '.');
+    if (dot && dot != out) *dot = 0;
+}
+
+static int on_step(void *ctx, const vlp_train_stats *st, double pps, double wait) {
+    run_ctx *r = ctx;
+    (void)wait;
+    double now = cli_now(), el = now - r->t0;
+    int64_t total = r->c->tc.steps;
+    int last = st->step == total;
+    if (r->tty ? (now - r->last_draw >= 0.5 || last) : (st->step % (r->c->log_every ? r->c->log_every : 10) == 0 || last)) {
+        r->last_draw = now;
+        fprintf(stderr, "%sstep %lld/%lld  loss %.4f  lr %.2e  %.0f examples/s  %.0f s%s", r->tty ? "\r" : "",
+                (long long)st->step, (long long)total, st->loss, st->lr, pps, el, r->tty && !last ? "   " : "\n");
+        fflush(stderr);
+    }
+    if (r->c->stop_after && st->step >= r->c->stop_after && !last) {
+        fprintf(stderr, "%sstopping after step %lld (--stop-after); resume with --resume\n", r->tty ? "\n" : "",
+                (long long)st->step);
+        return 1;
+    }
+    if (interrupted) {
+        fprintf(stderr, "\ninterrupted: checkpoint at step %lld; resume with --resume\n", (long long)st->step);
+        return 1;
+    }
+    return 0;
+}
+
+static int on_eval(void *ctx, vlp_trainer *t, int64_t step, char *buf, size_t cap) {
+    run_ctx *r = ctx;
+    (void)t;
+    json_t *o = json_object();
+    int rc = VLP_OK;
+    for (int i = 0; i < r->c->nval && !rc; i++) {
+        vlp_task_predictions *p = NULL;
+        vlp_task_metrics met;
+        memset(&met, 0, sizeof met);
+        rc = vlp_ft_predict(r->m, r->val[i], r->c->eval_batch, &p, NULL);
+        if (!rc) rc = vlp_task_score(r->vset[i], p, r->m->task == VLP_TASK_VQA ? r->train_set : NULL, &met);
+        if (!rc) {
+            char k[300];
+            snprintf(k, sizeof k, "%s/accuracy", r->split[i]);
+            json_object_set_new(o, k, json_real(met.accuracy));
+            fprintf(stderr, "%seval step %lld: %s accuracy %.2f%%", r->tty ? "\n" : "", (long long)step, r->split[i],
+                    100 * met.accuracy);
+            if (isfinite(met.chance)) fprintf(stderr, " (chance %.2f%%)", 100 * met.chance);
+            if (isfinite(met.majority)) fprintf(stderr, " (majority %.2f%%)", 100 * met.majority);
+            fputc('\n', stderr);
+            vlp_task_metrics_free(&met);
+        }
+        vlp_task_predictions_free(p);
+    }
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(9));
+    json_decref(o);
+    if (s) snprintf(buf, cap, "%s", s);
+    free(s);
+    if (rc) fprintf(stderr, "vlp finetune: evaluation: %s\n", vlp_last_error());
+    return rc;
+}
+
+static int copy_file(const char *src, const char *dst) {
+    FILE *in = fopen(src, "rb"), *o = in ? fopen(dst, "wb") : NULL;
+    int ok = in && o;
+    char b[65536];
+    size_t n;
+    while (ok && (n = fread(b, 1, sizeof b, in)) > 0) ok = fwrite(b, 1, n, o) == n;
+    if (in) fclose(in);
+    if (o && fclose(o)) ok = 0;
+    return ok ? 0 : -1;
+}
+
+int vlp_cmd_finetune(int argc, char **argv);
+int vlp_cmd_finetune(int argc, char **argv) {
+    ft_cfg c;
+    memset(&c, 0, sizeof c);
+    vlp_train_config_default(&c.tc);
+    c.tc.batch_size = 64;
+    c.tc.lr = 1e-4f;
+    c.tc.weight_decay = 0.01f;
+    c.layer_decay = 1.0f;
+    c.eval_batch = 64;
+    /* the config first, then every flag over it */
+    for (int i = 0; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            help();
+            return CLI_OK;
+        }
+        if (!strcmp(argv[i], "--config")) {
+            const char *v = cli_value("finetune", argc, argv, &i);
+            if (!v) return CLI_USAGE;
+            if (read_config(v, &c)) return CLI_USAGE;
+        }
+    }
+    int no_eval = 0, flag_val = 0, flag_freeze = 0; /* flags replace the config's lists */
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        char *dst = NULL;
+        size_t cap = 0;
+        long lv;
+        double fv;
+#define INTF(flag, lo, hi, lval)                                                                     \
+    else if (!strcmp(a, flag)) {                                                                     \
+        const char *v = cli_value("finetune", argc, argv, &i);                                      \
+        if (!v || !cli_int("finetune", flag, v, lo, hi, &lv)) return CLI_USAGE;                      \
+        lval = lv;                                                                                   \
+    }
+#define FLTF(flag, lo, hi, lval)                                                                     \
+    else if (!strcmp(a, flag)) {                                                                     \
+        const char *v = cli_value("finetune", argc, argv, &i);                                      \
+        if (!v || !cli_float("finetune", flag, v, lo, hi, &fv)) return CLI_USAGE;                    \
+        lval = (float)fv;                                                                            \
+    }
+        if (!strcmp(a, "--config")) {
+            i++;
+        } else if (!strcmp(a, "--resume")) {
+            c.resume = 1;
+        } else if (!strcmp(a, "--no-eval")) {
+            no_eval = 1;
+        } else if (!strcmp(a, "--pretrained")) dst = c.pretrained, cap = sizeof c.pretrained;
+        else if (!strcmp(a, "--task")) dst = c.task, cap = sizeof c.task;
+        else if (!strcmp(a, "--head")) dst = c.head, cap = sizeof c.head;
+        else if (!strcmp(a, "--train")) dst = c.train, cap = sizeof c.train;
+        else if (!strcmp(a, "--out")) dst = c.out, cap = sizeof c.out;
+        else if (!strcmp(a, "--vocab")) dst = c.vocab, cap = sizeof c.vocab;
+        else if (!strcmp(a, "--val")) {
+            const char *v = cli_value("finetune", argc, argv, &i);
+            if (!v) return CLI_USAGE;
+            if (!flag_val) c.nval = 0, flag_val = 1;
+            if (add_val(&c, v)) return CLI_USAGE;
+        } else if (!strcmp(a, "--freeze")) {
+            const char *v = cli_value("finetune", argc, argv, &i);
+            if (!v) return CLI_USAGE;
+            if (!flag_freeze) c.freeze = 0, flag_freeze = 1;
+            if (strcmp(v, "none") && vlp_ft_freeze_parse(v, &c.freeze)) {
+                fprintf(stderr, "vlp finetune: --freeze: %s\n", vlp_last_error());
+                return CLI_USAGE;
+            }
+        }
+        INTF("--steps", 1, 100000000, c.tc.steps)
+        INTF("--batch-size", 2, 1 << 20, c.tc.batch_size)
+        INTF("--accum", 1, 1 << 20, c.tc.accum_steps)
+        INTF("--warmup", 0, 100000000, c.tc.warmup)
+        INTF("--seed", 0, 0x7fffffffL, c.tc.seed)
+        INTF("--log-every", 1, 1 << 30, c.log_every)
+        INTF("--eval-every", 0, 1 << 30, c.eval_every)
+        INTF("--save-every", 0, 1 << 30, c.save_every)
+        INTF("--keep", 1, 1 << 20, c.keep)
+        INTF("--eval-batch", 1, 1 << 16, c.eval_batch)
+        INTF("--image-size", 1, 4096, c.image_size)
+        INTF("--stop-after", 1, 100000000, c.stop_after)
+        FLTF("--lr", 0, 10, c.tc.lr)
+        FLTF("--min-lr", 0, 10, c.tc.min_lr)
+        FLTF("--wd", 0, 10, c.tc.weight_decay)
+        FLTF("--beta1", 0, 0.999999, c.tc.beta1)
+        FLTF("--beta2", 0, 0.999999, c.tc.beta2)
+        FLTF("--eps", 1e-12, 1, c.tc.eps)
+        FLTF("--clip-norm", 0, 1e6, c.tc.clip_norm)
+        FLTF("--layer-decay", 1e-6, 1, c.layer_decay)
+        else {
+            fprintf(stderr, "vlp finetune: unknown option '%s' (see vlp finetune --help)\n", a);
+            return CLI_USAGE;
+        }
+#undef INTF
+#undef FLTF
+        if (dst) {
+            const char *v = cli_value("finetune", argc, argv, &i);
+            if (!v) return CLI_USAGE;
+            snprintf(dst, cap, "%s", v);
+        }
+    }
+    if (no_eval) c.nval = 0;
+    if (!c.pretrained[0] || !c.task[0] || !c.train[0] || !c.out[0]) {
+        fprintf(stderr, "vlp finetune: needs %s (in the config or as a flag)\n",
+                !c.pretrained[0] ? "--pretrained DIR" : !c.task[0] ? "--task" : !c.train[0] ? "--train FILE" : "--out RUN_DIR");
+        return CLI_USAGE;
+    }
+    vlp_task_kind task;
+    if (vlp_task_from_name(c.task, &task)) {
+        fprintf(stderr, "vlp finetune: --task: %s\n", vlp_last_error());
+        return CLI_USAGE;
+    }
+    if (c.tc.steps < 1) {
+        fprintf(stderr, "vlp finetune: the run needs --steps N\n");
+        return CLI_USAGE;
+    }
+    if (vlp_train_config_validate(&c.tc)) {
+        fprintf(stderr, "vlp finetune: %s\n", vlp_last_error());
+        return CLI_USAGE;
+    }
+
+    int rc = CLI_FAIL;
+    run_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.c = &c;
+    vlp_wordpiece *tok = NULL;
+    vlp_ft_model *m = NULL;
+    vlp_ft_data *dt = NULL;
+    vlp_trainer *t = NULL;
+    vlp_batch_source src = {0};
+    char **answers = NULL;
+    int n_answers = 0, head;
+    char vocab[4200] = "";
+    if (c.vocab[0]) snprintf(vocab, sizeof vocab, "%s", c.vocab);
+    else {
+        snprintf(vocab, sizeof vocab, "%s/vocab.txt", c.pretrained);
+        if (access(vocab, R_OK)) vocab[0] = 0;
+    }
+    vlp_vl *vl = vlp_vl_load(c.pretrained);
+    if (!vl) {
+        fprintf(stderr, "vlp finetune: pre-trained model: %s\n", vlp_last_error());
+        goto done;
+    }
+    if (vlp_ft_pick_head(task, c.head, vl->cfg.family, &head)) {
+        fprintf(stderr, "vlp finetune: %s: %s\n", c.pretrained, vlp_last_error());
+        vlp_vl_free(vl);
+        rc = CLI_USAGE;
+        goto done;
+    }
+    if (!(tok = vlp_wordpiece_load(vocab[0] ? vocab : NULL))) {
+        fprintf(stderr, "vlp finetune: %s\n", vlp_last_error());
+        vlp_vl_free(vl);
+        goto done;
+    }
+    if (!(ctx.train_set = vlp_task_read(c.train, task, NULL))) {
+        fprintf(stderr, "vlp finetune: %s\n", vlp_last_error());
+        vlp_vl_free(vl);
+        goto done;
+    }
+    if (ctx.train_set->n_bad) {
+        fprintf(stderr, "vlp finetune: %s: %lld of %lld rows skipped\n", c.train, (long long)ctx.train_set->n_bad,
+                (long long)ctx.train_set->n_rows);
+        for (int i = 0; i < ctx.train_set->n_messages && i < 10; i++) fprintf(stderr, "  %s\n", ctx.train_set->messages[i]);
+    }
+    int classes = 2;
+    if (task == VLP_TASK_VQA) {
+        if (vlp_ft_answers(ctx.train_set, &answers, &n_answers)) {
+            fprintf(stderr, "vlp finetune: %s\n", vlp_last_error());
+            vlp_vl_free(vl);
+            goto done;
+        }
+        classes = n_answers;
+    } else if (task == VLP_TASK_MC) {
+        classes = ctx.train_set->n ? ctx.train_set->ex[0].n_choices : 0;
+    } else if (task == VLP_TASK_GROUND2 || task == VLP_TASK_GROUND3) {
+        int g = ctx.train_set->n ? ctx.train_set->ex[0].grid : 0;
+        classes = g * g;
+        /* the canvas at g times the pre-trained size; position embeddings resized bicubically */
+        int size = c.image_size ? c.image_size : g * vl->cfg.image_size;
+        if (size != vl->cfg.image_size) {
+            vlp_vl *r = vlp_ft_resize_image(vl, size);
+            vlp_vl_free(vl);
+            if (!(vl = r)) {
+                fprintf(stderr, "vlp finetune: %s\n", vlp_last_error());
+                goto done;
+            }
+        }
+    }
+    double t_load = cli_now();
+    if (!(m = vlp_ft_new(vl, task, head, classes, (const char *const *)answers, c.freeze, c.tc.seed))) {
+        fprintf(stderr, "vlp finetune: %s\n", vlp_last_error());
+        goto done;
+    }
+    ctx.m = m;
+    if (!(dt = vlp_ft_data_new(m, ctx.train_set, tok))) {
+        fprintf(stderr, "vlp finetune: %s\n", vlp_last_error());
+        goto done;
+    }
+    for (int i = 0; i < c.nval; i++) {
+        split_name(c.val[i], c.task, ctx.split[i], sizeof ctx.split[i]);
+        if (!(ctx.vset[i] = vlp_task_read(c.val[i], task, NULL)) || !(ctx.val[i] = vlp_ft_data_new(m, ctx.vset[i], tok))) {
+            fprintf(stderr, "vlp finetune: --val: %s\n", vlp_last_error());
+            goto done;
+        }
+    }
+    fprintf(stderr, "finetune %s: %s model %s, head %s (%d classes), %lld train examples (%lld labelled), data ready "
+                    "in %.1f s\n", c.task, vlp_vl_family_name(m->vl->cfg.family), c.pretrained,
+            vlp_ft_head_name(m->head), m->classes, (long long)vlp_ft_data_size(dt), (long long)vlp_ft_data_labelled(dt),
+            cli_now() - t_load);
+    if (!(t = vlp_trainer_new_ft(m, dt, &c.tc, c.layer_decay))) {
+        fprintf(stderr, "vlp finetune: %s\n", vlp_last_error());
+        goto done;
+    }
+    if (vlp_ft_batch_source(&src, dt, c.tc.batch_size, c.tc.seed)) {
+        fprintf(stderr, "vlp finetune: %s\n", vlp_last_error());
+        goto done;
+    }
+    const char *meta[] = {"pretrained", c.pretrained, "task", c.task, "train", c.train, NULL};
+    vlp_run_options o = {.run_dir = c.out, .log_every = c.log_every, .save_every = c.save_every,
+                         .eval_every = c.eval_every, .keep_checkpoints = c.keep, .resume = c.resume,
+                         .save_final = 1, .on_step = on_step, .on_eval = c.nval ? on_eval : NULL, .ctx = &ctx,
+                         .meta = meta};
+    ctx.t0 = cli_now();
+    ctx.tty = isatty(2);
+    signal(SIGINT, on_sigint);
+    int r = vlp_train_run(t, &src, &o);
+    signal(SIGINT, SIG_DFL);
+    if (r) {
+        fprintf(stderr, "vlp finetune: %s\n", vlp_last_error());
+        goto done;
+    }
+    if (vlp_trainer_step_count(t) == c.tc.steps) {
+        char dst[4400];
+        snprintf(dst, sizeof dst, "%s/model/vocab.txt", c.out);
+        if (vocab[0] && copy_file(vocab, dst)) { /* the tokenizer travels with the model */
+            fprintf(stderr, "vlp finetune: cannot copy %s to %s: %s\n", vocab, dst, strerror(errno));
+            goto done;
+        }
+        printf("%s/model: %s fine-tuned for %s (%s head) in %lld steps\n", c.out,
+               vlp_vl_family_name(m->vl->cfg.family), c.task, vlp_ft_head_name(m->head), (long long)c.tc.steps);
+    }
+    rc = CLI_OK;
+done:
+    vlp_ft_batch_source_free(&src);
+    vlp_trainer_free(t);
+    for (int i = 0; i < 8; i++) {
+        vlp_ft_data_free(ctx.val[i]);
+        vlp_task_set_free(ctx.vset[i]);
+    }
+    vlp_ft_data_free(dt);
+    vlp_ft_free(m);
+    vlp_task_set_free(ctx.train_set);
+    for (int i = 0; i < n_answers; i++) free(answers[i]);
+    free(answers);
+    vlp_wordpiece_free(tok);
+    return rc;
+}
+
+/* ---- vlp eval on a fine-tuned model ------------------------------------------------------------ */
+
+int vlp_ft_eval_predict(const char *model, const vlp_task_set *ds, int batch, vlp_clip_task_result *out);
+/* Predictions of a fine-tuned checkpoint in the result type of the zero-shot evaluation, so
+ * `vlp eval --task` scores, prints and writes them with the same code (cmd_eval_task.c). */
+int vlp_ft_eval_predict(const char *model, const vlp_task_set *ds, int batch, vlp_clip_task_result *out) {
+    memset(out, 0, sizeof *out);
+    char vocab[4200], dir[4096];
+    snprintf(dir, sizeof dir, "%s", model);
+    size_t L = strlen(dir);
+    if (L > 12 && !strcmp(dir + L - 12, ".safetensors")) {
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = 0;
+        else snprintf(dir, sizeof dir, ".");
+    }
+    snprintf(vocab, sizeof vocab, "%s/vocab.txt", dir);
+    vlp_ft_model *m = vlp_ft_load(model);
+    vlp_wordpiece *tok = m ? vlp_wordpiece_load(access(vocab, R_OK) ? NULL : vocab) : NULL;
+    vlp_ft_data *d = tok ? vlp_ft_data_new(m, ds, tok) : NULL;
+    float *probs = NULL;
+    int rc = d ? vlp_ft_predict(m, d, batch, &out->pred, &probs) : VLP_ERR_ARG;
+    int64_t n = ds->n;
+    int C = m ? m->classes : 0;
+    if (!rc && !(out->confidence = malloc((size_t)(n ? n : 1) * sizeof(float)))) rc = VLP_ERR_NOMEM;
+    for (int64_t i = 0; !rc && i < n; i++) { /* the probability of the pick */
+        const float *p = probs + (size_t)i * C;
+        int best = 0;
+        for (int k = 1; k < C; k++)
+            if (p[k] > p[best]) best = k;
+        out->confidence[i] = p[best];
+    }
+    if (!rc && (m->task == VLP_TASK_MC || m->head == VLP_FT_HEAD_CELL)) { /* per-choice / per-cell, as zero-shot */
+        out->probs_off = malloc((size_t)(n + 1) * sizeof(int64_t));
+        if (!out->probs_off) rc = VLP_ERR_NOMEM;
+        for (int64_t i = 0; !rc && i <= n; i++) out->probs_off[i] = i * C;
+        if (!rc) out->probs = probs, probs = NULL;
+    }
+    if (rc == VLP_ERR_NOMEM) fprintf(stderr, "vlp eval: out of memory\n");
+    if (m)
+        out->method = m->task == VLP_TASK_VQA ? "fine-tuned answer classifier (answer_mlp) over the train answers"
+                      : m->task == VLP_TASK_MC ? "fine-tuned ITM log-odds of each choice, softmax, the best"
+                      : m->head == VLP_FT_HEAD_CELL ? "fine-tuned cell head: query vs the mean image token of each cell"
+                                               : "fine-tuned pair head on both fused images (pair_mlp)";
+    free(probs);
+    vlp_ft_data_free(d);
+    vlp_wordpiece_free(tok);
+    vlp_ft_free(m);
+    return rc;
+}
