@@ -168,7 +168,8 @@ vlp_tensor *vlp_vl_itm_loss(vlp_graph *g, const vlp_vl *m, vlp_tensor *img, vlp_
 /* MLM: fused states of (image, masked text) -> cross-entropy on labels i32 [B * T] (-100 = not masked). */
 /* rows: i32 [P] positions of fused ([B, T, D] flattened to [B*T, D]) that carry a label, then
  * labels [P]: the vocabulary-wide head runs on those P rows only (BERT-style MLM runs it on all
- * B*T, ~85% of them unlabelled). rows NULL: labels [B*T] over every position. */
+ * B*T, ~85% of them unlabelled). rows NULL: labels [B*T] over every position. Same loss; the
+ * head's weight gradient sums fewer rows, so its last bits may differ. */
 vlp_tensor *vlp_vl_mlm_loss(vlp_graph *g, const vlp_vl *m, vlp_tensor *fused, vlp_tensor *rows, vlp_tensor *labels);
 /* Compacts labels [n] (-100: none) into rows/row_labels [cap] in position order, padding with
  * (0, -100); returns how many labelled positions did not fit (dropped). */
@@ -205,7 +206,6 @@ typedef struct {
     vlp_tensor *itm_scores, *itm_labels;                   /* itm_scores: SINGLE only (zeros) */
     vlp_tensor *mlm_ids, *mlm_labels;                      /* mlm: labels [B*T], kept for inspection */
     vlp_tensor *mlm_rows, *mlm_row_labels;                 /* mlm: the labelled positions, [P] */
-    int64_t mlm_dropped;                                   /* labels beyond P so far (none expected) */
     vlp_tensor *mim_keep, *mim_drop, *mim_target, *mim_sel; /* mim */
     vlp_tensor *lm_labels;                                 /* lm */
     vlp_tensor *itc_targets, *img_queue, *txt_queue;       /* momentum / queue */

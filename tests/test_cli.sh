@@ -292,6 +292,7 @@ sargs=(--model "$T/small.json" --data "$T/shard-000.tar" --batch-size 4 --steps 
 VLP_PROGRESS=0 "$vlp" --threads 2 train "${sargs[@]}" --out "$T/runbad" > /dev/null 2> "$T/err"; rc=$?
 check "train: a corrupt image in a shard is replaced with a warning naming key and shard (exit $rc)" '[ $rc = 0 ] && grep -q "warning: step 1: 1 unreadable pair replaced" "$T/err" && grep -q "shard-000.tar" "$T/err" && grep -q "k3" "$T/err" && [ -f "$T/runbad/model/model.safetensors" ]'
 expect_fail "train --strict: a corrupt image in a shard is fatal" 1 "k3" "$vlp" train "${sargs[@]}" --out "$T/runbad2" --strict
+expect_fail "train --dump-compact refuses data with unreadable pairs" 1 "unreadable pair" "$vlp" train "${sargs[@]}" --out "$T/runbad3" --dump-batches 2 --dump-compact
 expect_fail "train: fresh run over an existing run" 1 "--resume" "$vlp" train "${targs[@]}" --out "$T/run"
 expect_fail "train: bad --steps" 2 "--steps" "$vlp" train "${targs[@]}" --steps abc --out "$T/run3"
 expect_fail "train: no data" 2 "--data" "$vlp" train --model "$T/small.json" --out "$T/run3"

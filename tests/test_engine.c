@@ -324,6 +324,23 @@ static void test_late_input(void) {
     vlp_graph_free(g);
 }
 
+/* A kept view keeps its base alive: later nodes must not reuse the base's space. */
+static void test_kept_view(void) {
+    vlp_graph *g = vlp_graph_new();
+    int64_t sh[1] = {4096}, s2[2] = {64, 64};
+    vlp_tensor *a = vlp_input(g, "a", VLP_F32, 1, sh);
+    vlp_tensor *t = vlp_scale(g, a, 2.0f);
+    vlp_tensor *v = vlp_keep(vlp_reshape(g, t, 2, s2));
+    vlp_tensor *y = vlp_keep(vlp_scale(g, vlp_scale(g, vlp_scale(g, t, 3.0f), 3.0f), 3.0f));
+    CHECK(vlp_graph_build(g, y, VLP_BUILD_INFERENCE) == 0, "build: %s", vlp_last_error());
+    for (int i = 0; i < 4096; i++) ((float *)a->data)[i] = (float)i;
+    CHECK(vlp_graph_forward(g) == 0, "forward: %s", vlp_last_error());
+    int bad = 0;
+    for (int i = 0; i < 4096; i++) bad += ((float *)v->data)[i] != 2.0f * (float)i;
+    CHECK(bad == 0, "a kept view was overwritten by later nodes (%d wrong)", bad);
+    vlp_graph_free(g);
+}
+
 int main(void) {
     vlp_set_threads(2);
     test_threads_agree();
@@ -332,6 +349,7 @@ int main(void) {
     model_act = VLP_ACT_QUICK_GELU;
     test_errors();
     test_late_input();
+    test_kept_view();
     test_npy();
     return test_finish();
 }

@@ -224,7 +224,7 @@ static void check_fused(int tB, int M, int N, int K, int act, int use_res, int u
                                                  : *c;
         }
     vlp_gemm_packed *pk = use_pack ? vlp_gemm_pack_b(tB, N, K, B, ldb) : NULL;
-    /* with a packed B the GEMM must not read B: hand it a NULL pointer */
+    /* with a matching pack the GEMM reads the pack only (a NULL B would crash otherwise) */
     const float *Barg = pk ? NULL : B;
     vlp_gemm_fused(0, tB, M, N, K, 1.0f, A, lda, Barg, ldb, pk, bias, use_res ? R : NULL, ldr, act, C2, ldc);
     omp_set_num_threads(2);

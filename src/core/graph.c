@@ -473,6 +473,7 @@ int vlp_graph_build(vlp_graph *g, vlp_tensor *out, int mode) {
             if (live[i] && (t->flags & VLP_FLAG_VIEW)) {
                 int b = view_base(t)->id;
                 if (last[b] < last[i]) last[b] = last[i];
+                if (t->flags & VLP_FLAG_KEEP) last[b] = g->n_nodes; /* a kept view keeps its base */
             }
         }
         /* Inputs first: the caller fills them before the forward, so they must not share space

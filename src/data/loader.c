@@ -28,6 +28,7 @@ typedef struct {
     int err_j;
     char err[512];
     int replaced;       /* pairs replaced after a failure (replace_bad_images) */
+    int rep_j;          /* the lowest of them */
     char rep_err[512];  /* the first of those failures */
     uint8_t *ok;
     float *pixels;
@@ -218,11 +219,20 @@ static void *worker(void *arg) {
                 rc = process(ld, s, j);
             }
             replaced = rc == 0;
+            if (rc) { /* no stand-in either: the error is the pair's own */
+                s->index[j] = bad;
+                vlp_set_error("%s (and no readable stand-in among 32 tried)", first_err);
+            }
         }
         s->ok[j] = rc == 0;
 
         pthread_mutex_lock(&ld->mu);
-        if (replaced && s->replaced++ == 0) snprintf(s->rep_err, sizeof s->rep_err, "%s", first_err);
+        if (replaced) { /* the message of the lowest replaced pair: the same whatever the timing */
+            if (s->replaced++ == 0 || j < s->rep_j) {
+                s->rep_j = j;
+                snprintf(s->rep_err, sizeof s->rep_err, "%s", first_err);
+            }
+        }
         if (rc && (s->err_j < 0 || j < s->err_j)) {
             s->status = rc;
             s->err_j = j;

@@ -128,11 +128,12 @@ int vlp_vl_pretrain_graph(vlp_graph *g, const vlp_vl *m, const vlp_vl *teacher, 
     if (c->w_mlm > 0) {
         p->mlm_ids = in(g, "mlm_ids", VLP_I32, 2, B, T, 0, 0);
         p->mlm_labels = vlp_keep(in(g, "mlm_labels", VLP_I32, 1, (int64_t)B * T, 0, 0, 0));
-        /* room for twice the expected share of labelled positions plus the one per row that
-         * is always drawn: with BERT's 15%, a third of the positions (never exceeded in practice;
-         * overflow is counted in mlm_dropped) */
+        /* room for twice the expected share of labelled positions plus the one per row that is
+         * always drawn: with BERT's 15%, a third of the positions (a binomial draw beyond twice
+         * its mean over thousands of positions does not happen; vlp_vl_pretrain_fill fails if it
+         * does). Whole words have no such bound (one word may be many tokens): every position. */
         int64_t P = (int64_t)ceil(2.0 * c->mlm_prob * (double)B * T) + B;
-        if (P > (int64_t)B * T) P = (int64_t)B * T;
+        if (c->mlm_whole_word || P > (int64_t)B * T) P = (int64_t)B * T;
         p->mlm_rows = in(g, "mlm_rows", VLP_I32, 1, P, 0, 0, 0);
         p->mlm_row_labels = in(g, "mlm_row_labels", VLP_I32, 1, P, 0, 0, 0);
         vlp_tensor *mt = vlp_vl_embed_text(g, m, p->mlm_ids);
@@ -196,8 +197,13 @@ int vlp_vl_pretrain_fill(const vlp_vl *m, vlp_vl_pretrain *p, const float *pixel
         if (vlp_mlm_mask(c, ids, mask, B, T, is_cont, first, seed ^ 0x4D4C4Dull, p->mlm_ids->data,
                          p->mlm_labels->data) < 0)
             return VLP_ERR_ARG;
-        p->mlm_dropped += vlp_mlm_compact(p->mlm_labels->data, (int64_t)B * T, p->mlm_rows->data,
-                                          p->mlm_row_labels->data, (int)p->mlm_rows->numel);
+        int dropped = vlp_mlm_compact(p->mlm_labels->data, (int64_t)B * T, p->mlm_rows->data,
+                                      p->mlm_row_labels->data, (int)p->mlm_rows->numel);
+        if (dropped) {
+            vlp_set_error("vlp_vl_pretrain_fill: MLM drew %d more labelled positions than the %lld rows the "
+                          "graph holds (mlm_prob %.3f)", dropped, (long long)p->mlm_rows->numel, (double)c->mlm_prob);
+            return VLP_ERR_ARG;
+        }
     }
     if (p->mim_keep) {
         int N = p->n_patches, IW = (int)p->mim_keep->shape[2], D = (int)p->mim_target->shape[2];

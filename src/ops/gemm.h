@@ -41,7 +41,8 @@ typedef struct vlp_gemm_packed vlp_gemm_packed;
 vlp_gemm_packed *vlp_gemm_pack_b(int transB, int N, int K, const float *B, int ldb); /* NULL: no memory */
 void vlp_gemm_packed_free(vlp_gemm_packed *p);
 size_t vlp_gemm_packed_bytes(const vlp_gemm_packed *p);
-/* Bpk: B packed by vlp_gemm_pack_b with the same transB, N and K (then B is not read), or NULL. */
+/* Bpk: B packed by vlp_gemm_pack_b with the same transB, N and K, or NULL. B must still be valid:
+ * a pack that does not match (another kernel or shape) is ignored and B is read instead. */
 void vlp_gemm_fused(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
                     const float *B, int ldb, const vlp_gemm_packed *Bpk, const float *bias, const float *R,
                     int ldr, int act, float *C, int ldc);

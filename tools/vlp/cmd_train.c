@@ -627,6 +627,12 @@ static int dump_batches(run_cfg *r, vlp_clip *m, vlp_vl *vm, const uint8_t *cont
                        (size_t)c->context_length * sizeof *dtok);
             }
         }
+        if (!rc && vlp_loader_skipped(all) > 0) { /* the order loader cannot know the stand-ins */
+            fprintf(stderr, "vlp train: --dump-compact: %lld unreadable pair%s (%s); fix or drop them first\n",
+                    (long long)vlp_loader_skipped(all), vlp_loader_skipped(all) == 1 ? "" : "s",
+                    vlp_loader_last_skip_error(all));
+            rc = -2;
+        }
         if (!rc) {
             int64_t sp[4] = {nds, 3, c->image_size, c->image_size}, st[2] = {nds, c->context_length};
             snprintf(p, sizeof p, "%s/batches/dataset_pixels.npy", r->out);
@@ -653,7 +659,8 @@ static int dump_batches(run_cfg *r, vlp_clip *m, vlp_vl *vm, const uint8_t *cont
         if (!rc && vm && k == 0 && dump_vl_probe(r, vm, cont, &b)) return CLI_FAIL;
     }
     if (rc) {
-        fprintf(stderr, "vlp train: %s\n", rc == -1 ? "out of memory for --dump-compact" : vlp_last_error());
+        if (rc != -2)
+            fprintf(stderr, "vlp train: %s\n", rc == -1 ? "out of memory for --dump-compact" : vlp_last_error());
         return CLI_FAIL;
     }
     printf("wrote %d batches of %d pairs to %s/batches and the initial model to %s/init\n", r->dump,
