@@ -49,4 +49,15 @@ int vlp_cmd_score(int argc, char **argv);
 int vlp_cmd_report(int argc, char **argv);
 int vlp_cmd_probe(int argc, char **argv); /* cmd_probe.c */
 
+/* Run-config helpers (cli_json.c, jansson): 0 when the key is absent or read, -1 (message
+ * printed: command, where, key) when it has the wrong type or, for check_keys, is unknown. */
+struct json_t;
+int cli_json_num(const char *cmd, struct json_t *o, const char *k, double *out, const char *where);
+int cli_json_str(const char *cmd, struct json_t *o, const char *k, char *out, size_t cap, const char *where);
+int cli_json_check_keys(const char *cmd, struct json_t *o, const char *const *known, const char *where);
+
+/* The split a task file holds: "{task}-{part}.jsonl" -> part; otherwise the file name without
+ * its extension. */
+void cli_task_split(const char *path, const char *task, char *out, size_t n);
+
 #endif

@@ -44,16 +44,6 @@ static char *abs_path(const char *p) {
     return r ? r : strdup(p);
 }
 
-static void split_from_path(const char *path, const char *task, char *out, size_t n) {
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    size_t tl = strlen(task);
-    if (!strncmp(base, task, tl) && base[tl] == '-') base += tl + 1;
-    snprintf(out, n, "%s", base);
-    char *dot = strrchr(out, '.');
-    if (dot && dot != out) *dot = 0;
-}
-
 static void pct(double x) {
     if (isfinite(x)) printf("%8.2f%%", 100 * x);
     else printf("%9s", "-");
@@ -111,7 +101,7 @@ int vlp_cmd_eval_task(int argc, char **argv) {
     }
     char split_buf[256], *pred_buf = NULL, *auto_train = NULL;
     if (!split) {
-        split_from_path(data, task_s, split_buf, sizeof split_buf);
+        cli_task_split(data, task_s, split_buf, sizeof split_buf);
         split = split_buf;
     }
     if (out && !pred) { /* vlp report shows the predictions in its gallery */

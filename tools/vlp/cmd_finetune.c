@@ -53,41 +53,9 @@ typedef struct {
     int64_t stop_after;
 } ft_cfg;
 
-static int get_num(json_t *o, const char *k, double *out, const char *where) {
-    json_t *v = json_object_get(o, k);
-    if (!v) return 0;
-    if (!json_is_number(v)) {
-        fprintf(stderr, "vlp finetune: %s: '%s' must be a number\n", where, k);
-        return -1;
-    }
-    *out = json_number_value(v);
-    return 0;
-}
-
-static int get_str(json_t *o, const char *k, char *out, size_t cap, const char *where) {
-    json_t *v = json_object_get(o, k);
-    if (!v) return 0;
-    if (!json_is_string(v) || strlen(json_string_value(v)) >= cap) {
-        fprintf(stderr, "vlp finetune: %s: '%s' must be a string\n", where, k);
-        return -1;
-    }
-    snprintf(out, cap, "%s", json_string_value(v));
-    return 0;
-}
-
-static int check_keys(json_t *o, const char *const *known, const char *where) {
-    const char *key;
-    json_t *v;
-    json_object_foreach(o, key, v) {
-        int ok = 0;
-        for (int i = 0; known[i] && !ok; i++) ok = !strcmp(key, known[i]);
-        if (!ok) {
-            fprintf(stderr, "vlp finetune: %s: unknown field '%s'\n", where, key);
-            return -1;
-        }
-    }
-    return 0;
-}
+#define get_num(o, k, out, where) cli_json_num("finetune", o, k, out, where)
+#define get_str(o, k, out, cap, where) cli_json_str("finetune", o, k, out, cap, where)
+#define check_keys(o, known, where) cli_json_check_keys("finetune", o, known, where)
 
 static int add_val(ft_cfg *c, const char *v) {
     if (c->nval == 8 || strlen(v) >= sizeof c->val[0]) {
@@ -218,16 +186,6 @@ typedef struct {
     double t0, last_draw;
     int tty;
 } run_ctx;
-
-static void split_name(const char *path, const char *task, char *out, size_t n) {
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    size_t tl = strlen(task);
-    if (!strncmp(base, task, tl) && base[tl] == '-') base += tl + 1;
-    snprintf(out, n, "%s", base);
-    char *dot = strrchr(out, '.');
-    if (dot && dot != out) *dot = 0;
-}
 
 static int on_step(void *ctx, const vlp_train_stats *st, double pps, double wait) {
     run_ctx *r = ctx;
@@ -493,7 +451,7 @@ int vlp_cmd_finetune(int argc, char **argv) {
         goto done;
     }
     for (int i = 0; i < c.nval; i++) {
-        split_name(c.val[i], c.task, ctx.split[i], sizeof ctx.split[i]);
+        cli_task_split(c.val[i], c.task, ctx.split[i], sizeof ctx.split[i]);
         if (!(ctx.vset[i] = vlp_task_read(c.val[i], task, NULL)) || !(ctx.val[i] = vlp_ft_data_new(m, ctx.vset[i], tok))) {
             fprintf(stderr, "vlp finetune: --val: %s\n", vlp_last_error());
             goto done;

@@ -48,17 +48,6 @@ static void report_bad(const char *cmd, const vlp_task_set *s) {
     if (s->n_bad > 10) fprintf(stderr, "  ...\n");
 }
 
-/* "{task}-{part}.jsonl" -> part; otherwise the file name without extension. */
-static void split_from_path(const char *path, const char *task, char *out, size_t n) {
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    size_t tl = strlen(task);
-    if (!strncmp(base, task, tl) && base[tl] == '-') base += tl + 1;
-    snprintf(out, n, "%s", base);
-    char *dot = strrchr(out, '.');
-    if (dot && dot != out) *dot = 0;
-}
-
 static void pct(double x) {
     if (isfinite(x)) printf("%8.2f%%", 100 * x);
     else printf("%9s", "-");
@@ -151,7 +140,7 @@ int vlp_cmd_score(int argc, char **argv) {
     }
     char split_buf[256];
     if (!split) {
-        split_from_path(data, task_s, split_buf, sizeof split_buf);
+        cli_task_split(data, task_s, split_buf, sizeof split_buf);
         split = split_buf;
     }
     int rc = CLI_FAIL;

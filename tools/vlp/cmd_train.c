@@ -179,41 +179,9 @@ static int load_vl_cfg(json_t *root, run_cfg *r, const char *where) {
     return 0;
 }
 
-static int get_num(json_t *o, const char *k, double *out, const char *where) {
-    json_t *v = json_object_get(o, k);
-    if (!v) return 0;
-    if (!json_is_number(v)) {
-        fprintf(stderr, "vlp train: %s: '%s' must be a number\n", where, k);
-        return -1;
-    }
-    *out = json_number_value(v);
-    return 0;
-}
-
-static int get_str(json_t *o, const char *k, char *out, size_t cap, const char *where) {
-    json_t *v = json_object_get(o, k);
-    if (!v) return 0;
-    if (!json_is_string(v)) {
-        fprintf(stderr, "vlp train: %s: '%s' must be a string\n", where, k);
-        return -1;
-    }
-    snprintf(out, cap, "%s", json_string_value(v));
-    return 0;
-}
-
-static int check_keys(json_t *o, const char *const *known, const char *where) {
-    const char *key;
-    json_t *v;
-    json_object_foreach(o, key, v) {
-        int ok = 0;
-        for (int i = 0; known[i] && !ok; i++) ok = !strcmp(key, known[i]);
-        if (!ok) {
-            fprintf(stderr, "vlp train: %s: unknown field '%s'\n", where, key);
-            return -1;
-        }
-    }
-    return 0;
-}
+#define get_num(o, k, out, where) cli_json_num("train", o, k, out, where)
+#define get_str(o, k, out, cap, where) cli_json_str("train", o, k, out, cap, where)
+#define check_keys(o, known, where) cli_json_check_keys("train", o, known, where)
 
 static int read_config(const char *path, run_cfg *r) {
     json_error_t je;
