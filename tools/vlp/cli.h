@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "vlp_train.h"
+
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 /* Parses an integer flag value in [lo, hi]; prints the error and returns 0 if bad. */
@@ -55,6 +57,8 @@ struct json_t;
 int cli_json_num(const char *cmd, struct json_t *o, const char *k, double *out, const char *where);
 int cli_json_str(const char *cmd, struct json_t *o, const char *k, char *out, size_t cap, const char *where);
 int cli_json_check_keys(const char *cmd, struct json_t *o, const char *const *known, const char *where);
+/* The run config's "optimizer" and "schedule" objects into t (fields left as they are when absent). */
+int cli_json_optimizer(const char *cmd, struct json_t *root, const char *path, vlp_train_config *t);
 
 /* The split a task file holds: "{task}-{part}.jsonl" -> part; otherwise the file name without
  * its extension. */

@@ -1,6 +1,7 @@
 /* Helpers shared by the commands that read run configs and task files (vlp train, finetune,
  * eval --task, score): config messages name the command, the file or section, and the key. */
 #include "cli.h"
+#include "vlp_train.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -50,4 +51,44 @@ void cli_task_split(const char *path, const char *task, char *out, size_t n) {
     snprintf(out, n, "%s", base);
     char *dot = strrchr(out, '.');
     if (dot && dot != out) *dot = 0;
+}
+
+/* "optimizer" {name, lr, betas, eps, weight_decay} and "schedule" {name, warmup, min_lr}. */
+int cli_json_optimizer(const char *cmd, json_t *root, const char *path, vlp_train_config *t) {
+    static const char *kopt[] = {"name", "lr", "betas", "eps", "weight_decay", NULL};
+    static const char *ksch[] = {"name", "warmup", "min_lr", NULL};
+    int rc = 0;
+    double x;
+#define NUM(obj, key, field, type)                             \
+    if (!rc) {                                                 \
+        x = (double)t->field;                                  \
+        rc = cli_json_num(cmd, obj, key, &x, path);            \
+        t->field = (type)x;                                    \
+    }
+    json_t *o = json_object_get(root, "optimizer");
+    if (o) {
+        rc = json_is_object(o) ? cli_json_check_keys(cmd, o, kopt, path) : -1;
+        NUM(o, "lr", lr, float)
+        NUM(o, "eps", eps, float)
+        NUM(o, "weight_decay", weight_decay, float)
+        json_t *b = json_object_get(o, "betas");
+        if (!rc && b) {
+            if (!json_is_array(b) || json_array_size(b) != 2 || !json_is_number(json_array_get(b, 0)) ||
+                !json_is_number(json_array_get(b, 1))) {
+                fprintf(stderr, "vlp %s: %s: optimizer.betas must be [beta1, beta2]\n", cmd, path);
+                rc = -1;
+            } else {
+                t->beta1 = (float)json_number_value(json_array_get(b, 0));
+                t->beta2 = (float)json_number_value(json_array_get(b, 1));
+            }
+        }
+    }
+    json_t *s = json_object_get(root, "schedule");
+    if (!rc && s) {
+        rc = json_is_object(s) ? cli_json_check_keys(cmd, s, ksch, path) : -1;
+        NUM(s, "warmup", warmup, int64_t)
+        NUM(s, "min_lr", min_lr, float)
+    }
+#undef NUM
+    return rc;
 }

@@ -78,8 +78,7 @@ static int read_config(const char *path, ft_cfg *c) {
                                   "layer_decay", "batch_size", "steps", "accum_steps", "optimizer", "schedule",
                                   "clip_grad_norm", "seed", "log_every", "eval_every", "save_every",
                                   "keep_checkpoints", "eval_batch", "out", "vocab", "image_size", NULL};
-    static const char *kdata[] = {"train", "val", NULL}, *kopt[] = {"name", "lr", "betas", "eps", "weight_decay", NULL},
-                      *ksch[] = {"name", "warmup", "min_lr", NULL};
+    static const char *kdata[] = {"train", "val", NULL};
     int rc = check_keys(root, known, path);
     if (!rc) rc = get_str(root, "pretrained", c->pretrained, sizeof c->pretrained, path);
     if (!rc) rc = get_str(root, "task", c->task, sizeof c->task, path);
@@ -140,30 +139,7 @@ static int read_config(const char *path, ft_cfg *c) {
     NUM(root, "keep_checkpoints", c->keep, int)
     NUM(root, "eval_batch", c->eval_batch, int)
     NUM(root, "image_size", c->image_size, int)
-    json_t *o = json_object_get(root, "optimizer");
-    if (!rc && o) {
-        rc = json_is_object(o) ? check_keys(o, kopt, path) : -1;
-        NUM(o, "lr", t->lr, float)
-        NUM(o, "eps", t->eps, float)
-        NUM(o, "weight_decay", t->weight_decay, float)
-        json_t *b = json_object_get(o, "betas");
-        if (!rc && b) {
-            if (!json_is_array(b) || json_array_size(b) != 2 || !json_is_number(json_array_get(b, 0)) ||
-                !json_is_number(json_array_get(b, 1))) {
-                fprintf(stderr, "vlp finetune: %s: optimizer.betas must be [beta1, beta2]\n", path);
-                rc = -1;
-            } else {
-                t->beta1 = (float)json_number_value(json_array_get(b, 0));
-                t->beta2 = (float)json_number_value(json_array_get(b, 1));
-            }
-        }
-    }
-    json_t *s = json_object_get(root, "schedule");
-    if (!rc && s) {
-        rc = json_is_object(s) ? check_keys(s, ksch, path) : -1;
-        NUM(s, "warmup", t->warmup, int64_t)
-        NUM(s, "min_lr", t->min_lr, float)
-    }
+    if (!rc) rc = cli_json_optimizer("finetune", root, path, t);
 #undef NUM
     json_decref(root);
     return rc;

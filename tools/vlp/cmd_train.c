@@ -197,8 +197,6 @@ static int read_config(const char *path, run_cfg *r) {
                                   "objectives", "vocab", NULL};
     static const char *kdata[] = {"train", "val", "zeroshot", "workers", "csv_img_key", "csv_caption_key",
                                   "random_resized_crop", NULL};
-    static const char *kopt[] = {"name", "lr", "betas", "eps", "weight_decay", NULL};
-    static const char *ksch[] = {"name", "warmup", "min_lr", NULL};
     int rc = check_keys(root, known, path);
     json_t *v;
     if (!rc && json_object_get(root, "family")) rc = load_vl_cfg(root, r, path);
@@ -257,30 +255,7 @@ static int read_config(const char *path, run_cfg *r) {
     NUM(root, "accum_steps", accum_steps, int)
     NUM(root, "clip_grad_norm", clip_norm, float)
     NUM(root, "seed", seed, uint64_t)
-    json_t *o = json_object_get(root, "optimizer");
-    if (!rc && o) {
-        rc = json_is_object(o) ? check_keys(o, kopt, path) : -1;
-        NUM(o, "lr", lr, float)
-        NUM(o, "eps", eps, float)
-        NUM(o, "weight_decay", weight_decay, float)
-        json_t *b = json_object_get(o, "betas");
-        if (!rc && b) {
-            if (!json_is_array(b) || json_array_size(b) != 2 || !json_is_number(json_array_get(b, 0)) ||
-                !json_is_number(json_array_get(b, 1))) {
-                fprintf(stderr, "vlp train: %s: optimizer.betas must be [beta1, beta2]\n", path);
-                rc = -1;
-            } else {
-                t->beta1 = (float)json_number_value(json_array_get(b, 0));
-                t->beta2 = (float)json_number_value(json_array_get(b, 1));
-            }
-        }
-    }
-    json_t *s = json_object_get(root, "schedule");
-    if (!rc && s) {
-        rc = json_is_object(s) ? check_keys(s, ksch, path) : -1;
-        NUM(s, "warmup", warmup, int64_t)
-        NUM(s, "min_lr", min_lr, float)
-    }
+    if (!rc) rc = cli_json_optimizer("train", root, path, t);
 #undef NUM
     if (!rc) {
         x = (double)r->epochs;
