@@ -69,4 +69,44 @@ static inline float vlp_gelu_tanh_f(float x) {
 }
 static inline float vlp_quick_gelu_f(float x) { return x * vlp_sigmoid(1.702f * x); }
 
+/* Row reductions with 16 running partial sums. Strict FP order forbids gcc from reordering a
+ * plain `s += x[i]`, so that loop runs one dependent add per element (~4 cycles each): row
+ * statistics of layernorm cost as much as the attention of a ViT. The 16 sums live in vector
+ * registers; the order is fixed, so results do not depend on the run or the thread count. */
+static inline float vlp_acc16_total(const float *acc, float tail) {
+    float s8[8];
+    for (int j = 0; j < 8; j++) s8[j] = acc[j] + acc[j + 8];
+    float s4[4];
+    for (int j = 0; j < 4; j++) s4[j] = s8[j] + s8[j + 4];
+    return ((s4[0] + s4[2]) + (s4[1] + s4[3])) + tail;
+}
+
+static inline float vlp_rsum(const float *x, int64_t n) {
+    float acc[16] = {0}, tail = 0;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += x[i + j];
+    for (; i < n; i++) tail += x[i];
+    return vlp_acc16_total(acc, tail);
+}
+
+static inline float vlp_rdot(const float *a, const float *b, int64_t n) {
+    float acc[16] = {0}, tail = 0;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += a[i + j] * b[i + j];
+    for (; i < n; i++) tail += a[i] * b[i];
+    return vlp_acc16_total(acc, tail);
+}
+
+/* sum of (x - mu)^2 */
+static inline float vlp_rsqdev(const float *x, float mu, int64_t n) {
+    float acc[16] = {0}, tail = 0;
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += (x[i + j] - mu) * (x[i + j] - mu);
+    for (; i < n; i++) tail += (x[i] - mu) * (x[i] - mu);
+    return vlp_acc16_total(acc, tail);
+}
+
 #endif

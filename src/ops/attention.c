@@ -101,9 +101,7 @@ static void attention_forward(vlp_tensor *t, vlp_exec *ex) {
                 continue;
             }
             for (int j = 0; j < Tk; j++) row[j] = vlp_exp(row[j] - m); /* vectorised */
-            float s = 0;
-            for (int j = 0; j < Tk; j++) s += row[j];
-            float inv = 1.0f / s;
+            float inv = 1.0f / vlp_rsum(row, Tk);
             for (int j = 0; j < Tk; j++) row[j] *= inv;
         }
         vlp_gemm_st(0, 0, Tq, hd, Tk, 1.0f, Pb, Tk, V, (int)ldv, 0.0f, O + (int64_t)b * Tq * D + h * hd, D);

@@ -54,17 +54,14 @@ static void layernorm_forward(vlp_tensor *t, vlp_exec *ex) {
     VLP_PARFOR(ex->nthreads, rows * D > 65536 /* tiny batches: one thread, no region */, (int64_t r = 0; r < rows; r++), {
         const float *xr = x + r * D;
         float *yr = y + r * D;
-        float s = 0;
-        for (int64_t i = 0; i < D; i++) s += xr[i];
-        float mu = s / (float)D, v = 0;
-        for (int64_t i = 0; i < D; i++) v += (xr[i] - mu) * (xr[i] - mu);
-        float rs = 1.0f / sqrtf(v / (float)D + eps);
+        float mu = vlp_rsum(xr, D) / (float)D;
+        float rs = 1.0f / sqrtf(vlp_rsqdev(xr, mu, D) / (float)D + eps);
         mean[r] = mu;
         rstd[r] = rs;
-        for (int64_t i = 0; i < D; i++) {
-            float h = (xr[i] - mu) * rs;
-            yr[i] = h * (w ? w[i] : 1.0f) + (b ? b[i] : 0.0f);
-        }
+        if (w && b)
+            for (int64_t i = 0; i < D; i++) yr[i] = (xr[i] - mu) * rs * w[i] + b[i];
+        else
+            for (int64_t i = 0; i < D; i++) yr[i] = (xr[i] - mu) * rs * (w ? w[i] : 1.0f) + (b ? b[i] : 0.0f);
     });
 }
 
@@ -89,14 +86,21 @@ static void layernorm_backward(vlp_tensor *t, vlp_exec *ex) {
                     pb[i] += dyr[i];
                 }
             if (need_x) {
-                float s1 = 0, s2 = 0; /* mean of dxhat and of dxhat * xhat */
-                for (int64_t i = 0; i < D; i++) {
+                /* mean of dxhat and of dxhat * xhat, 16 partial sums each (see vlp_rsum) */
+                float a1[16] = {0}, a2[16] = {0}, t1 = 0, t2 = 0;
+                int64_t i = 0;
+                for (; i + 16 <= D; i += 16)
+                    for (int j = 0; j < 16; j++) {
+                        float dh = dyr[i + j] * (w ? w[i + j] : 1.0f);
+                        a1[j] += dh;
+                        a2[j] += dh * (xr[i + j] - mu) * rs;
+                    }
+                for (; i < D; i++) {
                     float dh = dyr[i] * (w ? w[i] : 1.0f);
-                    s1 += dh;
-                    s2 += dh * (xr[i] - mu) * rs;
+                    t1 += dh;
+                    t2 += dh * (xr[i] - mu) * rs;
                 }
-                s1 /= (float)D;
-                s2 /= (float)D;
+                float s1 = vlp_acc16_total(a1, t1) / (float)D, s2 = vlp_acc16_total(a2, t2) / (float)D;
                 float *dxr = xt->grad + r * D;
                 for (int64_t i = 0; i < D; i++) {
                     float dh = dyr[i] * (w ? w[i] : 1.0f);
@@ -130,7 +134,7 @@ static void softmax_forward(vlp_tensor *t, vlp_exec *ex) {
         float *yr = y + r * D, m = -INFINITY, s = 0;
         for (int64_t i = 0; i < D; i++) m = xr[i] > m ? xr[i] : m;
         for (int64_t i = 0; i < D; i++) yr[i] = vlp_exp(xr[i] - m); /* vectorised */
-        for (int64_t i = 0; i < D; i++) s += yr[i];
+        s = vlp_rsum(yr, D);
         float inv = 1.0f / s;
         for (int64_t i = 0; i < D; i++) yr[i] *= inv;
     });
@@ -142,8 +146,7 @@ static void softmax_backward(vlp_tensor *t, vlp_exec *ex) {
     int64_t D = vlp_cols(t), rows = vlp_rows(t);
     VLP_PARFOR(ex->nthreads, rows * D > 16384, (int64_t r = 0; r < rows; r++), {
         const float *yr = y + r * D, *dyr = dy + r * D;
-        float dot = 0;
-        for (int64_t i = 0; i < D; i++) dot += yr[i] * dyr[i];
+        float dot = vlp_rdot(yr, dyr, D);
         for (int64_t i = 0; i < D; i++) dx[r * D + i] += yr[i] * (dyr[i] - dot);
     });
 }
@@ -166,9 +169,7 @@ static void l2norm_forward(vlp_tensor *t, vlp_exec *ex) {
     int64_t D = vlp_cols(t), rows = vlp_rows(t);
     VLP_PARFOR(ex->nthreads, rows * D > 16384, (int64_t r = 0; r < rows; r++), {
         const float *xr = x + r * D;
-        float s = 0;
-        for (int64_t i = 0; i < D; i++) s += xr[i] * xr[i];
-        float n = sqrtf(s);
+        float n = sqrtf(vlp_rdot(xr, xr, D));
         den[r] = n > eps ? n : eps;
         for (int64_t i = 0; i < D; i++) y[r * D + i] = xr[i] / den[r];
     });
@@ -181,8 +182,7 @@ static void l2norm_backward(vlp_tensor *t, vlp_exec *ex) {
     VLP_PARFOR(ex->nthreads, rows * D > 16384, (int64_t r = 0; r < rows; r++), {
         const float *yr = y + r * D, *dyr = dy + r * D;
         if (den[r] > eps) {
-            float dot = 0;
-            for (int64_t i = 0; i < D; i++) dot += yr[i] * dyr[i];
+            float dot = vlp_rdot(yr, dyr, D);
             for (int64_t i = 0; i < D; i++) dx[r * D + i] += (dyr[i] - yr[i] * dot) / den[r];
         } else { /* the divisor is the constant eps */
             for (int64_t i = 0; i < D; i++) dx[r * D + i] += dyr[i] / eps;
