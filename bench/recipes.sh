@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# make bench-recipes: the fusion and generative pre-training recipes of the emoji benchmark
+# (configs/emoji-{albef,vlmo,vilt,cap}-s.json, 600 steps of batch 256 each), trained and scored by
+# vlp, for the table in BENCHMARKS.md next to the emoji-s dual encoder (bench-train-full).
+#   RECIPES ("albef vlmo vilt cap"), THREADS (2), STEPS (600), DATA (data/emoji),
+#   TASKS (data/emoji-tasks: caption files for the captioning recipe), RERANK (16: ITM re-scores
+#   the ITC top 16), SKIP_TRAIN=1 (score the models already in bench/out/recipes), SKIP_SCORE=1
+#   (train only).
+# Each recipe: wall time of `vlp train` (data loading included), retrieval on style and unseen by
+# ITC and by ITM re-ranking (ViLT has no unimodal encoders: every pair by ITM, unseen only, since
+# style's 1720 x 1720 pairs would take hours), captioning BLEU-4 / CIDEr-D (beam search) for cap.
+set -euo pipefail
+build="${1:-build}"
+threads="${THREADS:-2}"
+steps="${STEPS:-600}"
+data="${DATA:-data/emoji}"
+tasks="${TASKS:-data/emoji-tasks}"
+rerank="${RERANK:-16}"
+vlp="$build/vlp"
+out=bench/out/recipes
+mkdir -p "$out"
+[ -f "$data/train.tsv" ] || "$vlp" data emoji --out "$data"
+
+train() { # RECIPE
+  local t0=$SECONDS
+  VLP_PROGRESS=0 "$vlp" --threads "$threads" train --config "configs/emoji-$1-s.json" --data "$data/train.tsv" \
+    --no-eval --steps "$steps" --out "$out/$1" --log-every 20 --save-every 0 2>"$out/$1.log"
+  echo "{\"wall_s\": $((SECONDS - t0)), \"steps\": $steps, \"threads\": $threads}" >"$out/$1.time.json"
+  echo "$1: trained in $((SECONDS - t0)) s" >&2
+}
+
+score() { # RECIPE
+  local m="$out/$1/model"
+  case "$1" in
+  vilt) "$vlp" --threads "$threads" eval --model "$m" --data "$data/unseen.tsv" --json >"$out/$1.eval.json" ;;
+  cap)
+    "$vlp" --threads "$threads" eval --model "$m" --data "$data/style.tsv" --data "$data/unseen.tsv" \
+      --json >"$out/$1.eval.json"
+    [ -f "$tasks/style/caption.jsonl" ] || "$vlp" data emoji-tasks --out "$tasks" >/dev/null
+    for s in style unseen; do
+      "$vlp" --threads "$threads" eval --task caption --model "$m" --data "$tasks/$s/caption.jsonl" \
+        --predictions "$out/$1.caption_$s.jsonl" --json >"$out/$1.caption_$s.json"
+    done
+    ;;
+  *)
+    "$vlp" --threads "$threads" eval --model "$m" --data "$data/style.tsv" --data "$data/unseen.tsv" \
+      --rerank "$rerank" --json >"$out/$1.eval.json"
+    ;;
+  esac
+}
+
+for r in ${RECIPES:-albef vlmo vilt cap}; do
+  [ "${SKIP_TRAIN:-0}" = 1 ] || train "$r"
+  [ "${SKIP_SCORE:-0}" = 1 ] || score "$r"
+done
+[ "${SKIP_SCORE:-0}" = 1 ] || /usr/bin/python3 bench/summarize_recipes.py "$out" bench/out/train_full
