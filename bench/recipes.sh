@@ -3,7 +3,7 @@
 # (configs/emoji-{albef,vlmo,vilt,cap}-s.json, 600 steps of batch 256 each), trained and scored by
 # vlp, for the table in BENCHMARKS.md next to the emoji-s dual encoder (bench-train-full).
 #   RECIPES ("albef vlmo vilt cap"), THREADS (2), STEPS (600), DATA (data/emoji),
-#   TASKS (data/emoji-tasks: caption files for the captioning recipe), RERANK (16: ITM re-scores
+#   TASKS (DATA/tasks: caption-{style,unseen}.jsonl for the captioning recipe), RERANK (16: ITM re-scores
 #   the ITC top 16), SKIP_TRAIN=1 (score the models already in bench/out/recipes), SKIP_SCORE=1
 #   (train only).
 # Each recipe: wall time of `vlp train` (data loading included), retrieval on style and unseen by
@@ -14,7 +14,7 @@ build="${1:-build}"
 threads="${THREADS:-2}"
 steps="${STEPS:-600}"
 data="${DATA:-data/emoji}"
-tasks="${TASKS:-data/emoji-tasks}"
+tasks="${TASKS:-$data/tasks}"
 rerank="${RERANK:-16}"
 vlp="$build/vlp"
 out=bench/out/recipes
@@ -36,9 +36,9 @@ score() { # RECIPE
   cap)
     "$vlp" --threads "$threads" eval --model "$m" --data "$data/style.tsv" --data "$data/unseen.tsv" \
       --json >"$out/$1.eval.json"
-    [ -f "$tasks/style/caption.jsonl" ] || "$vlp" data emoji-tasks --out "$tasks" >/dev/null
+    [ -f "$tasks/caption-style.jsonl" ] || "$vlp" data emoji-tasks --out "$data" >/dev/null
     for s in style unseen; do
-      "$vlp" --threads "$threads" eval --task caption --model "$m" --data "$tasks/$s/caption.jsonl" \
+      "$vlp" --threads "$threads" eval --task caption --model "$m" --data "$tasks/caption-$s.jsonl" \
         --predictions "$out/$1.caption_$s.jsonl" --json >"$out/$1.caption_$s.json"
     done
     ;;

@@ -4,7 +4,8 @@
 # seed (another initialisation and data order) to show run-to-run noise. Every model is scored
 # by the same evaluator (vlp eval: retrieval on style and unseen, zero-shot categories), so the
 # table compares training, not evaluation code. PyTorch takes ~35 min of the ~50.
-#   THREADS (2), STEPS (600), SEED2 (1), DATA (data/emoji), SKIP_TORCH=1 (vlp only),
+#   THREADS (2), STEPS (600), SEED2 (1), DATA (data/emoji), SKIP_TORCH=1 (vlp only), ALBEF=0 (no
+#   albef-s part: emoji-albef-s.json in vlp and in its PyTorch twin, see below), RERANK (16),
 #   PARALLEL=1: PyTorch runs alongside the two vlp runs (e.g. THREADS=1 PARALLEL=1 on a busy
 #   2-core machine; wall times then only say what that setting gave)
 set -euo pipefail
@@ -62,4 +63,35 @@ train_vlp vlp_seed0 0
 echo "== vlp, seed $seed2" >&2
 train_vlp "vlp_seed$seed2" "$seed2"
 [ -z "$tpid" ] || wait "$tpid"
+
+# ---- albef-s (ALBEF=0 skips): vlp seed 0 and its PyTorch twin (bench/torch_train_albef.py) from
+# the same initial weights on the same batches; the twin draws its own MLM masks and ITM
+# negatives (torch RNG), so the two agree within seed noise, not to round-off. Scored with ITC
+# retrieval and ITM re-ranking of the top RERANK (16). PyTorch takes ~72 min of the ~95.
+if [ "${ALBEF:-1}" != 0 ]; then
+  acfg=configs/emoji-albef-s.json
+  acommon=(--config "$acfg" --data "$data/train.tsv" --no-eval --steps "$steps" --seed 0)
+  aeval() { # NAME MODEL_DIR
+    "$vlp" --threads "$threads" eval --model "$2" --data "$data/style.tsv" --data "$data/unseen.tsv" \
+      --rerank "${RERANK:-16}" --json >"$out/$1.eval.json"
+  }
+  echo "== albef-s, vlp seed 0" >&2
+  t0=$SECONDS
+  VLP_PROGRESS=0 "$vlp" --threads "$threads" train "${acommon[@]}" --out "$out/albef_vlp_seed0" --log-every 20 \
+    --save-every 0 2>"$out/albef_vlp_seed0.log"
+  echo "{\"wall_s\": $((SECONDS - t0))}" >"$out/albef_vlp_seed0.time.json"
+  aeval albef_vlp_seed0 "$out/albef_vlp_seed0/model"
+  if [ "${SKIP_TORCH:-0}" != 1 ]; then
+    echo "== albef-s, PyTorch (same initial weights and batches; ~72 min on 2 threads)" >&2
+    "$vlp" --threads "$threads" train "${acommon[@]}" --out "$out/albef_dump" --dump-batches "$steps" \
+      --dump-compact >/dev/null
+    t0=$SECONDS
+    $py bench/torch_train_albef.py "$out/albef_dump" --config "$acfg" --steps "$steps" --warmup-steps 0 \
+      --threads "$threads" --schedule-total "$steps" --save "$out/albef_torch_seed0" --log-every 20 \
+      >"$out/albef_torch_seed0.run.json" 2>"$out/albef_torch_seed0.log"
+    echo "{\"wall_s\": $((SECONDS - t0))}" >"$out/albef_torch_seed0.time.json"
+    rm -rf "$out/albef_dump/batches"
+    aeval albef_torch_seed0 "$out/albef_torch_seed0"
+  fi
+fi
 $py bench/summarize_full.py "$out"

@@ -344,6 +344,7 @@ int vlp_cmd_finetune(int argc, char **argv) {
         fprintf(stderr, "vlp finetune: the run needs --steps N\n");
         return CLI_USAGE;
     }
+    if (c.tc.warmup > c.tc.steps) c.tc.warmup = c.tc.steps; /* a short run (--steps) keeps the config's warm-up: clamp, as vlp train */
     if (vlp_train_config_validate(&c.tc)) {
         fprintf(stderr, "vlp finetune: %s\n", vlp_last_error());
         return CLI_USAGE;
