@@ -120,7 +120,7 @@ bench-tasks: all
 # ---- fuzzing: clang + libFuzzer with ASan/UBSan; make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS=...] ----
 # Each target links only the module it exercises. Results: fuzz/README.md.
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= tokenizer image safetensors tar_csv
+FUZZ_TARGETS ?= tokenizer wordpiece image safetensors tar_csv tasks
 FUZZ_CFLAGS = -std=c11 -g -O1 -march=$(MARCH) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
               -D_GNU_SOURCE -Iinclude -Isrc -Isrc/core -I/usr/include/stb
 FUZZ_SRC_tokenizer = $(sort $(wildcard src/text/*.c)) src/core/error.c
@@ -131,12 +131,16 @@ FUZZ_SRC_safetensors = src/io/safetensors.c src/core/error.c
 FUZZ_LIBS_safetensors = -ljansson -lm
 FUZZ_SRC_tar_csv = src/data/dataset.c src/data/tar.c src/data/csv.c src/data/folder.c src/core/error.c
 FUZZ_LIBS_tar_csv = -larchive -ljansson
+FUZZ_SRC_wordpiece = $(FUZZ_SRC_tokenizer)
+FUZZ_LIBS_wordpiece = $(FUZZ_LIBS_tokenizer)
+FUZZ_SRC_tasks = src/eval/tasks.c src/eval/metrics.c src/core/error.c
+FUZZ_LIBS_tasks = -ljansson -lutf8proc -lm
 define FUZZ_RULE
 $(BUILD)/fuzz/fuzz_$(1): fuzz/fuzz_$(1).c $(FUZZ_SRC_$(1)) $(wildcard include/*.h src/*/*.h src/*/*.inc) | deps-test
 	@mkdir -p $$(dir $$@)
 	clang $(FUZZ_CFLAGS) $$< $(FUZZ_SRC_$(1)) $(FUZZ_LIBS_$(1)) -o $$@
 endef
-$(foreach t,tokenizer image safetensors tar_csv,$(eval $(call FUZZ_RULE,$(t))))
+$(foreach t,tokenizer wordpiece image safetensors tar_csv tasks,$(eval $(call FUZZ_RULE,$(t))))
 
 deps-test:
 	@bash scripts/deps.sh --check test 2>/dev/null || bash scripts/deps.sh test

@@ -53,7 +53,25 @@ seed_tar_csv() { # mode byte (0 tar, 1 CSV + options byte, 2 brace pattern) + th
   printf '\x02d/{000..012}-{a,b{1..3}}.tar::x{9..7}' > "$d/brace"
 }
 
-max_len_tokenizer=4096; max_len_image=30000; max_len_safetensors=16384; max_len_tar_csv=24000
+seed_wordpiece() { # the BERT fixture texts (plain JSON strings), a pair, a vocabulary-like file
+  local d=$1
+  grep -v '\\' tests/fixtures/bert/tokenizer.jsonl | sed -n 's/^{"text": "\([^"]*\)".*$/\1/p' | head -n 300 |
+    { n=0; while IFS= read -r line; do n=$((n + 1)); printf '%s' "$line" > "$d/fixture-$n"; done; }
+  printf 'The quick brown fox\xffjumps over the lazy dog, unaffable \xe4\xbd\xa0\xe5\xa5\xbd' > "$d/pair"
+  printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n##s\nworld\n,\n!\nun\n##aff\n##able\nhello\n' > "$d/vocab"
+}
+
+seed_tasks() { # task kind byte (vlp_task_kind: caption vqa nlvr ground2 ground3 mc) + the report fixtures' files
+  local d=$1 f k
+  for f in tests/fixtures/report/tasks/*.jsonl; do
+    case "$(basename "$f")" in
+    caption-*) k=0 ;; vqa-*) k=1 ;; nlvr-*) k=2 ;; ground2-*) k=3 ;; ground3-*) k=4 ;; *) k=5 ;;
+    esac
+    { printf "$(printf '\\x%02x' $k)"; cat "$f"; } > "$d/$(basename "$f")"
+  done
+}
+
+max_len_wordpiece=4096; max_len_tasks=8192; max_len_tokenizer=4096; max_len_image=30000; max_len_safetensors=16384; max_len_tar_csv=24000
 status=0
 for t in "$@"; do
   bin="$build/fuzz/fuzz_$t"
