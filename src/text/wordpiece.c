@@ -514,7 +514,8 @@ static void word_cached(vlp_wordpiece *t, wp_work *w, const uint32_t *c, size_t 
     word_ids(t, w, c, n, out);
     if (w->oom || out->oom) return;
     pthread_mutex_lock(&t->mu);
-    cache_put(t, key, (uint32_t)len, h, out->v + mark, out->n - mark);
+    /* a word may give no ids (out->v still NULL): no pointer arithmetic on NULL */
+    cache_put(t, key, (uint32_t)len, h, out->n > mark ? out->v + mark : NULL, out->n - mark);
     pthread_mutex_unlock(&t->mu);
 }
 
