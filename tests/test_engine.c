@@ -341,6 +341,28 @@ static void test_kept_view(void) {
     vlp_graph_free(g);
 }
 
+/* A view of a parameter (reshape of a weight) in an inference graph: parameters are not
+ * planned (no node id), and the planner once indexed its last-reader table with that -1. */
+static void test_param_view(void) {
+    vlp_params *P = vlp_params_new();
+    int64_t ws[1] = {64}, w2[2] = {8, 8}, xs[3] = {8, 8, 8};
+    vlp_tensor *w = vlp_params_add(P, "w", 1, ws, 0);
+    CHECK(w && vlp_params_alloc(P) == 0, "params: %s", vlp_last_error());
+    for (int i = 0; i < 64; i++) ((float *)w->data)[i] = (float)i;
+    vlp_graph *g = vlp_graph_new();
+    vlp_tensor *x = vlp_input(g, "x", VLP_F32, 3, xs);
+    vlp_tensor *wv = vlp_reshape(g, w, 2, w2);
+    vlp_tensor *y = vlp_keep(vlp_scale(g, vlp_add(g, vlp_scale(g, x, 2.0f), wv), 0.5f));
+    CHECK(vlp_graph_build(g, y, VLP_BUILD_INFERENCE) == 0, "build: %s", vlp_last_error());
+    for (int i = 0; i < 8 * 64; i++) ((float *)x->data)[i] = 1.0f;
+    CHECK(vlp_graph_forward(g) == 0, "forward: %s", vlp_last_error());
+    int bad = 0;
+    for (int i = 0; i < 8 * 64; i++) bad += ((float *)y->data)[i] != 0.5f * (2.0f + (float)(i % 64));
+    CHECK(bad == 0, "a reshaped parameter in an inference graph (%d wrong)", bad);
+    vlp_graph_free(g);
+    vlp_params_free(P);
+}
+
 int main(void) {
     vlp_set_threads(2);
     test_threads_agree();
@@ -350,6 +372,7 @@ int main(void) {
     test_errors();
     test_late_input();
     test_kept_view();
+    test_param_view();
     test_npy();
     return test_finish();
 }

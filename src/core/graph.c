@@ -459,12 +459,12 @@ int vlp_graph_build(vlp_graph *g, vlp_tensor *out, int mode) {
             vlp_tensor *t = g->nodes[i];
             for (int s = 0; s < VLP_MAX_SRC; s++)
                 if (t->src[s] && t->src[s]->id >= 0) {
-                    int b = view_base(t->src[s])->id;
-                    if (last[b] < i) last[b] = i;
+                    int b = view_base(t->src[s])->id; /* -1: a view of a parameter (not planned) */
+                    if (b >= 0 && last[b] < i) last[b] = i;
                 }
             if (t->flags & VLP_FLAG_VIEW) { /* a view extends its base's life to its own last reader */
                 int b = view_base(t)->id;
-                if (last[b] < last[i]) last[b] = last[i];
+                if (b >= 0 && last[b] < last[i]) last[b] = last[i];
             }
         }
         /* Views may be read after their base's recorded last use: propagate once more. */
@@ -472,6 +472,7 @@ int vlp_graph_build(vlp_graph *g, vlp_tensor *out, int mode) {
             vlp_tensor *t = g->nodes[i];
             if (live[i] && (t->flags & VLP_FLAG_VIEW)) {
                 int b = view_base(t)->id;
+                if (b < 0) continue; /* a view of a parameter */
                 if (last[b] < last[i]) last[b] = last[i];
                 if (t->flags & VLP_FLAG_KEEP) last[b] = g->n_nodes; /* a kept view keeps its base */
             }
