@@ -34,7 +34,7 @@ TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_C := bench/train_step.c bench/gemm_shapes.c bench/clip_bench.c bench/gemm_cpu.c bench/tokenizer_bench.c bench/image_bench.c
 BENCH_BIN := $(BENCH_C:bench/%.c=$(BUILD)/bench/%) $(BUILD)/bench/fma_peak
 
-.PHONY: all lib cli test demo demo-toy bench bench-train bench-train-full bench-clip bench-recipes bench-tasks install uninstall clean deps deps-bench deps-test fuzz
+.PHONY: all lib cli test demo demo-toy bench bench-train bench-finetune bench-train-full bench-clip bench-recipes bench-tasks install uninstall clean deps deps-bench deps-test fuzz
 all: deps $(BUILD)/libvlp.a $(BUILD)/libvlp.so $(BUILD)/vlp
 
 # Installs missing Debian packages (as root) or says exactly what to install.
@@ -98,6 +98,12 @@ bench: deps-bench all $(BENCH_BIN)
 # THREADS=2; ALBEF=0 skips albef-s).
 bench-train: deps-bench all
 	@bash bench/train_emoji.sh $(BUILD)
+
+# The albef-s fine-tuning on vqa and nlvr in vlp and its PyTorch twin (same weights, head init and
+# batches; step-0 check, then STEPS=30 timed); FULL=1: the whole 300-step runs, scored side by side.
+# PRE=DIR: the pre-trained model (default bench/out/recipes/albef/model).
+bench-finetune: deps-bench all
+	@bash bench/finetune_twin.sh $(BUILD)
 
 # ViT-B/32 inference in rounds: PyTorch, vlp, vlp without fusion and packed weights (ROUNDS=2).
 bench-clip: deps-bench all $(BENCH_BIN)

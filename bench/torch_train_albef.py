@@ -20,6 +20,13 @@ compare like for like:
     10% a random id >= 999, 10% unchanged; the masked caption goes through all text layers with
     cross-attention to the image; head dense -> GELU -> LayerNorm -> word embeddings^T + bias
     (tied), on every position, cross-entropy over the picked ones;
+  * momentum distillation (config momentum > 0, ALBEF): an EMA copy of the model (teacher) gives
+    the ITC positives; queue_size earlier teacher features (both modalities, a ring; random unit
+    vectors at first) are extra negatives; ITC then uses temperature 0.07 and soft targets
+    (1 - a) one-hot + a softmax(teacher sims / 0.07) (a = distill_alpha); MLM becomes
+    (1 - a) CE + a softCE(teacher's softmax), the teacher fusing its own image states with the
+    same masked caption. After each optimiser step the step's teacher features enter the queue,
+    then teacher = m * teacher + (1 - m) * model over every tensor;
   * loss = w_itc ITC + w_itm ITM + w_mlm MLM (weights from the config);
   * AdamW as vlp (decay on every tensor not listed in RUN/no_decay.txt, which vlp writes), learning
     rate lr * (s + 1) / warmup during warm-up, then cosine to min_lr at the run's total steps.
@@ -27,7 +34,10 @@ compare like for like:
 MLM masks and ITM negatives are random draws: the twin draws its own (torch RNG, --seed).
 `--check` verifies the architecture on the deterministic parts instead: with vlp's draws for the
 first batch (RUN/probe/, written by `vlp train --dump-batches`) it computes the step-0 losses and
-every parameter gradient and compares them with vlp's.
+every parameter gradient and compares them with vlp's. Momentum runs: the probe also holds vlp's
+initial queue and its draws for the next steps (dump 3 batches); the check then replays those
+steps (AdamW at vlp's rates, queue push, teacher EMA) and compares every step's losses and, after
+the last, the parameters, the teacher and the queues with RUN/probe/after/.
 
 Data: RUN/batches (pixels/tokens per batch, or --dump-compact's index + dataset arrays), in order;
 the attention mask is ids != [PAD], as vlp's trainer.
@@ -37,10 +47,13 @@ included, over the steps after --warmup-steps), pairs/s, and the losses of every
 
     vlp train --config configs/emoji-albef-s.json --no-eval --out RUN --dump-batches 33
     /usr/bin/python3 bench/torch_train_albef.py RUN --check
+    vlp train --config configs/emoji-albef-md-s.json --batch-size 16 --warmup 1 --out RUN2 --dump-batches 3
+    /usr/bin/python3 bench/torch_train_albef.py RUN2 --check --config configs/emoji-albef-md-s.json
     /usr/bin/python3 bench/torch_train_albef.py RUN --steps 30 --warmup-steps 3 --threads 2
 """
 
 import argparse
+import copy
 import json
 import math
 import os
@@ -123,8 +136,8 @@ class ALBEF(nn.Module):
         super().__init__()
         if c["family"] != "dual_stream" or c.get("co_attention") or c.get("text_pre_ln") or c["act"] != "gelu":
             raise SystemExit("torch_train_albef: only dual_stream, post-LN text, no co-attention, act gelu")
-        if c.get("momentum", 0) > 0 or c.get("w_mim", 0) > 0 or c.get("mlm_whole_word"):
-            raise SystemExit("torch_train_albef: momentum, MIM and whole-word MLM are not in the twin")
+        if c.get("w_mim", 0) > 0 or c.get("mlm_whole_word"):
+            raise SystemExit("torch_train_albef: MIM and whole-word MLM are not in the twin")
         self.c = c
         eps, IW, W, P = c["ln_eps"], c["vision_width"], c["width"], c["patch_size"]
         N = (c["image_size"] // P) ** 2
@@ -153,6 +166,38 @@ class ALBEF(nn.Module):
         self.txt_proj = nn.Parameter(torch.empty(E, W))
         self.logit_scale = nn.Parameter(torch.empty(()))
         self.unused = [self.mask_token, self.mim_head.weight, self.mim_head.bias]
+        self.mo = c.get("momentum", 0.0)
+        object.__setattr__(self, "teacher", None)  # not a submodule: its tensors are not trained
+
+    # ---- momentum distillation ------------------------------------------------------------------
+    def momentum_init(self, queue_img=None, queue_txt=None):
+        """The teacher: a frozen copy of the model now; the queues: vlp's (--check) or random unit rows."""
+        c = self.c
+        t = copy.deepcopy(self)
+        for p in t.parameters():
+            p.requires_grad_(False)
+        object.__setattr__(self, "teacher", t)
+        self.alpha, K, E = c.get("distill_alpha", 0.0), c.get("queue_size", 0), c["embed_dim"]
+        if K and queue_img is None:
+            queue_img, queue_txt = F.normalize(torch.randn(K, E), dim=1), F.normalize(torch.randn(K, E), dim=1)
+        self.queue_img, self.queue_txt = (queue_img.clone(), queue_txt.clone()) if K else (None, None)
+        self.queue_pos = 0
+
+    @torch.no_grad()
+    def momentum_after_step(self):
+        """vlp_vl_pretrain_after_step: the step's teacher features into the ring, then the EMA
+        (in float32 as vlp: m * t + (1 - m) * s, each product rounded)."""
+        fim, ftm = self.last_mom
+        if self.queue_img is not None:
+            K, B = self.queue_img.shape[0], fim.shape[0]
+            rows = (self.queue_pos + torch.arange(B)) % K
+            self.queue_img[rows], self.queue_txt[rows] = fim, ftm
+            self.queue_pos = (self.queue_pos + B) % K
+        mo = float(np.float32(self.mo))
+        om = float(np.float32(1.0) - np.float32(self.mo))
+        for k, p in self.names.items():
+            tp = self.teacher.names[k]
+            tp.copy_(tp * mo + p * om)
 
     def vlp_names(self):
         """vlp's tensor name -> parameter."""
@@ -218,7 +263,26 @@ class ALBEF(nn.Module):
         ft = F.normalize(txt[:, 0] @ self.txt_proj.t(), dim=-1, eps=1e-12)
         B = ids.shape[0]
         out = {}
-        if c["w_itc"] > 0:
+        T = self.teacher
+        if c["w_itc"] > 0 and T is not None:  # ALBEF: momentum teacher, queue, soft targets, temperature 0.07
+            inv_t = float(np.float32(1.0) / np.float32(0.07))
+            with torch.no_grad():
+                img_m = T.encode_image(px)
+                txt_m = T.encode_text(T.embed_text(ids), mask)
+                fim = F.normalize(img_m[:, 0] @ T.vis_proj.t(), dim=-1, eps=1e-12)
+                ftm = F.normalize(txt_m[:, 0] @ T.txt_proj.t(), dim=-1, eps=1e-12)
+                all_i = fim if self.queue_img is None else torch.cat([fim, self.queue_img])
+                all_t = ftm if self.queue_txt is None else torch.cat([ftm, self.queue_txt])
+                one = torch.zeros(B, all_t.shape[0])
+                one[torch.arange(B), torch.arange(B)] = 1
+                a = self.alpha
+                tg_i2t = a * ((fim @ all_t.t()) * inv_t).softmax(1) + (1 - a) * one
+                tg_t2i = a * ((ftm @ all_i.t()) * inv_t).softmax(1) + (1 - a) * one
+            self.last_mom = (fim, ftm)
+            l1 = -(F.log_softmax((fi @ all_t.t()) * inv_t, 1) * tg_i2t).sum(1).mean()
+            l2 = -(F.log_softmax((ft @ all_i.t()) * inv_t, 1) * tg_t2i).sum(1).mean()
+            out["itc"] = 0.5 * (l1 + l2)
+        elif c["w_itc"] > 0:
             logits = self.logit_scale.exp() * fi @ ft.t()
             lab = torch.arange(B)
             out["itc"] = 0.5 * (F.cross_entropy(logits, lab) + F.cross_entropy(logits.t(), lab))
@@ -241,6 +305,13 @@ class ALBEF(nn.Module):
             h = self.head_ln(F.gelu(self.head_dense(fused.reshape(-1, fused.shape[-1])[sel])))
             logits = h @ self.word_emb.t() + self.head_bias
             out["mlm"] = F.cross_entropy(logits, mlm_labels.view(-1)[sel])
+            if T is not None and self.alpha > 0:  # ALBEF distils MLM from the teacher too
+                with torch.no_grad():
+                    fm = T.fuse(T.encode_text(T.embed_text(mlm_ids), mask), mask, img_m)
+                    hm = T.head_ln(F.gelu(T.head_dense(fm.reshape(-1, fm.shape[-1])[sel])))
+                    q = (hm @ T.word_emb.t() + T.head_bias).softmax(-1)
+                soft = -(q * F.log_softmax(logits, -1)).sum(1).mean()
+                out["mlm"] = (1 - self.alpha) * out["mlm"] + self.alpha * soft
         out["loss"] = sum(c["w_" + k] * v for k, v in out.items())
         return out
 
@@ -278,7 +349,100 @@ def read_npy_i64(path):
     return torch.from_numpy(np.load(path).astype(np.int64))
 
 
-def check(model, run, batches):
+def make_optimizer(model, run, config):
+    """AdamW as vlp: the run config's settings, no decay on RUN/no_decay.txt's tensors."""
+    rc = json.load(open(config))
+    opt_c = rc.get("optimizer", {})
+    no_decay = {l.strip() for l in open(os.path.join(run, "no_decay.txt")) if l.strip()}
+    decay = [p for k, p in model.names.items() if k not in no_decay]
+    nodecay = [p for k, p in model.names.items() if k in no_decay]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": opt_c.get("weight_decay", 0.1)},
+                              {"params": nodecay, "weight_decay": 0.0}],
+                             lr=opt_c.get("lr", 5e-4), betas=tuple(opt_c.get("betas", (0.9, 0.98))),
+                             eps=opt_c.get("eps", 1e-6)), rc
+
+
+def optimiser_step(model, opt, lr):
+    """One step as vlp's trainer: every tensor steps (zero gradient where unused), then the clamp."""
+    for p in model.names.values():
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    for g in opt.param_groups:
+        g["lr"] = lr
+    opt.step()
+    with torch.no_grad():
+        model.logit_scale.clamp_(0, math.log(100))
+    if model.teacher is not None:
+        model.momentum_after_step()
+
+
+def rel(a, b):
+    return (a - b).double().norm().item() / max(b.double().norm().item(), 1e-30)
+
+
+def check_steps(model, run, batches, config):
+    """Momentum runs: vlp's further probe steps (RUN/probe/steps.json) replayed with its draws."""
+    pdir = os.path.join(run, "probe")
+    ref = json.load(open(os.path.join(pdir, "steps.json")))
+    steps = ref["steps"]
+    c = model.c
+    opt, _ = make_optimizer(model, run, config)
+    res = {"steps": len(steps), "step_losses": []}
+    worst = 0.0
+    for s, st in enumerate(steps):
+        if s > 0:  # step 0's forward and backward ran in check()
+            px, ids = batches[s]
+            mlm_ids = read_npy_i64(os.path.join(pdir, f"mlm_ids_{s}.npy")) if c["w_mlm"] > 0 else None
+            mlm_lab = read_npy_i64(os.path.join(pdir, f"mlm_labels_{s}.npy")) if c["w_mlm"] > 0 else None
+            negs = (read_npy_i64(os.path.join(pdir, f"neg_img_{s}.npy")),
+                    read_npy_i64(os.path.join(pdir, f"neg_txt_{s}.npy"))) if c["w_itm"] > 0 else None
+            opt.zero_grad(set_to_none=True)
+            out = model.losses(px, ids, mlm_ids, mlm_lab, lambda a, b, sc: negs)
+            out["loss"].backward()
+            row = {"step": s}
+            for k in ("itc", "itm", "mlm", "loss"):
+                if k in out:
+                    d = abs(st[k] - out[k].item()) / max(abs(st[k]), 1e-6)
+                    row[k] = {"vlp": st[k], "torch": round(out[k].item(), 7), "rel_diff": d}
+                    worst = max(worst, d)
+            res["step_losses"].append(row)
+        optimiser_step(model, opt, st["lr"])
+    after = os.path.join(pdir, "after")
+    pm, pt = load_safetensors(os.path.join(after, "model.safetensors")), \
+        load_safetensors(os.path.join(after, "teacher", "model.safetensors"))
+    # |twin - vlp| against how far vlp's steps moved each tensor (|vlp - init|)
+    for key, names, ref_sd in (("params", model.names, pm), ("teacher", model.teacher.names, pt)):
+        d2 = m2 = 0.0
+        per = []
+        for k, p in names.items():
+            v, i0, x = ref_sd[k].reshape(p.shape), model.init_params[k], p.detach()
+            if k.endswith("attn.qkv.bias"):  # the ViT's fused bias: leave out its key third (see below)
+                n = x.shape[0] // 3
+                v, i0, x = (torch.cat([t[:n], t[2 * n:]]) for t in (v, i0, x))
+            d, mv = (x - v).double().norm().item(), (v - i0).double().norm().item()
+            d2, m2 = d2 + d * d, m2 + mv * mv
+            per.append((d / max(mv, 1e-30), k, d, mv))
+        per.sort(reverse=True)
+        res[key + "_rel_diff"] = math.sqrt(d2 / max(m2, 1e-60))  # over all tensors together
+        # per tensor, leaving out the key biases: their exact gradient is zero (softmax ignores a
+        # shift), so AdamW moves them by normalised round-off, different on each side
+        r, k = next((r, k) for r, k, d, mv in per if not k.endswith("key.bias"))
+        res[key + "_max_rel_diff"], res[key + "_worst_tensor"] = r, k
+    if model.queue_img is not None:
+        qi = torch.from_numpy(np.load(os.path.join(after, "queue_img.npy")))
+        qt = torch.from_numpy(np.load(os.path.join(after, "queue_txt.npy")))
+        res["queue_max_abs_diff"] = max((model.queue_img - qi).abs().max().item(),
+                                        (model.queue_txt - qt).abs().max().item())
+        res["queue_pos"] = {"vlp": ref["queue_pos"], "torch": model.queue_pos}
+        if ref["queue_pos"] != model.queue_pos:
+            worst = float("inf")
+    res["steps_max_rel_diff"] = max(worst, res["params_rel_diff"], res["teacher_rel_diff"],
+                                    res["params_max_rel_diff"], res["teacher_max_rel_diff"],
+                                    res.get("queue_max_abs_diff", 0.0))
+    return res
+
+
+def check(model, run, batches, config):
     """Step-0 losses and gradients with vlp's draws (RUN/probe) against vlp's."""
     pdir = os.path.join(run, "probe")
     ref = json.load(open(os.path.join(pdir, "losses.json")))
@@ -288,6 +452,11 @@ def check(model, run, batches):
     mlm_lab = read_npy_i64(os.path.join(pdir, "mlm_labels.npy")) if c["w_mlm"] > 0 else None
     negs = (read_npy_i64(os.path.join(pdir, "neg_img.npy")), read_npy_i64(os.path.join(pdir, "neg_txt.npy"))) \
         if c["w_itm"] > 0 else None
+    if model.mo > 0:  # vlp's initial queue (random unit vectors drawn from its seed)
+        q = [torch.from_numpy(np.load(os.path.join(pdir, f"queue_{k}_init.npy")))
+             if os.path.exists(os.path.join(pdir, f"queue_{k}_init.npy")) else None for k in ("img", "txt")]
+        model.momentum_init(*q)
+        model.init_params = {k: p.detach().clone() for k, p in model.names.items()}
     model.zero_grad(set_to_none=True)
     out = model.losses(px, ids, mlm_ids, mlm_lab, lambda s, st, scale: negs)
     out["loss"].backward()
@@ -310,6 +479,8 @@ def check(model, run, batches):
     res["grad_rel_diff"] = math.sqrt(d2 / n2)  # over all parameters together
     res["grad_max_rel_diff"] = rel
     res["grad_worst_tensor"] = name
+    if model.mo > 0 and os.path.exists(os.path.join(pdir, "steps.json")):
+        res["after_steps"] = check_steps(model, run, batches, config)
     return res
 
 
@@ -337,24 +508,23 @@ def main():
     model = ALBEF(cfg)
     model.load_vlp(load_safetensors(os.path.join(a.run, "init", "model.safetensors")))
     if a.check:
-        res = check(model, a.run, Batches(a.run, 1))
+        nb = len(json.load(open(os.path.join(a.run, "probe", "steps.json")))["steps"]) \
+            if cfg.get("momentum", 0) > 0 and os.path.exists(os.path.join(a.run, "probe", "steps.json")) else 1
+        res = check(model, a.run, Batches(a.run, nb), a.config)
         print(json.dumps(res))
-        rel = max([v["abs_diff"] / max(abs(v["vlp"]), 1e-6) for k, v in res.items() if isinstance(v, dict)] +
-                  [res["grad_max_rel_diff"]])
-        print(f"step-0 check: losses and gradients agree to {rel:.2e} (relative; tolerance {a.tol:g})",
+        rel = max([v["abs_diff"] / max(abs(v["vlp"]), 1e-6) for k, v in res.items() if isinstance(v, dict)
+                   and "abs_diff" in v] + [res["grad_max_rel_diff"]] +
+                  ([res["after_steps"]["steps_max_rel_diff"]] if "after_steps" in res else []))
+        more = f", then {nb - 1} more steps, parameters, teacher and queues" if "after_steps" in res else ""
+        print(f"step-0 check{more}: losses and gradients agree to {rel:.2e} (relative; tolerance {a.tol:g})",
               file=sys.stderr)
         sys.exit(0 if rel <= a.tol else 1)
-    rc = json.load(open(a.config))
+    opt, rc = make_optimizer(model, a.run, a.config)
     opt_c, sch = rc.get("optimizer", {}), rc.get("schedule", {})
     lr, total = opt_c.get("lr", 5e-4), a.schedule_total or rc.get("steps", 600)
     warm, min_lr = min(sch.get("warmup", 60), total), sch.get("min_lr", 0.0)  # vlp clamps the warm-up too
-    nd_path = os.path.join(a.run, "no_decay.txt")
-    no_decay = {l.strip() for l in open(nd_path) if l.strip()}
-    decay = [p for k, p in model.names.items() if k not in no_decay]
-    nodecay = [p for k, p in model.names.items() if k in no_decay]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": opt_c.get("weight_decay", 0.1)},
-                             {"params": nodecay, "weight_decay": 0.0}],
-                            lr=lr, betas=tuple(opt_c.get("betas", (0.9, 0.98))), eps=opt_c.get("eps", 1e-6))
+    if model.mo > 0:
+        model.momentum_init()
     n = a.warmup_steps + a.steps
     batches = Batches(a.run, n)
     times, losses, parts = [], [], {"itc": [], "itm": [], "mlm": []}
@@ -362,18 +532,12 @@ def main():
     for s in range(n):
         px, ids = batches[s]
         t0 = time.perf_counter()
-        for g in opt.param_groups:
-            g["lr"] = lr_at(s, warm, total, lr, min_lr)
         mlm_ids, mlm_lab = mlm_mask(ids, cfg) if cfg["w_mlm"] > 0 else (None, None)
         out = model.losses(px, ids, mlm_ids, mlm_lab, sample_negatives)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
-        for p in model.unused:  # vlp steps them with zero gradients (weight decay still applies)
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-        opt.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))
+        # vlp steps unused tensors with zero gradients (weight decay still applies); momentum: EMA + queue
+        optimiser_step(model, opt, lr_at(s, warm, total, lr, min_lr))
         dt = time.perf_counter() - t0
         losses.append(out["loss"].item())
         for k in parts:

@@ -19,8 +19,13 @@
  *         Linear(image token) over the patches of cell c (the fused image tokens of single_stream
  *         and mome; the ViT tokens of dual_stream, which reach the query through q); softmax
  *         over the cells.
- * Heads need a fusion family (single_stream, dual_stream, mome); a captioning model, or a
- * task without a head here (caption), is an error naming both.
+ *   caption / vqa  "lm" (captioning family only): the pre-trained decoder and its LM head, teacher
+ *         forced. caption: input [CLS] caption [SEP], loss on every next token (the pre-training
+ *         LM objective). vqa (generative, BLIP): input [CLS] question [SEP] answer [SEP], the
+ *         loss only on the tokens after the question (the answer and its closing [SEP]).
+ *         No new tensors; `classes` is the vocabulary size and there is no answer list.
+ * answer_mlp, itm, pair_mlp and cell need a fusion family (single_stream, dual_stream, mome),
+ * lm the captioning family; other pairs are errors naming both.
  * Head tensors are named "ft.*"; parameters the task does not use (ITC projections, MLM and
  * MIM heads, the ITM head outside mc) are frozen, so weight decay leaves them unchanged.
  *
@@ -42,10 +47,12 @@ extern "C" {
 #endif
 #pragma GCC visibility push(default)
 
-enum { VLP_FT_HEAD_ANSWER_MLP = 0, VLP_FT_HEAD_ITM, VLP_FT_HEAD_PAIR_MLP, VLP_FT_HEAD_CELL, VLP_FT_HEAD_COUNT };
-const char *vlp_ft_head_name(int head); /* "answer_mlp", "itm", "pair_mlp", "cell" */
-/* The head of a task ("" or NULL head: the task's default), or VLP_ERR_ARG with a message
- * naming the task, the head and the family when they do not fit (family: VLP_VL_*). */
+enum { VLP_FT_HEAD_ANSWER_MLP = 0, VLP_FT_HEAD_ITM, VLP_FT_HEAD_PAIR_MLP, VLP_FT_HEAD_CELL, VLP_FT_HEAD_LM,
+       VLP_FT_HEAD_COUNT };
+const char *vlp_ft_head_name(int head); /* "answer_mlp", "itm", "pair_mlp", "cell", "lm" */
+/* The head of a task ("" or NULL head: the task's default for the family: lm for a captioning
+ * model), or VLP_ERR_ARG with a message naming the task, the head and the family when they do
+ * not fit (family: VLP_VL_*). */
 int vlp_ft_pick_head(vlp_task_kind task, const char *head, int family, int *out);
 
 /* Parts that can be frozen (names in messages and configs): "vision" (patch / position
@@ -95,9 +102,10 @@ typedef struct {
     int batch;     /* examples */
     int rows;      /* fused rows: batch (vqa), batch * classes (mc), 2 * batch (nlvr) */
     vlp_tensor *pixels, *ids, *mask; /* inputs [rows, 3, S, S], i32 [rows, T] x 2 */
-    vlp_tensor *labels;              /* i32 [batch] (train only) */
+    vlp_tensor *labels;              /* i32 [batch] (train only); lm: [batch * T], -100 = no target */
     vlp_tensor *cells;               /* cell: [patches, classes] averaging matrix (filled by fill) */
-    vlp_tensor *scores;              /* [batch, classes]: logits of the classes (kept) */
+    vlp_tensor *scores;              /* [batch, classes]: logits of the classes (kept); lm: NULL
+                                        (it trains only: vlp_ft_lm_* below predict) */
     vlp_tensor *loss;                /* train only: mean cross-entropy */
 } vlp_ft_graph;
 /* Declares the inputs, the scores and, with train, the loss (labels < 0 are ignored). The
@@ -105,10 +113,12 @@ typedef struct {
 int vlp_ft_graph_declare(vlp_graph *g, const vlp_ft_model *m, int batch, int train, vlp_ft_graph *out);
 
 /* ---- data --------------------------------------------------------------------------------- */
-/* A task set ready for the model: texts tokenised (WordPiece [CLS] text [SEP], max_text_len),
+/* A task set ready for the model: texts tokenised (WordPiece [CLS] text [SEP], max_text_len;
+ * lm: see the head, plus the prefix [CLS] question [SEP] / [CLS] the answers decode from),
  * each distinct image decoded once (RGB bytes at the model's image size), labels resolved
  * (vqa: the answer's index, -1 when not in the model's answers; a row whose choice count
- * differs from the model's is an error naming its file and line). The set is borrowed. */
+ * differs from the model's is an error naming its file and line; lm: an example is labelled when
+ * some target token fits in max_text_len). The set and tok are borrowed (lm decodes with tok). */
 typedef struct vlp_ft_data vlp_ft_data;
 vlp_ft_data *vlp_ft_data_new(const vlp_ft_model *m, const vlp_task_set *set, vlp_wordpiece *tok);
 void vlp_ft_data_free(vlp_ft_data *d);
@@ -127,6 +137,30 @@ int vlp_ft_answers(const vlp_task_set *train, char ***answers, int *n);
  * otherwise), probs [n, classes] (softmax of the scores; may be NULL). */
 int vlp_ft_predict(const vlp_ft_model *m, const vlp_ft_data *d, int batch, vlp_task_predictions **pred,
                    float **probs);
+/* lm head: predict = vlp_ft_lm_generate with greedy decoding (probs: NULL). */
+/* lm head: decodes from each example's prefix ([CLS] for caption, [CLS] question [SEP] for vqa)
+ * with the key/value cache, greedy (gc->beam 1) or beam search (score sum log p / len^length_penalty),
+ * at most gc->max_len tokens (clipped to max_text_len - prefix) and at least gc->min_len; texts
+ * decoded with the data's tokenizer (special tokens dropped). conf (may be NULL): [n] the
+ * probability of the decoded sequence, exp(sum log p). Examples sharing a prefix length decode
+ * together, `batch` at a time (results do not depend on batch). */
+int vlp_ft_lm_generate(const vlp_ft_model *m, const vlp_ft_data *d, const vlp_vl_gen_config *gc, int batch,
+                       vlp_task_predictions **pred, float **conf);
+/* lm head, vqa: ranks, per example, the candidate answers of its question type (every distinct
+ * normalised answer of that type in train, in order of first appearance) by the decoder's
+ * log-likelihood of "answer [SEP]" after [CLS] question [SEP] (sum of the token log-probs; BLIP's
+ * closed-set ranking); the best one (first on ties). Candidates are scored `batch` rows at a time
+ * through the key/value cache. An example whose type has no train answer is predicted "" .
+ * conf (may be NULL): [n] the softmax over the candidates' log-likelihoods of the pick. */
+int vlp_ft_lm_rank(const vlp_ft_model *m, const vlp_ft_data *d, const vlp_task_set *train, int batch,
+                   vlp_task_predictions **pred, float **conf);
+/* lm head: the log-likelihood of each of n texts as the continuation of example ex's prefix
+ * (tokens of the text, then [SEP]; the text truncated to fit max_text_len); logp [n]. */
+int vlp_ft_lm_score(const vlp_ft_model *m, const vlp_ft_data *d, int64_t ex, const char *const *texts, int n,
+                    int batch, double *logp);
+/* The prefix of example ex (ids, *len tokens; borrowed, valid while d lives). */
+const int32_t *vlp_ft_lm_prefix(const vlp_ft_data *d, int64_t ex, int *len);
+
 /* Accuracy of the predictions on the labelled examples (vqa: answers known or not, as the
  * scorer counts them: exact normalised match). */
 double vlp_ft_accuracy(const vlp_ft_data *d, const vlp_task_predictions *pred);
@@ -147,6 +181,23 @@ float vlp_ft_lr_scale(const vlp_ft_model *m, int i, float lr_decay);
  * the trainer's fill reads the examples). Free with vlp_ft_batch_source_free. */
 int vlp_ft_batch_source(vlp_batch_source *s, const vlp_ft_data *d, int batch, uint64_t seed);
 void vlp_ft_batch_source_free(vlp_batch_source *s);
+
+/* For a re-implementation (bench/torch_finetune_albef.py): writes into dir
+ *   init/           m as it starts (vlp_ft_save: backbone + freshly initialised head)
+ *   train.json      cfg and lr_decay (the optimiser, schedule and clipping the run uses)
+ *   params.tsv      per parameter of m->params: name, trainable, decay, lr scale (lr_decay)
+ *   batches/        order.npy (i32 [n, batch]: the example indices into the task set of the
+ *                   run's first n steps, as vlp_ft_batch_source gives them with cfg->seed), and
+ *                   the examples they use: rows.npy (i32 [U], sorted), images.npy (u8 [K, S, S, 3]
+ *                   RGB), img_a.npy / img_b.npy (i32 [U]: their image; img_b nlvr's right one),
+ *                   ids.npy / mask.npy (i32 [U, T]), labels.npy (i32 [U]), lut.npy (f32 [3, 256]:
+ *                   channel value -> normalised input, as the graph's input)
+ *   probe/          one forward + backward of the first batch from m's weights: losses.json
+ *                   ("loss"), scores.npy ([batch, classes]) and grads.safetensors (the gradient
+ *                   of every trainable parameter, vlp's names)
+ * m's weights are left as they were. Tasks vqa and nlvr (answer_mlp, pair_mlp); cfg->accum_steps 1. */
+int vlp_ft_dump_batches(vlp_ft_model *m, const vlp_ft_data *d, const vlp_train_config *cfg, float lr_decay, int n,
+                        const char *dir);
 
 #pragma GCC visibility pop
 #ifdef __cplusplus

@@ -179,6 +179,23 @@ int vlp_rerank(const float *itc, int64_t nq, int64_t nc, int k, vlp_rerank_score
  * gets the metrics of the new order (the model needs an ITM head: w_itm > 0 when built). */
 int vlp_vl_eval_retrieval(const vlp_vl *m, vlp_tokenize_fn tokenize, void *tokenize_ctx, const vlp_dataset *ds,
                           int batch, int rerank, vlp_retrieval_result *itc, vlp_retrieval_result *reranked);
+/* ITM-only retrieval (ViLT's protocol) for a model with an ITM head, with or without ITC
+ * heads: every text x image pair (images as above) goes through the fusion encoder once and
+ * each query ranks all its candidates by the ITM match probability p (scored as its logit
+ * log(p / (1 - p)): the same order, without p rounding to 1 for confident pairs). Cost:
+ * texts x images fusion forwards, `batch` pairs per forward. */
+typedef struct {
+    int batch;         /* pairs per encoding batch and per ITM forward; 0: 64 */
+    int64_t max_pairs; /* more pairs than this: VLP_ERR_ARG before any work; 0: no limit */
+    /* pairs scored so far (may be NULL): first (0, total), then after every forward */
+    void (*on_progress)(void *ctx, int64_t done, int64_t total);
+    void *progress_ctx;
+} vlp_vl_itm_full_options;
+/* texts x images of ds (*n_images, may be NULL, gets the images); -1 on error. */
+int64_t vlp_vl_itm_full_pairs(const vlp_dataset *ds, int64_t *n_images);
+/* opt may be NULL. scores (may be NULL) gets a malloc'd [images, texts] matrix of the scores. */
+int vlp_vl_eval_itm_full(const vlp_vl *m, vlp_tokenize_fn tokenize, void *tokenize_ctx, const vlp_dataset *ds,
+                         const vlp_vl_itm_full_options *opt, vlp_retrieval_result *out, float **scores);
 /* Zero-shot classifier weights: txt [C * T, E] holds the text features of class c with
  * template t at row c * T + t; each is L2-normalised, averaged over templates per class and
  * renormalised into w [C, E]. */

@@ -15,8 +15,12 @@
  *                   the VL expert in the top layers).
  *   VLP_VL_CAPTION  captioning (BLIP/CoCa decoder): ViT image encoder + causal BERT text
  *                   decoder with cross-attention to the image tokens in every layer; LM head.
+ *                   CoCa: with 0 < fusion_layers < layers only the top `fusion_layers` are
+ *                   multimodal; the layers below are unimodal (causal self-attention only), and
+ *                   with embed_dim > 0 a learned ITC token appended after the text is read at
+ *                   their output (LayerNorm + text_proj) for ITC against the image [CLS].
  *
- * Objectives (weights in the config; 0 = off): ITC (dual, MoME), ITM with in-batch hard
+ * Objectives (weights in the config; 0 = off): ITC (dual, MoME, CoCa captioning), ITM with in-batch hard
  * negatives (SINGLE uses uniform negatives), MLM conditioned on the image, MIM (regression
  * of normalised pixels of masked patches), captioning LM with teacher forcing.
  * The MLM/LM head is dense + act + LayerNorm, decoder tied to the word embeddings.
@@ -50,7 +54,8 @@ typedef struct {
     /* text / fusion / decoder stack */
     int vocab_size, max_text_len;
     int width, layers, heads, mlp;
-    int fusion_layers; /* DUAL: top text layers with cross-attention; MOME: top layers with the VL FFN */
+    int fusion_layers; /* DUAL: top text layers with cross-attention; MOME: top layers with the VL FFN;
+                          CAPTION: top decoder layers with cross-attention (0 = every layer) */
     int co_attention;  /* DUAL only */
     int text_pre_ln;   /* DUAL / CAPTION BERT layout: 0 = post-LN (BERT), 1 = pre-LN */
     int embed_dim;     /* ITC projection width (DUAL, MOME, CAPTION); 0 = no ITC heads */
@@ -65,7 +70,9 @@ typedef struct {
     /* ALBEF options for ITC (DUAL / MOME): an EMA teacher (momentum > 0, e.g. 0.995) whose
      * features are the positives and, with distill_alpha > 0, soft targets
      * ((1 - a) one-hot + a softmax(teacher sims)); a queue of queue_size earlier teacher
-     * features as extra negatives (MoCo). With momentum, ITC uses temperature 0.07. */
+     * features as extra negatives (MoCo). With momentum, ITC uses temperature 0.07. With
+     * distill_alpha > 0 MLM is distilled too: (1 - a) CE(labels) + a softCE(teacher's softmax),
+     * the teacher fusing its own image states with the same masked text. */
     float momentum, distill_alpha;
     int queue_size;
     float mean[3], std[3];
@@ -110,6 +117,7 @@ struct vlp_vl {
     vlp_tensor *head_w, *head_b, *head_ln_w, *head_ln_b, *head_bias; /* MLM / LM */
     vlp_tensor *mim_w, *mim_b;
     vlp_tensor *vis_proj, *txt_proj, *logit_scale;
+    vlp_tensor *itc_tok, *itc_ln_w, *itc_ln_b; /* CAPTION with unimodal layers and embed_dim: CoCa's ITC token */
 };
 
 vlp_vl *vlp_vl_new(const vlp_vl_config *cfg, uint64_t seed);
@@ -134,8 +142,9 @@ vlp_tensor *vlp_vl_embed_text(vlp_graph *g, const vlp_vl *m, vlp_tensor *ids);
 /* Unimodal encoders: DUAL / CAPTION: ViT + LayerNorm; MOME: every layer with V experts + final
  * LayerNorm; SINGLE: the embeddings unchanged. */
 vlp_tensor *vlp_vl_encode_image(vlp_graph *g, const vlp_vl *m, vlp_tensor *img_emb);
-/* DUAL: BERT layers below the fusion layers; MOME: L experts + final LayerNorm; SINGLE,
- * CAPTION: the embeddings unchanged. mask i32 [B, T]. */
+/* DUAL: BERT layers below the fusion layers; MOME: L experts + final LayerNorm; SINGLE: the
+ * embeddings unchanged; CAPTION: the unimodal decoder layers (none: the embeddings unchanged),
+ * with ITC heads on [text; ITC token]: [B, T + 1, width]. mask i32 [B, T]. */
 vlp_tensor *vlp_vl_encode_text(vlp_graph *g, const vlp_vl *m, vlp_tensor *txt_emb, vlp_tensor *mask);
 /* What the fusion consumes: encoder outputs for DUAL, embeddings for SINGLE / MOME. */
 int vlp_vl_fuses_embeddings(const vlp_vl *m);
@@ -147,11 +156,16 @@ vlp_tensor *vlp_vl_fuse(vlp_graph *g, const vlp_vl *m, vlp_tensor *img, vlp_tens
 /* CAPTION: image tokens (encode_image output) + ids i32 [B, T] (bos first) -> logits [B, T, V]. */
 vlp_tensor *vlp_vl_caption_logits(vlp_graph *g, const vlp_vl *m, vlp_tensor *img, vlp_tensor *ids,
                                   vlp_tensor *mask);
+/* CAPTION: the multimodal layers on vlp_vl_encode_text's states (its ITC token dropped) + LM
+ * head -> logits [B, T, V]; equal to vlp_vl_caption_logits on the same ids. */
+vlp_tensor *vlp_vl_caption_decode(vlp_graph *g, const vlp_vl *m, vlp_tensor *img, vlp_tensor *txt_enc,
+                                  vlp_tensor *mask);
 /* heads */
 vlp_tensor *vlp_vl_pool(vlp_graph *g, const vlp_vl *m, vlp_tensor *fused);       /* [B, W]: tanh(dense(first)) */
 vlp_tensor *vlp_vl_itm_logits(vlp_graph *g, const vlp_vl *m, vlp_tensor *fused); /* [B, 2] */
 vlp_tensor *vlp_vl_lm_logits(vlp_graph *g, const vlp_vl *m, vlp_tensor *states); /* [B, T, V] */
-/* ITC features [B, embed_dim] (not normalised) from the first token of each encoder output. */
+/* ITC features [B, embed_dim] (not normalised) from the first token of each encoder output
+ * (CAPTION text: the last row, its ITC token, through itc_ln). */
 int vlp_vl_itc_features(vlp_graph *g, const vlp_vl *m, vlp_tensor *img_enc, vlp_tensor *txt_enc,
                         vlp_tensor **img_feat, vlp_tensor **txt_feat);
 
@@ -209,6 +223,8 @@ typedef struct {
     vlp_tensor *mim_keep, *mim_drop, *mim_target, *mim_sel; /* mim */
     vlp_tensor *lm_labels;                                 /* lm */
     vlp_tensor *itc_targets, *img_queue, *txt_queue;       /* momentum / queue */
+    vlp_tensor *mlm_soft_sel, *mlm_soft_w; /* MLM distillation: i32 [P] 1 on labelled rows; f32 [2, V]
+                                              row weights (0, P / labelled) of the teacher's softmax */
     int queue_pos;                                         /* next queue row; -1 until filled */
     /* outputs (kept) */
     vlp_tensor *loss, *loss_itc, *loss_itm, *loss_mlm, *loss_mim, *loss_lm;

@@ -317,6 +317,21 @@ out=$("$vlp" eval --model "$T/vlrun/model" --data "$T/pairs.tsv" --rerank 2 2>&1
 check "eval --rerank on a VL model (exit $rc) prints ITC and ITM@2 rows" '[ $rc = 0 ] && echo "$out" | grep -q "ITC " && echo "$out" | grep -q "ITM@2 "'
 sed 's/"mlm": 1}/"mlm": 1, "nsp": 1}/' "$T/vl.json" > "$T/vlbad.json"
 expect_fail "train: unknown VL objective" 2 "nsp" "$vlp" train --config "$T/vlbad.json" --data "$T/pairs.tsv" --out "$T/vlrun2"
+# CoCa: a captioning decoder with a unimodal lower layer, ITC + LM; ITC retrieval and captions from it
+cat > "$T/coca.json" <<EOF
+{"family": "captioning", "objectives": {"itc": 1, "lm": 1},
+ "model": {"image_size": 32, "patch_size": 8, "vision_width": 32, "vision_layers": 1, "vision_heads": 2,
+           "vision_mlp": 64, "max_text_len": 16, "width": 32, "layers": 2, "heads": 2, "mlp": 64,
+           "fusion_layers": 1, "embed_dim": 16}}
+EOF
+VLP_PROGRESS=0 "$vlp" --threads 2 train --config "$T/coca.json" --data "$T/pairs.tsv" --batch-size 4 --steps 2 \
+  --log-every 1 --workers 1 --out "$T/cocarun" > /dev/null 2> "$T/err"; rc=$?
+check "CoCa train (captioning, itc + lm) exits 0 (got $rc); both losses in progress and metrics" '[ $rc = 0 ] && grep -q "step 2/2  loss [0-9.]* (itc [0-9.]* lm [0-9.]*)" "$T/err" && grep -q "\"loss_itc\":" "$T/cocarun/metrics.jsonl" && grep -q "\"fusion_layers\": 1" "$T/cocarun/model/config.json"'
+out=$("$vlp" eval --model "$T/cocarun/model" --data "$T/pairs.tsv" 2>&1); rc=$?
+check "eval on the CoCa model (exit $rc): ITC retrieval rows" '[ $rc = 0 ] && echo "$out" | grep -q "ITC      text->image" && echo "$out" | grep -q "ITC      image->text"'
+expect_fail "eval --rerank on the CoCa model: no ITM head" 1 "ITM head" "$vlp" eval --model "$T/cocarun/model" --data "$T/pairs.tsv" --rerank 2
+out=$("$vlp" --threads 1 caption "$T/cocarun/model" "$IMG" --max-len 4 2>&1); rc=$?
+check "caption with the CoCa model (exit $rc)" '[ $rc = 0 ] && echo "$out" | grep -q "^$IMG	."'
 expect_fail "eval --rerank on a CLIP model" 1 "family" "$vlp" eval --model "$T/run/model" --data "$T/pairs.tsv" --rerank 2
 "$vlp" eval --model "$T/run/model" --data "$T/pairs.tsv" --json > "$T/eval.json" 2> "$T/err"; rc=$?
 check "eval --json exits 0 (got $rc) with 4 images and recall" '[ $rc = 0 ] && grep -q "\"images\": 4" "$T/eval.json" && grep -q "\"r10\": 1" "$T/eval.json"'
@@ -385,7 +400,24 @@ check "eval --task mc on the fine-tuned model (exit $rc): labels with 4 probabil
 check "finetune ground2 from a shipped config exits 0 (got $rc); canvas size 2 x 32" '[ $rc = 0 ] && grep -q "\"image_size\": 64" "$T/ftg2/model/config.json"'
 "$vlp" eval --task ground2 --model "$T/ftg2/model" --data "$T/emoji/tasks/ground2-style.jsonl" --predictions "$T/dsrun/pred_g2_ft.jsonl" > /dev/null 2> "$T/err"; rc=$?
 check "eval --task ground2 on the fine-tuned model (exit $rc): one cell per row" '[ $rc = 0 ] && [ $(grep -c "\"label\": *[0-3]" "$T/dsrun/pred_g2_ft.jsonl") = $(grep -c . "$T/emoji/tasks/ground2-style.jsonl") ]'
-expect_fail "finetune: head on a captioning model" 2 "captioning" "$vlp" finetune --pretrained "$T/blip" --task vqa --train "$T/emoji/tasks/vqa-train.jsonl" --steps 2 --out "$T/ftx"
+# a captioning model fine-tunes its decoder (head lm): generative vqa, evaluated by ranking the train answers and by decoding
+"$vlp" vl-init --preset blip-tiny --vocab tests/fixtures/bert/vocab.txt --seed 1 "$T/blipft" > /dev/null 2>&1
+"$vlp" finetune --config configs/ft-cap-s-vqa.json --pretrained "$T/blipft" --batch-size 8 --train "$T/emoji/tasks/vqa-train.jsonl" \
+  --no-eval --steps 3 --warmup 0 --out "$T/ftcapvqa" > /dev/null 2> "$T/err"; rc=$?
+check "finetune vqa on a captioning model from a shipped config (head lm) exits 0 (got $rc)" '[ $rc = 0 ] && grep -q "\"head\": \"lm\"" "$T/ftcapvqa/model/config.json"'
+"$vlp" eval --task vqa --model "$T/ftcapvqa/model" --data "$T/emoji/tasks/vqa-unseen.jsonl" --protocol rank \
+  --predictions "$T/dsrun/pred_vqa_rank.jsonl" > "$T/ftout" 2> "$T/err"; rc=$?
+rows=$(grep -c . "$T/emoji/tasks/vqa-unseen.jsonl"); got=$(grep -c '^{"answer"' "$T/dsrun/pred_vqa_rank.jsonl" 2> /dev/null)
+bad=0; while IFS= read -r a; do grep -qF "\"answer\": \"$a\"" "$T/emoji/tasks/vqa-train.jsonl" || bad=$((bad + 1)); done \
+  < <(sed 's/^{"answer":"\([^"]*\)".*/\1/' "$T/dsrun/pred_vqa_rank.jsonl" 2> /dev/null | sort -u)
+check "eval --task vqa --protocol rank (exit $rc): $got answers for $rows rows, $bad not from the train file" '[ $rc = 0 ] && [ "$got" = "$rows" ] && [ $bad = 0 ] && grep -q "ranked by log-likelihood" "$T/ftout" && grep -q "majority" "$T/ftout"'
+"$vlp" eval --task vqa --model "$T/ftcapvqa/model" --data "$T/emoji/tasks/vqa-unseen.jsonl" --protocol generate --max-len 4 \
+  --predictions "$T/dsrun/pred_vqa_gen.jsonl" > "$T/ftout" 2> "$T/err"; rc=$?
+got=$(grep -c '^{"answer"' "$T/dsrun/pred_vqa_gen.jsonl" 2> /dev/null)
+check "eval --task vqa --protocol generate (exit $rc): $got answers for $rows rows" '[ $rc = 0 ] && [ "$got" = "$rows" ] && grep -q "decoded greedily" "$T/ftout"'
+expect_fail "eval: --protocol on a fusion model's head" 1 "lm head" "$vlp" eval --task vqa --model "$T/ftvqa/model" --data "$T/emoji/tasks/vqa-unseen.jsonl" --protocol rank
+expect_fail "eval: bad --protocol" 2 "generate or rank" "$vlp" eval --task vqa --model "$T/ftcapvqa/model" --data "$T/emoji/tasks/vqa-unseen.jsonl" --protocol vote
+expect_fail "finetune: fusion head on a captioning model" 2 "captioning" "$vlp" finetune --pretrained "$T/blip" --task mc --train "$T/emoji/tasks/mc-train.jsonl" --steps 2 --out "$T/ftx"
 expect_fail "finetune: head that does not fit the task" 2 "does not fit task vqa" "$vlp" finetune "${FT[@]}" --task vqa --head itm --train "$T/emoji/tasks/vqa-train.jsonl" --steps 2 --out "$T/ftx"
 expect_fail "finetune: missing checkpoint" 1 "nosuch" "$vlp" finetune --pretrained "$T/nosuch" --task mc --train "$T/emoji/tasks/mc-train.jsonl" --steps 2 --out "$T/ftx"
 expect_fail "finetune: task without a head" 2 "task caption" "$vlp" finetune "${FT[@]}" --task caption --train "$T/emoji/tasks/caption-train.jsonl" --steps 2 --out "$T/ftx"

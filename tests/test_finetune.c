@@ -2,11 +2,15 @@
  * head shapes per family, gradients of the heads against finite differences, frozen parts
  * and unused heads stay put, layer-wise learning-rate decay equals AdamW at the scaled lr,
  * tiny synthetic VQA and multiple-choice tasks learned far above chance, save / load gives
- * the same predictions, an interrupted run resumes bit for bit, bad input is a clear error. */
+ * the same predictions, an interrupted run resumes bit for bit, bad input is a clear error;
+ * --dump-batches writes the run's start and its probe's loss is the run's first loss. */
 #include "test.h"
 #include "vlp_finetune.h"
 
+#include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <sys/wait.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -180,15 +184,15 @@ static void test_bad_heads(void) {
     CHECK(vlp_ft_pick_head(VLP_TASK_VQA, NULL, VLP_VL_DUAL, &h) == 0 && h == VLP_FT_HEAD_ANSWER_MLP, "vqa default");
     CHECK(vlp_ft_pick_head(VLP_TASK_MC, "itm", VLP_VL_SINGLE, &h) == 0 && h == VLP_FT_HEAD_ITM, "mc itm");
     CHECK(vlp_ft_pick_head(VLP_TASK_NLVR, NULL, VLP_VL_MOME, &h) == 0 && h == VLP_FT_HEAD_PAIR_MLP, "nlvr default");
-    int rc = vlp_ft_pick_head(VLP_TASK_VQA, NULL, VLP_VL_CAPTION, &h);
+    int rc = vlp_ft_pick_head(VLP_TASK_MC, NULL, VLP_VL_CAPTION, &h); /* vqa / caption: head lm (test_lm_head) */
     CHECK(rc < 0 && strstr(vlp_last_error(), "captioning") && strstr(vlp_last_error(), "fusion"),
-          "vqa head on a captioning model: %s", vlp_last_error());
+          "mc head on a captioning model: %s", vlp_last_error());
     rc = vlp_ft_pick_head(VLP_TASK_VQA, "itm", VLP_VL_DUAL, &h);
     CHECK(rc < 0 && strstr(vlp_last_error(), "does not fit task vqa"), "itm head for vqa: %s", vlp_last_error());
     rc = vlp_ft_pick_head(VLP_TASK_MC, "softmax", VLP_VL_DUAL, &h);
     CHECK(rc < 0 && strstr(vlp_last_error(), "unknown head 'softmax'"), "unknown head: %s", vlp_last_error());
-    rc = vlp_ft_pick_head(VLP_TASK_CAPTION, NULL, VLP_VL_CAPTION, &h);
-    CHECK(rc < 0 && strstr(vlp_last_error(), "caption"), "caption: %s", vlp_last_error());
+    rc = vlp_ft_pick_head(VLP_TASK_CAPTION, NULL, VLP_VL_DUAL, &h);
+    CHECK(rc < 0 && strstr(vlp_last_error(), "caption"), "caption on a fusion model: %s", vlp_last_error());
     int bits = 0;
     CHECK(vlp_ft_freeze_parse("vision", &bits) == 0 && vlp_ft_freeze_parse("text", &bits) == 0 &&
               bits == (VLP_FT_FREEZE_VISION | VLP_FT_FREEZE_TEXT), "freeze parts");
@@ -602,6 +606,526 @@ static void test_bad_input(vlp_task_set *mc, vlp_task_set *vqa) {
     vlp_ft_free(m);
 }
 
+/* ---- --dump-batches: the run's start for bench/torch_finetune_albef.py ------------------------- */
+
+static double json_num(const char *path, const char *key) {
+    FILE *f = fopen(path, "r");
+    char buf[4096] = "", k[64];
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = 0;
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *h = strstr(buf, k);
+    return h ? strtod(h + strlen(k), NULL) : NAN;
+}
+
+/* The first "loss_last" of a run's metrics.jsonl (the loss of step 1, log_every 1). */
+static double first_run_loss(const char *run) {
+    char p[1000], line[4096];
+    snprintf(p, sizeof p, "%s/metrics.jsonl", run);
+    FILE *f = fopen(p, "r");
+    double v = NAN;
+    while (f && fgets(line, sizeof line, f)) {
+        const char *h = strstr(line, "\"loss_last\":");
+        if (h) {
+            v = strtod(h + 12, NULL);
+            break;
+        }
+    }
+    if (f) fclose(f);
+    return v;
+}
+
+static int exists(const char *dir, const char *name) {
+    char p[1200];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return access(p, R_OK) == 0;
+}
+
+static void test_dump(vlp_task_set *vqa, vlp_task_set *nlvr, vlp_task_set *mc) {
+    static const char *files[] = {"init/model.safetensors", "init/config.json", "train.json", "params.tsv",
+                                  "batches/order.npy", "batches/rows.npy", "batches/images.npy",
+                                  "batches/img_a.npy", "batches/ids.npy", "batches/mask.npy", "batches/labels.npy",
+                                  "batches/lut.npy", "probe/losses.json", "probe/scores.npy",
+                                  "probe/grads.safetensors"};
+    const int nf = (int)(sizeof files / sizeof files[0]);
+    vlp_task_set *sets[2] = {vqa, nlvr};
+    vlp_task_kind kinds[2] = {VLP_TASK_VQA, VLP_TASK_NLVR};
+    for (int k = 0; k < 2; k++) {
+        /* library: dump, then the trainer's own first step from the same start */
+        char dir[400], p[600];
+        snprintf(dir, sizeof dir, "%s/dump-%s", tmpdir, vlp_task_name(kinds[k]));
+        vlp_ft_model *m = make("albef-tiny", kinds[k], sets[k], 0);
+        vlp_ft_data *d = m ? vlp_ft_data_new(m, sets[k], tok) : NULL;
+        CHECK(d != NULL, "%s dump data: %s", vlp_task_name(kinds[k]), vlp_last_error());
+        if (!d) {
+            vlp_ft_free(m);
+            continue;
+        }
+        vlp_train_config tc = train_cfg(5, 8, 1e-3f);
+        int rc = vlp_ft_dump_batches(m, d, &tc, 1.0f, 3, dir);
+        CHECK(rc == 0, "%s --dump-batches: %s", vlp_task_name(kinds[k]), vlp_last_error());
+        for (int i = 0; !rc && i < nf; i++)
+            CHECK(exists(dir, files[i]), "%s dump: %s/%s missing", vlp_task_name(kinds[k]), dir, files[i]);
+        if (kinds[k] == VLP_TASK_NLVR) CHECK(exists(dir, "batches/img_b.npy"), "nlvr dump: img_b.npy missing");
+        /* order.npy: [3, 8], its first row the batch source's first batch */
+        vlp_batch_source src;
+        vlp_dtype dt;
+        int nd = 0;
+        int64_t sh[8] = {0};
+        void *ord = NULL;
+        snprintf(p, sizeof p, "%s/batches/order.npy", dir);
+        CHECK(vlp_npy_load(p, &dt, &nd, sh, &ord) == 0 && dt == VLP_I32 && nd == 2 && sh[0] == 3 && sh[1] == 8,
+              "order.npy: %s", vlp_last_error());
+        vlp_trainer *t = vlp_trainer_new_ft(m, d, &tc, 1.0f);
+        int sr = t ? vlp_ft_batch_source(&src, d, 8, tc.seed) : -1;
+        vlp_train_stats st;
+        memset(&st, 0, sizeof st);
+        CHECK(sr == 0 && vlp_trainer_step(t, &src, &st) == 0, "first step: %s", vlp_last_error());
+        snprintf(p, sizeof p, "%s/probe/losses.json", dir);
+        double probe = json_num(p, "loss");
+        CHECK(isfinite(probe) && fabs(probe - st.loss) <= 1e-6 * fabs(probe),
+              "%s: the run's step-0 loss %.9g must equal the probe's %.9g", vlp_task_name(kinds[k]), (double)st.loss,
+              probe);
+        if (!sr) { /* the source restarted: its first batch is order.npy's first row */
+            vlp_ft_batch_source_free(&src);
+            vlp_batch b;
+            if (ord && vlp_ft_batch_source(&src, d, 8, tc.seed) == 0 && src.next(src.ctx, &b) == 0) {
+                int same = 1;
+                for (int i = 0; i < 8; i++) same &= ((int32_t *)ord)[i] == b.index[i];
+                CHECK(same, "%s: order.npy's first row is not the run's first batch", vlp_task_name(kinds[k]));
+                vlp_ft_batch_source_free(&src);
+            }
+        }
+        free(ord);
+        vlp_trainer_free(t);
+        vlp_ft_data_free(d);
+        vlp_ft_free(m);
+    }
+    /* the mc head is not dumped: a clear error */
+    vlp_ft_model *m = make("albef-tiny", VLP_TASK_MC, mc, 0);
+    vlp_ft_data *d = m ? vlp_ft_data_new(m, mc, tok) : NULL;
+    vlp_train_config tc = train_cfg(5, 8, 1e-3f);
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/dump-mc", tmpdir);
+    CHECK(d && vlp_ft_dump_batches(m, d, &tc, 1.0f, 2, dir) == VLP_ERR_ARG && strstr(vlp_last_error(), "itm"),
+          "mc dump must be refused naming the head: %s", vlp_last_error());
+    vlp_ft_data_free(d);
+    vlp_ft_free(m);
+
+    /* the CLI (BUILD/vlp, when the test runs from make test): the dump, a normal run's step-0 loss
+     * equal to the probe's, and a bad N a usage error */
+    const char *build = getenv("BUILD");
+    char vlp[600], pre[500], cmd[4000], p[700];
+    snprintf(vlp, sizeof vlp, "%s/vlp", build && *build ? build : "build");
+    if (access(vlp, X_OK)) {
+        printf("note: %s not built; the CLI part of the dump test is skipped\n", vlp);
+        return;
+    }
+    snprintf(pre, sizeof pre, "%s/pre", tmpdir);
+    vlp_vl *vl = tiny("albef-tiny", 3);
+    CHECK(vl && vlp_vl_save(vl, pre) == 0, "pre-trained model: %s", vlp_last_error());
+    vlp_vl_free(vl);
+    snprintf(cmd, sizeof cmd, "cp %s/vocab.txt %s/vocab.txt", tmpdir, pre);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    const char *common = "finetune --task vqa --steps 4 --warmup 1 --batch-size 8 --lr 0.001 --no-eval --save-every 0";
+    snprintf(cmd, sizeof cmd, "%s --threads 2 %s --pretrained %s --train %s/vqa-train.jsonl --out %s/cli-dump "
+             "--dump-batches 2 >/dev/null 2>&1", vlp, common, pre, tmpdir, tmpdir);
+    int rc = system(cmd);
+    CHECK(rc == 0, "vlp finetune --dump-batches 2: exit %d", rc);
+    snprintf(p, sizeof p, "%s/cli-dump", tmpdir);
+    for (int i = 0; i < nf; i++) CHECK(exists(p, files[i]), "CLI dump: %s/%s missing", p, files[i]);
+    CHECK(exists(p, "init/vocab.txt"), "CLI dump: the vocabulary must travel with init/");
+    CHECK(!exists(p, "metrics.jsonl"), "--dump-batches must not train");
+    snprintf(cmd, sizeof cmd, "%s --threads 2 %s --pretrained %s --train %s/vqa-train.jsonl --out %s/cli-run "
+             "--log-every 1 >/dev/null 2>&1", vlp, common, pre, tmpdir, tmpdir);
+    rc = system(cmd);
+    CHECK(rc == 0, "vlp finetune (normal run): exit %d", rc);
+    snprintf(p, sizeof p, "%s/cli-run", tmpdir);
+    double run0 = first_run_loss(p);
+    snprintf(p, sizeof p, "%s/cli-dump/probe/losses.json", tmpdir);
+    double probe = json_num(p, "loss");
+    CHECK(isfinite(run0) && fabs(run0 - probe) <= 1e-6 * fabs(probe),
+          "CLI: the normal run's step-0 loss %.9g must equal the probe's %.9g", run0, probe);
+    static const char *bad[] = {"0", "-3", "two", "100001"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(cmd, sizeof cmd, "%s %s --pretrained %s --train %s/vqa-train.jsonl --out %s/cli-bad "
+                 "--dump-batches %s 2>%s/bad.txt >/dev/null", vlp, common, pre, tmpdir, tmpdir, bad[i], tmpdir);
+        rc = system(cmd);
+        snprintf(p, sizeof p, "%s/bad.txt", tmpdir);
+        FILE *f = fopen(p, "r");
+        char msg[1000] = "";
+        size_t n = f ? fread(msg, 1, sizeof msg - 1, f) : 0;
+        if (f) fclose(f);
+        msg[n] = 0;
+        CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2 && strstr(msg, "--dump-batches"),
+              "--dump-batches %s must be a usage error (exit 2) naming the flag: exit %d, '%s'", bad[i],
+              WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, msg);
+    }
+    snprintf(p, sizeof p, "%s/cli-bad", tmpdir);
+    CHECK(access(p, F_OK) != 0, "a usage error must not create the run directory");
+}
+
+/* ---- the lm head (captioning family): loss on the answer only, learning, resume, rank, generate ---- */
+
+static vlp_ft_model *make_lm(vlp_task_kind task, uint64_t seed) {
+    vlp_vl *vl = tiny("blip-tiny", seed);
+    int head = -1;
+    if (!vl || vlp_ft_pick_head(task, NULL, vl->cfg.family, &head)) {
+        vlp_vl_free(vl);
+        return NULL;
+    }
+    return vlp_ft_new(vl, task, head, 0, NULL, 0, 11);
+}
+
+/* lm-vqa.jsonl: type "two" with the answers red / green, type "other" with blue; lm-caption.jsonl:
+ * captions "an emoji of C" (the images of write_tasks). */
+static void write_lm_tasks(void) {
+    char p[400];
+    snprintf(p, sizeof p, "%s/lm-vqa.jsonl", tmpdir);
+    FILE *f = fopen(p, "w");
+    snprintf(p, sizeof p, "%s/lm-caption.jsonl", tmpdir);
+    FILE *g = fopen(p, "w");
+    for (int i = 0; f && g && i < 24; i++) {
+        int c = (i * 7 + i / 4) % 4;
+        if (i % 6 == 5)
+            fprintf(f, "{\"image\": \"img_%d.bmp\", \"question\": \"is this blue?\", \"answer\": \"blue\", \"type\": "
+                       "\"other\"}\n", i);
+        else
+            fprintf(f, "{\"image\": \"img_%d.bmp\", \"question\": \"what colour is this?\", \"answer\": \"%s\", "
+                       "\"type\": \"two\"}\n", i, colours[c % 2]);
+        fprintf(g, "{\"image\": \"img_%d.bmp\", \"caption\": \"an emoji of %s\"}\n", i, colours[c]);
+    }
+    if (f) fclose(f);
+    if (g) fclose(g);
+}
+
+/* The normalised pixels of example ex, as the lm graph's fill gives them. */
+static int lm_pixels(vlp_ft_model *m, vlp_ft_data *d, int64_t ex, float *px) {
+    vlp_graph *g = vlp_graph_new();
+    vlp_ft_graph fg;
+    int rc = vlp_ft_graph_declare(g, m, 1, 1, &fg);
+    if (!rc) rc = vlp_graph_build(g, fg.loss, VLP_BUILD_TRAIN);
+    if (!rc) rc = vlp_ft_data_fill(m, d, &ex, 1, &fg);
+    if (!rc) memcpy(px, fg.pixels->data, (size_t)fg.pixels->numel * sizeof(float));
+    vlp_graph_free(g);
+    return rc;
+}
+
+/* One full forward of the decoder (no cache): pixels [3, S, S], seq [L] -> logits [L, V]. */
+static int full_logits(vlp_ft_model *m, const float *px, const int32_t *seq, int L, float *out) {
+    const vlp_vl_config *c = &m->vl->cfg;
+    int T = c->max_text_len, S = c->image_size, V = c->vocab_size;
+    int64_t sp[4] = {1, 3, S, S}, st[2] = {1, T};
+    vlp_graph *g = vlp_graph_new();
+    vlp_tensor *p = vlp_input(g, "pixels", VLP_F32, 4, sp), *ids = vlp_input(g, "ids", VLP_I32, 2, st),
+               *mask = vlp_input(g, "mask", VLP_I32, 2, st);
+    vlp_tensor *img = vlp_vl_encode_image(g, m->vl, vlp_vl_embed_image(g, m->vl, p, NULL, NULL));
+    vlp_tensor *lg = vlp_vl_caption_logits(g, m->vl, img, ids, mask);
+    int rc = lg && !vlp_graph_error(g) ? vlp_graph_build(g, lg, VLP_BUILD_INFERENCE) : -1;
+    if (!rc) {
+        memcpy(p->data, px, (size_t)p->numel * sizeof(float));
+        int32_t *I = ids->data, *M = mask->data;
+        for (int t = 0; t < T; t++) I[t] = t < L ? seq[t] : c->pad_id, M[t] = t < L;
+        rc = vlp_graph_forward(g);
+    }
+    if (!rc) memcpy(out, lg->data, (size_t)L * V * sizeof(float));
+    vlp_graph_free(g);
+    return rc;
+}
+
+static double log_softmax_at(const float *x, int V, int k) {
+    double mx = x[0], s = 0;
+    for (int i = 1; i < V; i++) mx = fmax(mx, x[i]);
+    for (int i = 0; i < V; i++) s += exp(x[i] - mx);
+    return x[k] - mx - log(s);
+}
+
+/* log p(text [SEP] | image, prefix of ex) from full forwards. */
+static double ref_logp(vlp_ft_model *m, vlp_ft_data *d, int64_t ex, const char *text) {
+    const vlp_vl_config *c = &m->vl->cfg;
+    int T = c->max_text_len, V = c->vocab_size, P = 0, S = c->image_size;
+    const int32_t *pre = vlp_ft_lm_prefix(d, ex, &P);
+    int32_t seq[64], tmp[64];
+    float *px = malloc((size_t)3 * S * S * sizeof(float)), *lg = malloc((size_t)T * V * sizeof(float));
+    int n = vlp_wordpiece_encode_pair(tok, text, NULL, T, tmp, NULL, NULL) - 1; /* without [CLS] */
+    double lp = NAN;
+    if (pre && px && lg && n > 0 && P + n <= T && !lm_pixels(m, d, ex, px)) {
+        memcpy(seq, pre, (size_t)P * sizeof(int32_t));
+        memcpy(seq + P, tmp + 1, (size_t)n * sizeof(int32_t));
+        if (!full_logits(m, px, seq, P + n, lg)) {
+            lp = 0;
+            for (int j = 0; j < n; j++) lp += log_softmax_at(lg + (size_t)(P - 1 + j) * V, V, seq[P + j]);
+        }
+    }
+    free(px);
+    free(lg);
+    return lp;
+}
+
+static void test_lm_head(void) {
+    int h = -1;
+    CHECK(vlp_ft_pick_head(VLP_TASK_VQA, NULL, VLP_VL_CAPTION, &h) == 0 && h == VLP_FT_HEAD_LM, "vqa on captioning: lm");
+    CHECK(vlp_ft_pick_head(VLP_TASK_CAPTION, "lm", VLP_VL_CAPTION, &h) == 0 && h == VLP_FT_HEAD_LM, "caption: lm");
+    int rc = vlp_ft_pick_head(VLP_TASK_MC, NULL, VLP_VL_CAPTION, &h);
+    CHECK(rc < 0 && strstr(vlp_last_error(), "captioning"), "mc on a captioning model: %s", vlp_last_error());
+    rc = vlp_ft_pick_head(VLP_TASK_VQA, "lm", VLP_VL_DUAL, &h);
+    CHECK(rc < 0 && strstr(vlp_last_error(), "captioning model"), "lm on a fusion model: %s", vlp_last_error());
+    rc = vlp_ft_pick_head(VLP_TASK_VQA, "answer_mlp", VLP_VL_CAPTION, &h);
+    CHECK(rc < 0 && strstr(vlp_last_error(), "fusion"), "answer_mlp on a captioning model: %s", vlp_last_error());
+}
+
+/* The vqa lm loss is the mean cross-entropy over the answer tokens (and the closing [SEP]) only. */
+static void test_lm_loss(vlp_task_set *vqa) {
+    vlp_ft_model *m = make_lm(VLP_TASK_VQA, 5);
+    vlp_ft_data *d = m ? vlp_ft_data_new(m, vqa, tok) : NULL;
+    CHECK(d != NULL, "lm vqa data: %s", vlp_last_error());
+    if (!d) {
+        vlp_ft_free(m);
+        return;
+    }
+    CHECK(m->head == VLP_FT_HEAD_LM && m->classes == m->vl->cfg.vocab_size && !m->answers &&
+              vlp_ft_data_labelled(d) == vlp_ft_data_size(d), "lm model: head %d, %d classes", m->head, m->classes);
+    const vlp_vl_config *c = &m->vl->cfg;
+    int T = c->max_text_len, V = c->vocab_size, S = c->image_size;
+    vlp_graph *g = vlp_graph_new();
+    vlp_ft_graph fg;
+    int64_t rows[3] = {0, 5, 9};
+    int rc = vlp_ft_graph_declare(g, m, 4, 1, &fg);
+    if (!rc) rc = vlp_graph_build(g, fg.loss, VLP_BUILD_TRAIN);
+    if (!rc) rc = vlp_ft_data_fill(m, d, rows, 3, &fg); /* row 3 repeats row 2 without targets */
+    if (!rc) rc = vlp_graph_forward(g);
+    CHECK(rc == 0, "lm graph: %s", vlp_last_error());
+    float *lg = malloc((size_t)T * V * sizeof(float));
+    double ans = 0, all = 0;
+    int na = 0, nall = 0, pad_ok = 1;
+    for (int r = 0; !rc && r < 3; r++) {
+        const int32_t *ids = (const int32_t *)fg.ids->data + (size_t)r * T, *lab = (const int32_t *)fg.labels->data + (size_t)r * T;
+        int L = 0, s = -1;
+        while (L < T && ((const int32_t *)fg.mask->data)[(size_t)r * T + L]) L++;
+        for (int t = 1; t < L && s < 0; t++)
+            if (ids[t] == c->sep_id) s = t;
+        CHECK(s > 1 && s + 2 < L, "row %d: [CLS] question [SEP] answer [SEP] (sep at %d of %d)", r, s, L);
+        rc = full_logits(m, (const float *)fg.pixels->data + (size_t)r * 3 * S * S, ids, L, lg);
+        for (int t = 0; !rc && t + 1 < L; t++) {
+            double nll = -log_softmax_at(lg + (size_t)t * V, V, ids[t + 1]);
+            all += nll, nall++;
+            if (t >= s) ans += nll, na++;
+            CHECK(lab[t] == (t >= s ? ids[t + 1] : -100), "row %d position %d: target %d", r, t, lab[t]);
+        }
+    }
+    for (int t = 0; !rc && t < T; t++) pad_ok &= ((const int32_t *)fg.labels->data)[3 * T + t] == -100;
+    float loss = rc ? NAN : *(float *)fg.loss->data;
+    printf("lm vqa loss %.6f: answer tokens only %.6f (%d tokens), every token %.6f (%d)\n", loss, ans / na, na,
+           all / nall, nall);
+    CHECK(!rc && fabs(loss - ans / na) < 1e-4 * fmax(1.0, ans / na), "lm vqa loss %g, hand-built over the answer %g",
+          loss, ans / na);
+    CHECK(!rc && fabs(loss - all / nall) > 1e-3, "the question tokens must not count (%g vs %g)", loss, all / nall);
+    CHECK(pad_ok, "the padding row has no targets");
+    free(lg);
+    vlp_graph_free(g);
+    vlp_ft_data_free(d);
+    vlp_ft_free(m);
+}
+
+/* A few steps reduce the loss; greedy answers then come from the answers seen. */
+static void test_lm_learns(vlp_task_set *vqa, vlp_task_set *vqa_v) {
+    vlp_ft_model *m = make_lm(VLP_TASK_VQA, 6);
+    vlp_ft_data *d = m ? vlp_ft_data_new(m, vqa, tok) : NULL, *dv = m ? vlp_ft_data_new(m, vqa_v, tok) : NULL;
+    CHECK(d && dv, "lm learn setup: %s", vlp_last_error());
+    vlp_train_config tc = train_cfg(40, 8, 5e-3f);
+    vlp_trainer *t = d && dv ? vlp_trainer_new_ft(m, d, &tc, 1.0f) : NULL;
+    vlp_batch_source src;
+    int rc = t ? vlp_ft_batch_source(&src, d, 8, 4) : -1;
+    double first = 0, last = 0;
+    for (int s = 0; !rc && s < 40; s++) {
+        vlp_train_stats st;
+        rc = vlp_trainer_step(t, &src, &st);
+        if (s < 3) first += st.loss / 3;
+        if (s >= 37) last += st.loss / 3;
+    }
+    CHECK(rc == 0, "lm training: %s", vlp_last_error());
+    vlp_task_predictions *p = NULL;
+    rc = rc ? rc : vlp_ft_predict(m, dv, 8, &p, NULL);
+    double acc = rc ? 0 : vlp_ft_accuracy(dv, p);
+    printf("lm vqa: loss %.3f -> %.3f in 40 steps; greedy held-out accuracy %.3f\n", first, last, acc);
+    CHECK(!rc && last < 0.5 * first, "lm loss %.3f -> %.3f: must fall by half", first, last);
+    int known = 0;
+    for (int64_t i = 0; p && i < p->n; i++)
+        for (int k = 0; k < 4; k++) known += !strcmp(p->text[i], colours[k]);
+    CHECK(p && known == p->n, "greedy answers after training: %d of %lld are colour words", known,
+          p ? (long long)p->n : 0LL);
+    vlp_task_predictions_free(p);
+    if (t) vlp_ft_batch_source_free(&src);
+    vlp_trainer_free(t);
+    vlp_ft_data_free(d);
+    vlp_ft_data_free(dv);
+    vlp_ft_free(m);
+}
+
+static int lm_run(vlp_task_set *train, const char *dir, int resume, int stop, float **out, int64_t *n) {
+    vlp_ft_model *m = make_lm(train->kind, 3);
+    vlp_ft_data *d = m ? vlp_ft_data_new(m, train, tok) : NULL;
+    if (!d) {
+        vlp_ft_free(m);
+        return -1;
+    }
+    vlp_train_config tc = train_cfg(7, 8, 1e-3f);
+    vlp_trainer *t = vlp_trainer_new_ft(m, d, &tc, 0.8f);
+    vlp_batch_source src;
+    int rc = t ? vlp_ft_batch_source(&src, d, 8, 4) : -1;
+    vlp_run_options o = {.run_dir = dir, .log_every = 1, .save_every = 2, .resume = resume, .save_final = 1};
+    stop_at = stop;
+    if (stop) o.on_step = on_step_stop;
+    if (!rc) rc = vlp_train_run(t, &src, &o);
+    if (out) {
+        *n = vlp_params_numel(m->params);
+        *out = malloc((size_t)*n * sizeof(float));
+        memcpy(*out, vlp_params_data(m->params), (size_t)*n * sizeof(float));
+    }
+    if (t) vlp_ft_batch_source_free(&src);
+    vlp_trainer_free(t);
+    vlp_ft_data_free(d);
+    vlp_ft_free(m);
+    return rc;
+}
+
+static void test_lm_resume(vlp_task_set *cap, vlp_task_set *vqa2) {
+    char a[400], b[400], md[500];
+    snprintf(a, sizeof a, "%s/lm-full", tmpdir);
+    snprintf(b, sizeof b, "%s/lm-split", tmpdir);
+    float *pa = NULL, *pb = NULL;
+    int64_t na = 0, nb = 0;
+    CHECK(lm_run(cap, a, 0, 0, &pa, &na) == 0, "lm uninterrupted: %s", vlp_last_error());
+    CHECK(lm_run(cap, b, 0, 3, NULL, NULL) == 0, "lm first part: %s", vlp_last_error());
+    CHECK(lm_run(cap, b, 1, 0, &pb, &nb) == 0, "lm resumed: %s", vlp_last_error());
+    CHECK(pa && pb && na == nb && !memcmp(pa, pb, (size_t)na * sizeof(float)),
+          "caption lm fine-tuning: 7 steps = 3 + resume 4 must give bit-identical parameters");
+    snprintf(md, sizeof md, "%s/model", b);
+    vlp_ft_model *fm = vlp_ft_load(md);
+    CHECK(fm && fm->head == VLP_FT_HEAD_LM && fm->task == VLP_TASK_CAPTION && pb &&
+              vlp_params_numel(fm->params) == nb && !memcmp(vlp_params_data(fm->params), pb, (size_t)nb * sizeof(float)),
+          "final lm model: %s", fm ? "differs" : vlp_last_error());
+    vlp_vl *bb = vlp_vl_load(md);
+    CHECK(bb && bb->cfg.family == VLP_VL_CAPTION, "the fine-tuned captioner loads as a plain captioning model: %s",
+          vlp_last_error());
+    vlp_vl_free(bb);
+    vlp_ft_free(fm);
+    free(pa);
+    free(pb);
+    int rc = lm_run(vqa2, b, 1, 0, NULL, NULL); /* a caption run does not resume as vqa */
+    CHECK(rc < 0 && strstr(vlp_last_error(), "caption"), "lm resume with another task: %s", vlp_last_error());
+}
+
+/* rank over a 2-answer list = comparing the two log-likelihoods of full forwards. */
+static void test_lm_rank(vlp_task_set *vqa2) {
+    vlp_ft_model *m = make_lm(VLP_TASK_VQA, 7);
+    vlp_ft_data *d = m ? vlp_ft_data_new(m, vqa2, tok) : NULL;
+    vlp_task_predictions *p = NULL;
+    float *conf = NULL;
+    int rc = d ? vlp_ft_lm_rank(m, d, vqa2, 3, &p, &conf) : -1;
+    CHECK(rc == 0, "lm rank: %s", vlp_last_error());
+    const char *two[2] = {"red", "green"};
+    double maxd = 0;
+    int agree = 0, n2 = 0;
+    for (int64_t i = 0; !rc && i < 12; i++) {
+        const vlp_task_example *e = &vqa2->ex[i];
+        if (strcmp(e->type, "two")) {
+            CHECK(!strcmp(p->text[i], "blue") && conf[i] == 1.0f, "row %lld: one candidate (blue), got '%s'",
+                  (long long)i, p->text[i]);
+            continue;
+        }
+        double r0 = ref_logp(m, d, i, two[0]), r1 = ref_logp(m, d, i, two[1]), lp[2] = {NAN, NAN};
+        CHECK(vlp_ft_lm_score(m, d, i, two, 2, 1, lp) == 0, "lm score: %s", vlp_last_error());
+        maxd = fmax(maxd, fmax(fabs(lp[0] - r0), fabs(lp[1] - r1)));
+        const char *want = r1 > r0 ? two[1] : two[0];
+        n2++;
+        agree += !strcmp(p->text[i], want);
+        CHECK(!strcmp(p->text[i], want), "row %lld: ranked '%s', full forwards prefer '%s' (%g vs %g)", (long long)i,
+              p->text[i], want, r0, r1);
+        double pw = 1.0 / (1.0 + exp(-fabs(r1 - r0)));
+        CHECK(fabs(conf[i] - pw) < 1e-3, "row %lld: confidence %g, softmax of the pick %g", (long long)i, conf[i], pw);
+    }
+    printf("lm rank: %d of %d picks as the full forwards; cached vs full log-likelihood differ by at most %.2g\n",
+           agree, n2, maxd);
+    CHECK(n2 > 0 && maxd < 1e-3, "cached log-likelihoods differ from the full forward by %g", maxd);
+    vlp_task_predictions_free(p);
+    free(conf);
+    vlp_ft_data_free(d);
+    vlp_ft_free(m);
+}
+
+/* generate = the decoder's greedy search (full forwards); caption beam = vlp_vl_generate's. */
+static void test_lm_generate(vlp_task_set *vqa2, vlp_task_set *cap) {
+    vlp_ft_model *m = make_lm(VLP_TASK_VQA, 9);
+    vlp_ft_data *d = m ? vlp_ft_data_new(m, vqa2, tok) : NULL;
+    vlp_vl_gen_config gc;
+    vlp_vl_gen_defaults(&gc);
+    gc.max_len = 5;
+    vlp_task_predictions *p = NULL, *p2 = NULL;
+    int rc = d ? vlp_ft_lm_generate(m, d, &gc, 5, &p, NULL) : -1;
+    CHECK(rc == 0, "lm generate: %s", vlp_last_error());
+    if (!rc) rc = vlp_ft_lm_generate(m, d, &gc, 2, &p2, NULL);
+    for (int64_t i = 0; !rc && i < p->n; i++)
+        CHECK(!strcmp(p->text[i], p2->text[i]), "row %lld: batch 5 '%s', batch 2 '%s'", (long long)i, p->text[i],
+              p2->text[i]);
+    const vlp_vl_config *c = m ? &m->vl->cfg : NULL;
+    int S = c ? c->image_size : 0, V = c ? c->vocab_size : 0, T = c ? c->max_text_len : 0;
+    float *px = malloc((size_t)3 * S * S * sizeof(float) + 4), *lg = malloc((size_t)T * V * sizeof(float) + 4);
+    char text[512];
+    for (int64_t i = 0; !rc && i < 6; i++) {
+        int P = 0, L;
+        int32_t seq[64];
+        const int32_t *pre = vlp_ft_lm_prefix(d, i, &P);
+        memcpy(seq, pre, (size_t)P * sizeof(int32_t));
+        rc = lm_pixels(m, d, i, px);
+        for (L = P; !rc && L < P + gc.max_len && L < T;) {
+            rc = full_logits(m, px, seq, L, lg);
+            float *x = lg + (size_t)(L - 1) * V;
+            if (L == P) x[c->eos_id] = -INFINITY; /* min_len 1 */
+            int best = 0;
+            for (int v = 1; v < V; v++)
+                if (x[v] > x[best]) best = v;
+            seq[L++] = best;
+            if (best == c->eos_id) break;
+        }
+        vlp_wordpiece_decode(tok, seq + P, L - P, 1, text, sizeof text);
+        CHECK(!rc && !strcmp(text, p->text[i]), "row %lld: generated '%s', greedy full forwards '%s'", (long long)i,
+              p->text[i], text);
+    }
+    vlp_task_predictions_free(p);
+    vlp_task_predictions_free(p2);
+    vlp_ft_data_free(d);
+    vlp_ft_free(m);
+    /* caption: beam 3 from [CLS] equals the captioner's own beam search */
+    m = make_lm(VLP_TASK_CAPTION, 10);
+    d = m ? vlp_ft_data_new(m, cap, tok) : NULL;
+    gc.beam = 3;
+    gc.max_len = 6;
+    p = NULL;
+    rc = d ? vlp_ft_lm_generate(m, d, &gc, 4, &p, NULL) : -1;
+    CHECK(rc == 0, "lm caption beam: %s", vlp_last_error());
+    int NI = m ? vlp_vl_image_tokens(m->vl) : 0, W = m ? m->vl->cfg.vision_width : 0;
+    float *feat = malloc((size_t)NI * W * sizeof(float) + 4);
+    for (int64_t i = 0; !rc && i < 4; i++) {
+        int32_t out[16];
+        int len = 0;
+        rc = lm_pixels(m, d, i, px);
+        if (!rc) rc = vlp_vl_image_features(m->vl, px, 1, feat);
+        if (!rc) rc = vlp_vl_generate(m->vl, feat, 1, &gc, out, &len);
+        if (len > 0 && out[len - 1] == m->vl->cfg.eos_id) len--;
+        vlp_wordpiece_decode(tok, out, len, 1, text, sizeof text);
+        CHECK(!rc && !strcmp(text, p->text[i]), "caption %lld: '%s', vlp_vl_generate '%s'", (long long)i, p->text[i],
+              text);
+    }
+    free(feat);
+    free(px);
+    free(lg);
+    vlp_task_predictions_free(p);
+    vlp_ft_data_free(d);
+    vlp_ft_free(m);
+}
+
 int main(void) {
     vlp_set_threads(2);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/vlp_test_ft_XXXXXX");
@@ -640,6 +1164,19 @@ int main(void) {
         test_learns("albef-tiny", VLP_TASK_GROUND2, gr, gr_v, 80, 0.75);
         test_resume(nlvr, vqa);
         test_bad_input(mc, vqa);
+        test_dump(vqa, nlvr, mc);
+        write_lm_tasks();
+        vlp_task_set *lv = read_set("lm-vqa.jsonl", VLP_TASK_VQA), *lc = read_set("lm-caption.jsonl", VLP_TASK_CAPTION);
+        if (lv && lc) {
+            test_lm_head();
+            test_lm_loss(vqa);
+            test_lm_learns(vqa, vqa_v);
+            test_lm_resume(lc, lv);
+            test_lm_rank(lv);
+            test_lm_generate(lv, lc);
+        }
+        vlp_task_set_free(lv);
+        vlp_task_set_free(lc);
     }
     vlp_task_set_free(vqa);
     vlp_task_set_free(mc);

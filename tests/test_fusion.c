@@ -14,6 +14,7 @@
 #include "test.h"
 #include "vlp.h"
 #include "vlp_vl.h"
+#include "vlp_safetensors.h"
 
 static uint64_t rs = 0x1234567ull;
 static uint32_t rnd(void) {
@@ -763,6 +764,429 @@ static void test_decay_groups(void) {
     }
 }
 
+/* ---- CoCa: unimodal + multimodal decoder with ITC (captioning family, 0 < fusion_layers < layers) ---- */
+
+/* blip-tiny with 3 decoder layers, the top one multimodal, ITC heads: the tests' CoCa */
+static void coca_config(vlp_vl_config *c, int pre_ln) {
+    vlp_vl_preset("blip-tiny", c);
+    c->layers = 3;
+    c->fusion_layers = 1;
+    c->embed_dim = 16;
+    c->w_itc = 1;
+    c->text_pre_ln = pre_ln;
+}
+
+/* larger weights than the init so every path (and every position) matters */
+static void coca_scramble(vlp_vl *m, uint64_t seed) {
+    for (int i = 0; i < vlp_params_count(m->params); i++) {
+        vlp_tensor *t = vlp_params_get(m->params, i);
+        if (t == m->logit_scale) continue;
+        if (t->ndim >= 2 || t == m->itc_tok) vlp_init_normal(t, 0, 0.15f, seed + (uint64_t)i);
+        else if (!strstr(t->name, "weight")) vlp_init_normal(t, 0, 0.05f, seed + 1000 + (uint64_t)i);
+    }
+}
+
+static int has_param(const vlp_vl *m, const char *sub) {
+    for (int i = 0; i < vlp_params_count(m->params); i++)
+        if (strstr(vlp_params_get(m->params, i)->name, sub)) return 1;
+    return 0;
+}
+
+/* Configs: fusion_layers 0 (or == layers) keeps the old every-layer decoder and its tensors,
+ * ITC needs unimodal layers, a CoCa model round-trips through a checkpoint. */
+static void test_coca_config(void) {
+    vlp_vl_config c;
+    vlp_vl_preset("blip-tiny", &c);
+    c.embed_dim = 16; /* ITC heads only exist with unimodal layers: an old checkpoint's tensors stay the same */
+    vlp_vl *m = vlp_vl_new(&c, 1);
+    CHECK(m && !has_param(m, "text_itc") && !has_param(m, "vision_proj") && m->text->layers[0].xq_w,
+          "fusion_layers 0: every layer cross-attends, no ITC tensors");
+    vlp_vl_free(m);
+    c.fusion_layers = c.layers;
+    m = vlp_vl_new(&c, 1);
+    CHECK(m && !has_param(m, "text_itc") && m->text->layers[0].xq_w, "fusion_layers == layers: as fusion_layers 0");
+    vlp_vl_free(m);
+    c.w_itc = 1;
+    CHECK(!vlp_vl_new(&c, 1) && strstr(vlp_last_error(), "fusion_layers"), "ITC without unimodal layers refused: %s",
+          vlp_last_error());
+    c.fusion_layers = 0;
+    CHECK(!vlp_vl_new(&c, 1) && strstr(vlp_last_error(), "fusion_layers"), "ITC with fusion_layers 0 refused");
+    c.fusion_layers = c.layers + 1;
+    c.w_itc = 0;
+    CHECK(!vlp_vl_new(&c, 1) && strstr(vlp_last_error(), "fusion_layers"), "fusion_layers over layers refused");
+    coca_config(&c, 0);
+    c.embed_dim = 0;
+    CHECK(!vlp_vl_new(&c, 1) && strstr(vlp_last_error(), "embed_dim"), "captioning ITC without embed_dim refused");
+    coca_config(&c, 0);
+    m = vlp_vl_new(&c, 3);
+    CHECK(m != NULL, "CoCa config: %s", vlp_last_error());
+    if (!m) return;
+    CHECK(!m->text->layers[0].xq_w && !m->text->layers[1].xq_w && m->text->layers[2].xq_w && m->itc_tok &&
+              m->vis_proj && m->txt_proj && m->logit_scale,
+          "layers 0-1 unimodal, layer 2 multimodal, ITC token and projections");
+    char dir[] = "/tmp/vlp_coca_ckptXXXXXX";
+    if (mkdtemp(dir)) {
+        int rc = vlp_vl_save(m, dir);
+        vlp_vl *l = rc ? NULL : vlp_vl_load(dir);
+        CHECK(l && l->cfg.fusion_layers == 1 && l->cfg.w_itc == 1 && l->itc_tok &&
+                  vlp_params_numel(l->params) == vlp_params_numel(m->params) &&
+                  !memcmp(vlp_params_data(l->params), vlp_params_data(m->params),
+                          (size_t)vlp_params_numel(m->params) * sizeof(float)),
+              "CoCa checkpoint round trip: %s", l ? "ok" : vlp_last_error());
+        vlp_vl_free(l);
+        char p[200];
+        snprintf(p, sizeof p, "%s/model.safetensors", dir);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/config.json", dir);
+        unlink(p);
+        rmdir(dir);
+    }
+    vlp_vl_free(m);
+}
+
+static void *coca_npy(const char *v, const char *name, vlp_dtype want, int64_t *shape) {
+    char path[512];
+    snprintf(path, sizeof path, FIXTURE("coca") "/%s/%s", v, name);
+    void *data = NULL;
+    int nd;
+    vlp_dtype dt;
+    if (vlp_npy_load(path, &dt, &nd, shape, &data) || dt != want) {
+        CHECK(0, "%s: %s", path, vlp_last_error());
+        free(data);
+        return NULL;
+    }
+    return data;
+}
+
+/* max |a - r| / max(max |r|, floor) */
+static double rel_err(const float *a, const float *r, int64_t n, double floor) {
+    double md = 0, mr = floor;
+    for (int64_t i = 0; i < n; i++) {
+        md = fmax(md, fabs((double)a[i] - r[i]));
+        mr = fmax(mr, fabs((double)r[i]));
+    }
+    return md / mr;
+}
+
+/* PyTorch parity (tests/fixtures/coca, tests/tools/gen_coca_fixture.py): the unimodal layers
+ * with the ITC token, the ITC features and loss, the multimodal layers and LM head, the LM
+ * loss, and the gradient of itc + lm for every text-side tensor and the image tokens. Also the
+ * LM-only full forward (vlp_vl_caption_logits) and the KV cache on the same weights. */
+static void test_coca_fixture(const char *v) {
+    char path[512];
+    vlp_vl_config c;
+    snprintf(path, sizeof path, FIXTURE("coca") "/%s/config.json", v);
+    CHECK(vlp_vl_config_load(path, &c) == 0, "%s: %s", path, vlp_last_error());
+    vlp_vl *m = vlp_vl_new(&c, 1);
+    snprintf(path, sizeof path, FIXTURE("coca") "/%s/model.safetensors", v);
+    vlp_safetensors *st = m ? vlp_st_open(path) : NULL;
+    snprintf(path, sizeof path, FIXTURE("coca") "/%s/grads.safetensors", v);
+    vlp_safetensors *gs = st ? vlp_st_open(path) : NULL;
+    int64_t si[4], sd[4], s1[4];
+    float *img = coca_npy(v, "image.npy", VLP_F32, si), *ref_lg = coca_npy(v, "logits.npy", VLP_F32, s1);
+    float *ref_fi = coca_npy(v, "img_feat.npy", VLP_F32, s1), *ref_ft = coca_npy(v, "txt_feat.npy", VLP_F32, s1);
+    float *ref_loss = coca_npy(v, "losses.npy", VLP_F32, s1);
+    int32_t *idv = coca_npy(v, "ids.npy", VLP_I32, sd), *mv = coca_npy(v, "mask.npy", VLP_I32, s1);
+    vlp_graph *g = NULL, *g2 = NULL;
+    vlp_vl_kv *kv = NULL;
+    float *step = NULL;
+    if (!m || !st || !gs || !img || !ref_lg || !ref_fi || !ref_ft || !ref_loss || !idv || !mv) {
+        CHECK(0, "coca fixture %s: %s", v, vlp_last_error());
+        goto out;
+    }
+    /* every fixture tensor fills a model tensor of its shape; every text-side model tensor is there */
+    int loaded = 0, missing = 0;
+    for (int i = 0; i < vlp_params_count(m->params); i++) {
+        vlp_tensor *t = vlp_params_get(m->params, i);
+        int k = vlp_st_find(st, t->name);
+        if (k < 0) {
+            missing += !strncmp(t->name, "text", 4) || !strncmp(t->name, "lm_head", 7) || strstr(t->name, "proj") ||
+                       t == m->logit_scale;
+            continue;
+        }
+        loaded += vlp_st_read_f32(st, k, (float *)t->data, t->numel) == 0;
+    }
+    CHECK(loaded == vlp_st_count(st) && !missing, "%s: %d of %d fixture tensors loaded, %d text-side missing: %s", v,
+          loaded, vlp_st_count(st), missing, vlp_last_error());
+    int B = (int)sd[0], T = (int)sd[1], N1 = (int)si[1], IW = (int)si[2], V = c.vocab_size, E = c.embed_dim;
+    g = vlp_graph_new();
+    int64_t sim[3] = {B, N1, IW}, sid[2] = {B, T}, sl[1] = {(int64_t)B * T}, s2[2] = {(int64_t)B * T, V};
+    vlp_tensor *gi = vlp_input_grad(g, "img", 3, sim), *ids = vlp_input(g, "ids", VLP_I32, 2, sid),
+               *mask = vlp_input(g, "mask", VLP_I32, 2, sid), *lab = vlp_input(g, "labels", VLP_I32, 1, sl);
+    vlp_tensor *tx = vlp_vl_encode_text(g, m, vlp_vl_embed_text(g, m, ids), mask), *fi = NULL, *ft = NULL;
+    CHECK(tx && tx->shape[1] == T + 1 && tx->shape[2] == c.width, "%s: unimodal states [B, T + 1, W]", v);
+    vlp_vl_itc_features(g, m, gi, tx, &fi, &ft);
+    vlp_tensor *itc = vlp_keep(vlp_itc_loss(g, fi, ft, m->logit_scale, NULL, VLP_ITC_CLIP));
+    vlp_tensor *lg = vlp_keep(vlp_vl_caption_decode(g, m, gi, tx, mask));
+    vlp_tensor *lm = vlp_keep(vlp_cross_entropy(g, vlp_reshape(g, lg, 2, s2), lab, -100));
+    vlp_keep(fi), vlp_keep(ft);
+    vlp_tensor *loss = vlp_add(g, itc, lm);
+    int rc = vlp_graph_error(g) || !loss ? -1 : vlp_graph_build(g, loss, VLP_BUILD_TRAIN);
+    CHECK(rc == 0, "%s: graph: %s", v, vlp_graph_error(g) ? vlp_graph_error(g) : vlp_last_error());
+    if (rc) goto out;
+    memcpy(gi->data, img, (size_t)gi->numel * sizeof(float));
+    memcpy(ids->data, idv, (size_t)B * T * sizeof(int32_t));
+    memcpy(mask->data, mv, (size_t)B * T * sizeof(int32_t));
+    vlp_lm_labels(idv, mv, B, T, lab->data);
+    vlp_params_zero_grad(m->params);
+    CHECK(vlp_graph_forward(g) == 0 && vlp_graph_backward(g, NULL) == 0, "%s: forward/backward: %s", v,
+          vlp_last_error());
+    double e_lg = rel_err(lg->data, ref_lg, lg->numel, 1e-3), e_fi = rel_err(fi->data, ref_fi, (int64_t)B * E, 1e-3),
+           e_ft = rel_err(ft->data, ref_ft, (int64_t)B * E, 1e-3);
+    double e_itc = fabs(*(float *)itc->data - ref_loss[0]) / ref_loss[0],
+           e_lm = fabs(*(float *)lm->data - ref_loss[1]) / ref_loss[1];
+    CHECK(e_lg < 1e-4 && e_fi < 1e-4 && e_ft < 1e-4, "%s: logits %.2g, image feature %.2g, text feature %.2g", v,
+          e_lg, e_fi, e_ft);
+    CHECK(e_itc < 1e-4 && e_lm < 1e-4, "%s: itc %.6f (PyTorch %.6f), lm %.6f (PyTorch %.6f)", v,
+          *(float *)itc->data, ref_loss[0], *(float *)lm->data, ref_loss[1]);
+    /* gradients: every tensor of grads.safetensors */
+    double worst = 0;
+    int ng = 0;
+    for (int k = 0; k < vlp_st_count(gs); k++) {
+        const char *name = vlp_st_name(gs, k);
+        vlp_tensor *t = !strcmp(name, "image") ? gi : vlp_params_find(m->params, name);
+        if (!t || !t->grad || vlp_st_numel(gs, k) != t->numel) {
+            CHECK(0, "%s: gradient of %s: no such tensor of that size", v, name);
+            continue;
+        }
+        float *r = malloc((size_t)t->numel * sizeof(float));
+        vlp_st_read_f32(gs, k, r, t->numel);
+        double e = rel_err(t->grad, r, t->numel, 1e-4);
+        CHECK(e < 1e-3, "%s: gradient of %s off by %.3g (relative to its largest entry)", v, name, e);
+        worst = fmax(worst, e);
+        ng++;
+        free(r);
+    }
+    printf("coca %s: PyTorch parity: logits %.1e, features %.1e/%.1e, itc %.1e, lm %.1e, %d gradients (worst "
+           "%.1e)\n", v, e_lg, e_fi, e_ft, e_itc, e_lm, ng, worst);
+    /* the LM-only full forward and the KV cache give the same logits */
+    g2 = vlp_graph_new();
+    vlp_tensor *gi2 = vlp_input(g2, "img", VLP_F32, 3, sim), *ids2 = vlp_input(g2, "ids", VLP_I32, 2, sid),
+               *mask2 = vlp_input(g2, "mask", VLP_I32, 2, sid);
+    vlp_tensor *lg2 = vlp_vl_caption_logits(g2, m, gi2, ids2, mask2);
+    if (lg2 && !vlp_graph_build(g2, lg2, VLP_BUILD_INFERENCE)) {
+        memcpy(gi2->data, img, (size_t)gi2->numel * sizeof(float));
+        memcpy(ids2->data, idv, (size_t)B * T * sizeof(int32_t));
+        memcpy(mask2->data, mv, (size_t)B * T * sizeof(int32_t));
+        vlp_graph_forward(g2);
+        double e2 = rel_err(lg2->data, ref_lg, lg2->numel, 1e-3);
+        CHECK(e2 < 1e-4, "%s: vlp_vl_caption_logits (no ITC pass) %.2g off", v, e2);
+    } else CHECK(0, "%s: caption_logits graph: %s", v, vlp_last_error());
+    /* ITC features in an inference graph (retrieval's): buffers planned for reuse */
+    vlp_graph *g3 = vlp_graph_new();
+    vlp_tensor *gi3 = vlp_input(g3, "img", VLP_F32, 3, sim), *ids3 = vlp_input(g3, "ids", VLP_I32, 2, sid),
+               *mask3 = vlp_input(g3, "mask", VLP_I32, 2, sid), *fi3 = NULL, *ft3 = NULL;
+    vlp_vl_itc_features(g3, m, gi3, vlp_vl_encode_text(g3, m, vlp_vl_embed_text(g3, m, ids3), mask3), &fi3, &ft3);
+    vlp_tensor *both = fi3 && ft3 ? vlp_concat(g3, fi3, ft3, 0) : NULL; /* [image; text] */
+    if (both && !vlp_graph_build(g3, both, VLP_BUILD_INFERENCE)) {
+        memcpy(gi3->data, img, (size_t)gi3->numel * sizeof(float));
+        memcpy(ids3->data, idv, (size_t)B * T * sizeof(int32_t));
+        memcpy(mask3->data, mv, (size_t)B * T * sizeof(int32_t));
+        vlp_graph_forward(g3);
+        double e3 = fmax(rel_err(both->data, ref_fi, (int64_t)B * E, 1e-3),
+                         rel_err((float *)both->data + (int64_t)B * E, ref_ft, (int64_t)B * E, 1e-3));
+        CHECK(e3 < 1e-4, "%s: ITC features in an inference graph %.2g off", v, e3);
+    } else CHECK(0, "%s: inference ITC graph: %s", v, vlp_graph_error(g3) ? vlp_graph_error(g3) : vlp_last_error());
+    vlp_graph_free(g3);
+    kv = vlp_vl_kv_new(m, B, T);
+    step = malloc((size_t)B * V * sizeof(float));
+    CHECK(kv && !vlp_vl_kv_set_images(kv, img, B, NULL), "%s: cache: %s", v, vlp_last_error());
+    double ekv = 0;
+    for (int t = 0; kv && t < T; t++) {
+        int32_t tok[8];
+        for (int b = 0; b < B; b++) tok[b] = idv[b * T + t];
+        vlp_vl_kv_step(kv, tok, step);
+        for (int b = 0; b < B; b++)
+            if (mv[b * T + t]) /* the cache has no padding: real positions only */
+                ekv = fmax(ekv, rel_err(step + (int64_t)b * V, ref_lg + ((int64_t)b * T + t) * V, V, 1e-3));
+    }
+    CHECK(ekv < 1e-4, "%s: KV-cached decoding with unimodal layers %.2g off PyTorch", v, ekv);
+out:
+    vlp_vl_kv_free(kv);
+    free(step);
+    vlp_graph_free(g);
+    vlp_graph_free(g2);
+    vlp_st_close(st);
+    vlp_st_close(gs);
+    free(img), free(ref_lg), free(ref_fi), free(ref_ft), free(ref_loss), free(idv), free(mv);
+    vlp_vl_free(m);
+}
+
+/* The whole pre-training graph (ViT, unimodal layers + ITC token, ITC, multimodal layers, LM)
+ * against central differences, for a sample of entries of every new tensor and of each part;
+ * its LM loss (continuing from the ITC pass) equals the LM-only graph's. */
+static double coca_loss(vlp_graph *g, vlp_vl_pretrain *p) {
+    vlp_graph_forward(g);
+    return *(float *)p->loss->data;
+}
+
+static void test_coca_gradcheck(int pre_ln) {
+    vlp_vl_config c;
+    coca_config(&c, pre_ln);
+    c.w_lm = 0.7f; /* distinct weights: a swapped pair would show */
+    vlp_vl *m = vlp_vl_new(&c, 9);
+    if (!m) {
+        CHECK(0, "coca: %s", vlp_last_error());
+        return;
+    }
+    coca_scramble(m, 700);
+    int B = 3, T = 6, S = c.image_size;
+    float *px = malloc((size_t)B * 3 * S * S * sizeof(float));
+    int32_t ids[18], mask[18];
+    make_batch(&c, B, T, px, ids, mask);
+    vlp_graph *g = vlp_graph_new();
+    vlp_vl_pretrain p;
+    int rc = vlp_vl_pretrain_graph(g, m, NULL, B, T, &p);
+    rc = rc ? rc : vlp_graph_build(g, p.loss, VLP_BUILD_TRAIN);
+    CHECK(!rc && p.loss_itc && p.loss_lm, "coca pretrain graph: %s", vlp_last_error());
+    if (rc) {
+        vlp_graph_free(g);
+        vlp_vl_free(m);
+        free(px);
+        return;
+    }
+    vlp_vl_pretrain_fill(m, &p, px, ids, mask, NULL, 1);
+    vlp_params_zero_grad(m->params);
+    vlp_graph_forward(g);
+    vlp_graph_backward(g, NULL);
+    float lm_pre = *(float *)p.loss_lm->data;
+    /* the LM-only objective on the same batch: recomputes the unimodal layers without the token */
+    vlp_graph *g2 = vlp_graph_new();
+    int64_t sp[4] = {B, 3, S, S}, st[2] = {B, T}, sl[1] = {(int64_t)B * T};
+    vlp_tensor *px2 = vlp_input(g2, "px", VLP_F32, 4, sp), *ids2 = vlp_input(g2, "ids", VLP_I32, 2, st),
+               *m2 = vlp_input(g2, "mask", VLP_I32, 2, st), *lab = vlp_input(g2, "lab", VLP_I32, 1, sl);
+    vlp_tensor *ie = vlp_vl_encode_image(g2, m, vlp_vl_embed_image(g2, m, px2, NULL, NULL));
+    vlp_tensor *lm2 = vlp_vl_lm_loss(g2, m, ie, ids2, m2, lab);
+    if (lm2 && !vlp_graph_build(g2, lm2, VLP_BUILD_INFERENCE)) {
+        memcpy(px2->data, px, (size_t)px2->numel * sizeof(float));
+        memcpy(ids2->data, ids, sizeof ids), memcpy(m2->data, mask, sizeof mask);
+        vlp_lm_labels(ids, mask, B, T, lab->data);
+        vlp_graph_forward(g2);
+        float lm_only = *(float *)lm2->data;
+        CHECK(fabs(lm_only - lm_pre) <= 1e-5 * fabs(lm_only), "LM loss with the ITC pass %.7f vs LM-only %.7f",
+              lm_pre, lm_only);
+    } else CHECK(0, "LM-only graph: %s", vlp_last_error());
+    vlp_graph_free(g2);
+    vlp_tensor *vit0 = vlp_params_find(m->params, "vision.blocks.0.attn.qkv.weight");
+    if (!vit0) /* the ViT's own naming: any matrix of its first block */
+        for (int i = 0; i < vlp_params_count(m->params) && !vit0; i++) {
+            vlp_tensor *t = vlp_params_get(m->params, i);
+            if (!strncmp(t->name, "vision.blocks.0", 15) && t->ndim == 2) vit0 = t;
+        }
+    const vlp_bert *tx = m->text;
+    vlp_tensor *check[] = {m->itc_tok,          m->itc_ln_w,          m->itc_ln_b,          m->txt_proj,
+                           m->vis_proj,         m->logit_scale,       tx->word_emb,         tx->pos_emb,
+                           tx->emb_ln_w,        tx->layers[0].q_w,    tx->layers[0].v_b,    tx->layers[1].ao_ln_w,
+                           tx->layers[1].out_w, tx->layers[2].q_w,    tx->layers[2].xk_w,   tx->layers[2].xv_b,
+                           tx->layers[2].inter_w, m->head_w,          m->head_bias,         m->vit_ln_w,
+                           m->vis_cls,          m->patch_w,           vit0};
+    double worst = 0;
+    for (size_t k = 0; k < sizeof check / sizeof check[0]; k++) {
+        vlp_tensor *t = check[k];
+        if (!t || !t->grad) {
+            CHECK(0, "gradcheck tensor %zu missing or without gradient", k);
+            continue;
+        }
+        float *x = t->data, *gr = t->grad;
+        double num_max = 0, diff_max = 0;
+        for (int64_t j = 0; j < t->numel && j < 12; j++) {
+            int64_t i = (j * 7919) % t->numel;
+            float keep = x[i];
+            const double hh = 1e-2; /* float32 loss: smaller steps drown in roundoff */
+            x[i] = keep + (float)hh;
+            double lp = coca_loss(g, &p);
+            x[i] = keep - (float)hh;
+            double lmn = coca_loss(g, &p);
+            x[i] = keep;
+            double num = (lp - lmn) / (2 * hh);
+            num_max = fmax(num_max, fabs(num));
+            diff_max = fmax(diff_max, fabs(num - gr[i]));
+        }
+        /* wiring errors show as O(1); float32 differences leave ~1e-2 */
+        double e = diff_max / fmax(num_max, 1e-2);
+        CHECK(e <= 3e-2, "coca %s grad %s: err %.3g (numeric up to %.3g)", pre_ln ? "pre-LN" : "post-LN", t->name, e,
+              num_max);
+        worst = fmax(worst, e);
+    }
+    printf("coca gradcheck %s: itc %.4f lm %.4f, worst relative error %.2e over %zu tensors\n",
+           pre_ln ? "pre-LN " : "post-LN", *(float *)p.loss_itc->data, lm_pre, worst, sizeof check / sizeof check[0]);
+    vlp_graph_free(g);
+    vlp_vl_free(m);
+    free(px);
+}
+
+/* Decoding a CoCa model: the KV cache equals the full forward at every position; greedy
+ * decoding equals greedy by full recompute (the whole prefix through vlp_vl_caption_logits
+ * each step); beam 1 and nucleus with top_p -> 0 equal greedy; beam 3 gives valid captions. */
+static void test_coca_decode(int pre_ln) {
+    vlp_vl_config c;
+    coca_config(&c, pre_ln);
+    vlp_vl *m = vlp_vl_new(&c, 13);
+    if (!m) {
+        CHECK(0, "coca: %s", vlp_last_error());
+        return;
+    }
+    coca_scramble(m, 900);
+    int n = 3, N1 = vlp_vl_image_tokens(m), W = c.vision_width, V = c.vocab_size, L = 9;
+    float *img = malloc((size_t)n * N1 * W * sizeof(float));
+    for (int64_t i = 0; i < (int64_t)n * N1 * W; i++) img[i] = frnd();
+    /* greedy by full recompute: positions 0..t hold bos + the tokens so far (causal: later ones never matter) */
+    vlp_graph *g = vlp_graph_new();
+    int64_t si[3] = {n, N1, W}, st[2] = {n, L + 1};
+    vlp_tensor *gi = vlp_input(g, "img", VLP_F32, 3, si), *ids = vlp_input(g, "ids", VLP_I32, 2, st),
+               *mask = vlp_input(g, "mask", VLP_I32, 2, st);
+    vlp_tensor *lg = vlp_vl_caption_logits(g, m, gi, ids, mask);
+    int rc = !lg || vlp_graph_build(g, lg, VLP_BUILD_INFERENCE);
+    CHECK(!rc, "full decoder graph: %s", vlp_last_error());
+    int32_t full[27], flen[3], done[3] = {0, 0, 0};
+    if (!rc) {
+        memcpy(gi->data, img, (size_t)gi->numel * sizeof(float));
+        int32_t *id = ids->data, *mk = mask->data;
+        for (int i = 0; i < n * (L + 1); i++) id[i] = i % (L + 1) ? c.pad_id : c.bos_id, mk[i] = 1;
+        for (int r = 0; r < n; r++) flen[r] = 0;
+        for (int t = 0; t < L; t++) {
+            vlp_graph_forward(g);
+            for (int r = 0; r < n; r++) {
+                if (done[r]) continue;
+                const float *row = (float *)lg->data + ((int64_t)r * (L + 1) + t) * V;
+                int best = -1; /* the first maximum; no eos before min_len (1) */
+                for (int v = 0; v < V; v++)
+                    if (!(t < 1 && v == c.eos_id) && (best < 0 || row[v] > row[best])) best = v;
+                full[r * L + t] = best;
+                flen[r] = t + 1;
+                id[r * (L + 1) + t + 1] = best;
+                done[r] = best == c.eos_id;
+            }
+        }
+    }
+    vlp_graph_free(g);
+    vlp_vl_gen_config gc;
+    vlp_vl_gen_defaults(&gc);
+    gc.max_len = L;
+    gc.min_len = 1;
+    int32_t greedy[27], beam1[27], nuc[27], beam3[27];
+    int lg_[3], lb[3], ln_[3], l3[3];
+    CHECK(vlp_vl_generate(m, img, n, &gc, greedy, lg_) == 0, "coca greedy: %s", vlp_last_error());
+    int same = !rc;
+    for (int r = 0; r < n && same; r++) same = lg_[r] == flen[r] && !memcmp(greedy + r * L, full + r * L, (size_t)flen[r] * 4);
+    CHECK(same, "%s: cached greedy decoding equals greedy by full recompute (lengths %d %d %d vs %d %d %d)",
+          pre_ln ? "pre-LN" : "post-LN", lg_[0], lg_[1], lg_[2], flen[0], flen[1], flen[2]);
+    CHECK(vlp_vl_beam_search(m, img, n, &gc, beam1, lb) == 0 && !memcmp(beam1, greedy, sizeof greedy) &&
+              !memcmp(lb, lg_, sizeof lb),
+          "coca: beam 1 equals greedy");
+    gc.sample = 1;
+    gc.top_p = 1e-6f;
+    CHECK(vlp_vl_generate(m, img, n, &gc, nuc, ln_) == 0 && !memcmp(nuc, greedy, sizeof greedy),
+          "coca: nucleus with top_p -> 0 equals greedy");
+    gc.sample = 0;
+    gc.beam = 3;
+    int valid = vlp_vl_generate(m, img, n, &gc, beam3, l3) == 0;
+    for (int r = 0; r < n && valid; r++) valid = l3[r] >= 1 && l3[r] <= L;
+    CHECK(valid, "coca: beam 3 gives captions: %s", vlp_last_error());
+    free(img);
+    vlp_vl_free(m);
+}
+
 int main(void) {
     vlp_set_threads(1); /* tiny shapes: threads would only wait on each other */
     TIMED(test_shapes());
@@ -778,5 +1202,12 @@ int main(void) {
     TIMED(test_overfit());
     TIMED(test_caption_overfit());
     TIMED(test_momentum());
+    TIMED(test_coca_config());
+    TIMED(test_coca_fixture("post"));
+    TIMED(test_coca_fixture("pre"));
+    TIMED(test_coca_gradcheck(0));
+    TIMED(test_coca_gradcheck(1));
+    TIMED(test_coca_decode(0));
+    TIMED(test_coca_decode(1));
     return test_finish();
 }

@@ -4,6 +4,7 @@
  * (vlp_rerank, vlp_vl_eval_retrieval) returns permutations that equal the ITC order at K = 1;
  * ALBEF's ITC neither collapses to ln B nor learns much slower than CLIP's on the same data. */
 #include "test.h"
+#include "vlp_safetensors.h"
 #include "vlp_train.h"
 
 #include <math.h>
@@ -243,13 +244,18 @@ static void test_wrong_family(void) {
     CHECK(ct && vlp_trainer_load(ct, ck) != 0, "a VL checkpoint loaded into a CLIP trainer");
     vlp_trainer_free(ct);
     vlp_clip_free(cm);
-    /* momentum is refused with a clear message rather than resuming inexactly */
+    /* a momentum run needs the teacher in the checkpoint: one without it is refused, naming the file */
     vlp_vl_config c;
     vlp_vl_preset("albef-tiny", &c);
     c.momentum = 0.995f;
     m = vlp_vl_new(&c, 1);
     t = m ? vlp_trainer_new_vl(m, NULL, &tc) : NULL;
-    CHECK(!t && strstr(vlp_last_error(), "momentum"), "momentum accepted: %s", vlp_last_error());
+    CHECK(t != NULL, "momentum trainer: %s", vlp_last_error());
+    if (t) {
+        int rc = vlp_trainer_load(t, ck);
+        CHECK(rc != 0 && strstr(vlp_last_error(), "teacher.safetensors") && vlp_trainer_step_count(t) == 0,
+              "checkpoint without a teacher into a momentum run: rc %d, '%s'", rc, vlp_last_error());
+    }
     vlp_trainer_free(t);
     vlp_vl_free(m);
 }
@@ -652,6 +658,271 @@ static void test_mlm_rows(void) {
     free(full), free(rows), free(rl);
 }
 
+/* ---- momentum distillation (ALBEF): EMA teacher, queue, soft ITC / MLM targets ---------------- */
+static vlp_vl *mom_model(uint64_t seed) {
+    vlp_vl_config c;
+    if (vlp_vl_preset("albef-tiny", &c)) return NULL;
+    c.momentum = 0.9f;
+    c.queue_size = 8;
+    c.distill_alpha = 0.4f;
+    c.dropout = 0;
+    return vlp_vl_new(&c, seed);
+}
+
+/* 3 pairs a step: the queue of 8 wraps in the middle of step 3, and a resume at step 2 starts at row 6. */
+static int mom_run(const char *dir, int64_t steps, int resume, int stop, int save_every, float **params_out) {
+    vlp_vl *m = mom_model(5);
+    if (!m) return -1;
+    vlp_train_config tc = tiny_train(steps);
+    tc.batch_size = 3;
+    vlp_trainer *t = vlp_trainer_new_vl(m, NULL, &tc);
+    synth d;
+    vlp_batch_source src;
+    synth_init(&d, &src, &m->cfg, tc.batch_size);
+    vlp_run_options o = {.run_dir = dir, .log_every = 1, .save_every = save_every, .resume = resume,
+                         .keep_checkpoints = 8};
+    stop_at = stop;
+    if (stop) o.on_step = on_step_stop;
+    int rc = t ? vlp_train_run(t, &src, &o) : -1;
+    if (!t) fprintf(stderr, "mom_run: %s\n", vlp_last_error());
+    if (params_out) {
+        int64_t n = vlp_params_numel(m->params);
+        *params_out = malloc((size_t)n * sizeof(float));
+        memcpy(*params_out, vlp_params_data(m->params), (size_t)n * sizeof(float));
+    }
+    synth_free(&d);
+    vlp_trainer_free(t);
+    vlp_vl_free(m);
+    return rc;
+}
+
+static unsigned char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long k = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = k >= 0 ? malloc((size_t)k + 1) : NULL;
+    if (b && fread(b, 1, (size_t)k, f) != (size_t)k) free(b), b = NULL;
+    fclose(f);
+    *n = b ? (size_t)k : 0;
+    return b;
+}
+
+static int same_file(const char *a, const char *b) {
+    size_t na, nb;
+    unsigned char *x = slurp(a, &na), *y = slurp(b, &nb);
+    int same = x && y && na == nb && !memcmp(x, y, na);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* All of a checkpoint file's tensors, in the model's parameter order, into a new array. */
+static float *read_params_file(const char *path, const vlp_vl *like) {
+    vlp_safetensors *st = vlp_st_open(path);
+    int64_t n = vlp_params_numel(like->params);
+    float *out = st ? calloc((size_t)n, sizeof(float)) : NULL; /* alignment gaps stay 0 */
+    float *base = vlp_params_data(like->params);
+    for (int i = 0; out && i < vlp_params_count(like->params); i++) {
+        vlp_tensor *x = vlp_params_get(like->params, i);
+        int idx = vlp_st_find(st, x->name);
+        if (idx < 0 || vlp_st_read_f32(st, idx, out + ((float *)x->data - base), x->numel)) free(out), out = NULL;
+    }
+    vlp_st_close(st);
+    return out;
+}
+
+/* 4 steps straight = 2 steps, stop, resume, 2 steps: losses, parameters, teacher, queue and
+ * AdamW state bit-identical. */
+static void test_momentum_resume(void) {
+    char a[300], b[300], fa[500], fb[500];
+    snprintf(a, sizeof a, "%s/mom-full", tmpdir);
+    snprintf(b, sizeof b, "%s/mom-split", tmpdir);
+    float *pa = NULL, *pb = NULL;
+    CHECK(mom_run(a, 4, 0, 0, 1, &pa) == 0, "momentum uninterrupted run: %s", vlp_last_error());
+    CHECK(mom_run(b, 4, 0, 2, 4, NULL) == 0, "momentum first part: %s", vlp_last_error());
+    snprintf(fb, sizeof fb, "%s/checkpoints/step_00000002/teacher.safetensors", b);
+    CHECK(access(fb, F_OK) == 0, "the stopped run's checkpoint has no teacher.safetensors");
+    CHECK(mom_run(b, 4, 1, 0, 4, &pb) == 0, "momentum resumed run: %s", vlp_last_error());
+    char la[4][32], lb[4][32];
+    memset(la, 0, sizeof la);
+    memset(lb, 0, sizeof lb);
+    int na = read_losses(a, la, 4), nb = read_losses(b, lb, 4), same = 1;
+    CHECK(na == 4 && nb == 4, "momentum metrics lines: %d and %d, want 4", na, nb);
+    for (int i = 0; i < 4; i++) same &= !strcmp(la[i], lb[i]) && la[i][0];
+    CHECK(same, "momentum: resumed losses differ (step 3: %s vs %s, step 4: %s vs %s)", la[2], lb[2], la[3], lb[3]);
+    vlp_vl *m = mom_model(5);
+    int64_t n = m ? vlp_params_numel(m->params) : 0;
+    CHECK(pa && pb && n && !memcmp(pa, pb, (size_t)n * sizeof(float)), "momentum: final parameters differ");
+    const char *files[4] = {"teacher.safetensors", "queue.safetensors", "model.safetensors", "train_state.safetensors"};
+    for (int k = 0; k < 4; k++) {
+        snprintf(fa, sizeof fa, "%s/checkpoints/step_00000004/%s", a, files[k]);
+        snprintf(fb, sizeof fb, "%s/checkpoints/step_00000004/%s", b, files[k]);
+        CHECK(same_file(fa, fb), "momentum resume: %s differs (or is missing)", files[k]);
+    }
+    printf("vl momentum resume: 4 steps = 2 + resume 2, losses, parameters, teacher, queue bit-identical "
+           "(last loss %s)\n", la[3]);
+    vlp_vl_free(m);
+    free(pa);
+    free(pb);
+}
+
+/* Teacher and queue after each step of the uninterrupted run (checkpoints at every step):
+ * teacher_s = mo * teacher_{s-1} + (1 - mo) * model_s (teacher_0 = the initial model), and the
+ * queue rows of step s hold teacher_{s-1}'s normalised ITC features of batch s - 1. */
+static void test_momentum_teacher_queue(void) {
+    char a[300], p[500];
+    snprintf(a, sizeof a, "%s/mom-full", tmpdir); /* written by test_momentum_resume */
+    vlp_vl *m = mom_model(5), *tm = mom_model(5);
+    CHECK(m && tm, "momentum model: %s", vlp_last_error());
+    if (!m || !tm) {
+        vlp_vl_free(m);
+        vlp_vl_free(tm);
+        return;
+    }
+    const float mo = m->cfg.momentum;
+    int64_t n = vlp_params_numel(m->params);
+    synth d;
+    vlp_batch_source src;
+    const int B = 3, T = m->cfg.max_text_len, K = m->cfg.queue_size, E = m->cfg.embed_dim;
+    synth_init(&d, &src, &m->cfg, B);
+    /* the teacher's ITC features of one batch, outside the training graph */
+    vlp_graph *g = vlp_graph_new();
+    int64_t spx[4] = {B, 3, m->cfg.image_size, m->cfg.image_size}, sid[2] = {B, T};
+    vlp_tensor *px = vlp_input(g, "pixels", VLP_F32, 4, spx), *ids = vlp_input(g, "ids", VLP_I32, 2, sid),
+               *mk = vlp_input(g, "mask", VLP_I32, 2, sid), *fi = NULL, *ft = NULL;
+    vlp_tensor *ie = vlp_vl_encode_image(g, tm, vlp_vl_embed_image(g, tm, px, NULL, NULL));
+    vlp_tensor *te = vlp_vl_encode_text(g, tm, vlp_vl_embed_text(g, tm, ids), mk);
+    int rc = vlp_vl_itc_features(g, tm, ie, te, &fi, &ft);
+    vlp_tensor *feats = rc ? NULL : vlp_concat(g, vlp_l2norm(g, fi, 1e-12f), vlp_l2norm(g, ft, 1e-12f), 0);
+    rc = feats ? vlp_graph_build(g, feats, VLP_BUILD_INFERENCE) : -1;
+    CHECK(rc == 0, "teacher feature graph: %s", vlp_graph_error(g) ? vlp_graph_error(g) : vlp_last_error());
+    double worst_ema = 0, worst_q = 0;
+    int ema_exact = 1, steps_ok = 0;
+    for (int s = 1; s <= 4 && !rc; s++) {
+        /* features of batch s - 1 under teacher_{s-1} (tm holds it) */
+        vlp_batch bt;
+        synth_next(&d, &bt);
+        memcpy(px->data, bt.pixels, (size_t)px->numel * sizeof(float));
+        memcpy(ids->data, bt.tokens, (size_t)B * T * sizeof(int32_t));
+        for (int i = 0; i < B * T; i++) ((int32_t *)mk->data)[i] = bt.tokens[i] != m->cfg.pad_id;
+        if (vlp_graph_forward(g)) break;
+        snprintf(p, sizeof p, "%s/checkpoints/step_%08d/model.safetensors", a, s);
+        float *ms = read_params_file(p, m);
+        snprintf(p, sizeof p, "%s/checkpoints/step_%08d/teacher.safetensors", a, s);
+        float *ts = read_params_file(p, m);
+        snprintf(p, sizeof p, "%s/checkpoints/step_%08d/queue.safetensors", a, s);
+        vlp_safetensors *qs = vlp_st_open(p);
+        CHECK(ms && ts && qs, "step %d checkpoint: %s", s, vlp_last_error());
+        if (!ms || !ts || !qs) {
+            free(ms), free(ts), vlp_st_close(qs);
+            break;
+        }
+        float *tp = vlp_params_data(tm->params);
+        for (int64_t i = 0; i < n; i++) {
+            float want = mo * tp[i] + (1.0f - mo) * ms[i];
+            ema_exact &= want == ts[i];
+            worst_ema = fmax(worst_ema, fabs((double)want - ts[i]));
+        }
+        /* rows (s - 1) * B .. of the ring: the image queue, then the text queue */
+        float *qi = malloc(sizeof(float) * (size_t)K * E), *qt = malloc(sizeof(float) * (size_t)K * E);
+        int qok = qi && qt && !vlp_st_read_f32(qs, vlp_st_find(qs, "image"), qi, (int64_t)K * E) &&
+                  !vlp_st_read_f32(qs, vlp_st_find(qs, "text"), qt, (int64_t)K * E);
+        const char *pos = vlp_st_metadata(qs, "queue_pos");
+        CHECK(qok && pos && atoi(pos) == (s * B) % K, "step %d queue: pos %s, want %d", s, pos ? pos : "?", (s * B) % K);
+        const float *f = feats->data;
+        for (int b = 0; qok && b < B; b++) {
+            int row = ((s - 1) * B + b) % K;
+            for (int e = 0; e < E; e++) {
+                worst_q = fmax(worst_q, fabs((double)qi[row * E + e] - f[b * E + e]));
+                worst_q = fmax(worst_q, fabs((double)qt[row * E + e] - f[(B + b) * E + e]));
+            }
+        }
+        memcpy(tp, ts, (size_t)n * sizeof(float)); /* teacher_s for the next step */
+        free(qi), free(qt), free(ms), free(ts);
+        vlp_st_close(qs);
+        steps_ok++;
+    }
+    CHECK(steps_ok == 4, "teacher/queue checked on %d of 4 steps", steps_ok);
+    CHECK(ema_exact, "teacher != mo * teacher + (1 - mo) * model: max diff %.3e", worst_ema);
+    /* the same ops on the same shapes as the training graph's teacher branch */
+    CHECK(worst_q <= 1e-6, "queue rows differ from the previous step's teacher features by %.3e", worst_q);
+    printf("vl momentum: teacher EMA exact over 4 steps; queue rows = previous teacher features (max diff %.1e)\n",
+           worst_q);
+    vlp_graph_free(g);
+    synth_free(&d);
+    vlp_vl_free(m);
+    vlp_vl_free(tm);
+}
+
+/* MLM distillation at a teacher equal to the model (step 0): the soft term's gradient
+ * (P / labelled) (p - q) vanishes, so the MLM-only head bias gets exactly (1 - a) times the
+ * gradient of plain MLM; the loss is (1 - a) CE + a H(p) > (1 - a) CE. A perturbed teacher
+ * changes the loss (its branch is really used). */
+static void test_momentum_mlm_distill(void) {
+    float loss[3] = {0, 0, 0}, ce = 0;
+    float *gb[3] = {NULL, NULL, NULL};
+    int V = 0;
+    for (int k = 0; k < 3; k++) {
+        vlp_vl_config c;
+        vlp_vl_preset("albef-tiny", &c);
+        c.momentum = 0.9f;
+        c.queue_size = 8;
+        c.dropout = 0;
+        c.distill_alpha = k ? 0.4f : 0.0f;
+        V = c.vocab_size;
+        vlp_vl *m = vlp_vl_new(&c, 9), *tm = m ? vlp_vl_momentum_teacher(m) : NULL;
+        if (tm && k == 2) { /* a teacher that differs from the model */
+            float *d = vlp_params_data(tm->params);
+            for (int64_t i = 0; i < vlp_params_numel(tm->params); i++) d[i] *= 1.05f;
+        }
+        vlp_graph *g = vlp_graph_new();
+        vlp_vl_pretrain pt;
+        const int B = 4, T = c.max_text_len;
+        int rc = tm ? vlp_vl_pretrain_graph(g, m, tm, B, T, &pt) : -1;
+        if (!rc) rc = vlp_graph_build(g, pt.loss, VLP_BUILD_TRAIN);
+        synth d;
+        vlp_batch_source src;
+        vlp_batch b;
+        synth_init(&d, &src, &c, B);
+        synth_next(&d, &b);
+        int32_t mask[4 * 64];
+        for (int i = 0; i < B * T; i++) mask[i] = b.tokens[i] != c.pad_id;
+        if (!rc) rc = vlp_vl_pretrain_fill(m, &pt, b.pixels, b.tokens, mask, NULL, 77);
+        if (!rc) {
+            vlp_graph_set_training(g, 1, 0);
+            vlp_params_zero_grad(m->params);
+            rc = vlp_graph_forward(g) || vlp_graph_backward(g, NULL);
+        }
+        CHECK(rc == 0, "distill graph %d: %s", k, vlp_graph_error(g) ? vlp_graph_error(g) : vlp_last_error());
+        if (!rc) {
+            loss[k] = *(float *)pt.loss_mlm->data;
+            if (!k) ce = loss[k];
+            gb[k] = malloc(sizeof(float) * (size_t)V);
+            memcpy(gb[k], m->head_bias->grad, sizeof(float) * (size_t)V);
+        }
+        synth_free(&d);
+        vlp_graph_free(g);
+        vlp_vl_free(tm);
+        vlp_vl_free(m);
+    }
+    if (gb[0] && gb[1] && gb[2]) {
+        double e = 0, nrm = 0;
+        for (int i = 0; i < V; i++) {
+            e = fmax(e, fabs(gb[1][i] - 0.6 * gb[0][i]));
+            nrm = fmax(nrm, fabs(gb[0][i]));
+        }
+        CHECK(nrm > 0 && e <= 1e-5 * nrm, "distilled MLM head-bias gradient != 0.6 x plain: max diff %.3e (max %.3e)",
+              e, nrm);
+        CHECK(loss[1] > 0.6f * ce && loss[1] < ce * 2, "distilled MLM loss %.6f vs 0.6 CE %.6f", loss[1], 0.6 * ce);
+        CHECK(fabsf(loss[2] - loss[1]) > 1e-4f, "MLM loss ignores the teacher: %.6f vs %.6f", loss[2], loss[1]);
+        printf("vl momentum MLM distillation: CE %.5f, distilled %.5f (teacher = model), %.5f (other teacher); "
+               "head-bias grad = 0.6 x plain to %.1e\n", ce, loss[1], loss[2], e / nrm);
+    }
+    for (int k = 0; k < 3; k++) free(gb[k]);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/vlp_test_vltrain_%d", (int)getpid());
     mkdir(tmpdir, 0777);
@@ -666,6 +937,9 @@ int main(void) {
     test_resume("albef-tiny");
     test_resume("vilt-tiny");
     test_wrong_family();
+    test_momentum_resume();
+    test_momentum_teacher_queue();
+    test_momentum_mlm_distill();
     test_eval_rerank();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);

@@ -4,8 +4,10 @@
  * step every row gets one new position, so each layer projects one token per row with
  * the engine's GEMM, appends its key/value to the cache and attends over the cached
  * positions; the image keys/values of each layer's cross-attention are projected once
- * per image. The arithmetic mirrors vlp_bert_layer_forward (post-LN or pre-LN) and the
- * LM head of fusion.c, so cached logits equal a full forward.
+ * per image (CoCa's unimodal lower layers have no cross-attention and skip it; its ITC token
+ * after the text is never decoded: the text rows cannot see it). The arithmetic mirrors
+ * vlp_bert_layer_forward (post-LN or pre-LN) and the LM head of fusion.c, so cached logits
+ * equal a full forward.
  *
  * Search: greedy, beam search (score = sum log p / len^length_penalty; a hypothesis ends
  * at eos; an image is done once it has `beam` finished hypotheses, eos counted only when
@@ -177,6 +179,7 @@ int vlp_vl_kv_set_images(vlp_vl_kv *kv, const float *img, int n_img, const int *
     int Wv = t->cfg.encoder_width ? t->cfg.encoder_width : kv->W;
     for (int l = 0; l < kv->L; l++) {
         const vlp_bert_layer *y = &t->layers[l];
+        if (!y->xk_w) continue; /* a unimodal (CoCa) layer: no cross-attention, nothing to project */
         size_t off = (size_t)l * n_img * kv->N * kv->W;
         linear(img, n_img * kv->N, Wv, y->xk_w, y->xk_b, kv->xk + off);
         linear(img, n_img * kv->N, Wv, y->xv_w, y->xv_b, kv->xv + off);
@@ -343,6 +346,17 @@ static int by_prob_desc(const void *a, const void *b) {
     return ((const prob_id *)a)->id - ((const prob_id *)b)->id;
 }
 
+/* Inserts x into top[0..*n), kept sorted by by_prob_desc and at most m long. */
+static void top_insert(prob_id *top, int *n, int m, prob_id x) {
+    if (*n == m && by_prob_desc(&x, &top[m - 1]) >= 0) return; /* not better than the worst kept */
+    int k = *n < m ? (*n)++ : m - 1;
+    while (k > 0 && by_prob_desc(&x, &top[k - 1]) < 0) {
+        top[k] = top[k - 1];
+        k--;
+    }
+    top[k] = x;
+}
+
 /* Smallest set of most probable tokens whose mass reaches top_p, then one draw from it. */
 static int nucleus(const float *logits, int V, float top_p, float temp, float u, prob_id *buf) {
     float m = -INFINITY;
@@ -460,7 +474,7 @@ int vlp_vl_beam_search(const vlp_vl *m, const float *img, int n, const vlp_vl_ge
     int *parent = malloc((size_t)R * sizeof(int)), *row_img = malloc((size_t)R * sizeof(int)),
         *nfin = calloc((size_t)n, sizeof(int));
     hyp *fin = calloc((size_t)n * K, sizeof *fin);
-    prob_id *cand = malloc((size_t)K * V * sizeof *cand);
+    prob_id *cand = malloc((size_t)2 * K * sizeof *cand); /* the best 2K continuations */
     if (!kv || !logits || !score || !nscore || !tok || !seq || !nseq || !fseq || !parent || !row_img || !nfin ||
         !fin || !cand) {
         if (kv) vlp_set_error("out of memory");
@@ -488,6 +502,9 @@ int vlp_vl_beam_search(const vlp_vl *m, const float *img, int n, const vlp_vl_ge
                 }
                 continue;
             }
+            /* only the best 2K of the K x V continuations are ever used: keep those (in
+             * by_prob_desc order, a total order, so exactly what sorting all would give)
+             * instead of sorting ~K x 30k candidates per image and step */
             int nc = 0;
             for (int b = 0; b < K; b++) {
                 int r = i * K + b;
@@ -495,13 +512,8 @@ int vlp_vl_beam_search(const vlp_vl *m, const float *img, int n, const vlp_vl_ge
                 if (t < gc->min_len) lg[c->eos_id] = -INFINITY;
                 log_softmax(lg, V);
                 if (score[r] == -INFINITY) continue;
-                for (int v = 0; v < V; v++) {
-                    cand[nc].p = score[r] + lg[v];
-                    cand[nc].id = b * V + v;
-                    nc++;
-                }
+                for (int v = 0; v < V; v++) top_insert(cand, &nc, 2 * K, (prob_id){score[r] + lg[v], b * V + v});
             }
-            qsort(cand, (size_t)nc, sizeof *cand, by_prob_desc);
             int nb = 0;
             for (int k = 0; k < nc && nb < K && k < 2 * K; k++) {
                 int b = cand[k].id / V, v = cand[k].id % V, r = i * K + b;

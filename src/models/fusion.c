@@ -135,6 +135,17 @@ int vlp_vl_preset(const char *name, vlp_vl_config *c) {
     return VLP_OK;
 }
 
+/* CoCa: a captioning decoder whose lower layers are unimodal and which has ITC heads. With
+ * fusion_layers 0 or == layers (every layer cross-attends, as before) or embed_dim 0 the
+ * model has exactly the tensors it had without this option, so old checkpoints load. */
+static int caption_itc(const vlp_vl_config *c) {
+    return c->family == VLP_VL_CAPTION && c->embed_dim > 0 && c->fusion_layers > 0 && c->fusion_layers < c->layers;
+}
+/* first decoder layer with cross-attention */
+static int caption_from(const vlp_vl_config *c) {
+    return c->fusion_layers > 0 && c->fusion_layers < c->layers ? c->layers - c->fusion_layers : 0;
+}
+
 static int img_width(const vlp_vl_config *c) {
     return c->family == VLP_VL_DUAL || c->family == VLP_VL_CAPTION ? c->vision_width : c->width;
 }
@@ -179,9 +190,10 @@ int vlp_vl_config_validate(const vlp_vl_config *c) {
     }
     if ((c->family == VLP_VL_DUAL && (c->fusion_layers <= 0 || c->fusion_layers > c->layers)) ||
         (c->family == VLP_VL_DUAL && c->fusion_layers == c->layers && (c->w_itc > 0 || c->w_itm > 0)) ||
-        (c->family == VLP_VL_MOME && (c->fusion_layers < 0 || c->fusion_layers > c->layers))) {
+        (c->family == VLP_VL_MOME && (c->fusion_layers < 0 || c->fusion_layers > c->layers)) ||
+        (c->family == VLP_VL_CAPTION && (c->fusion_layers < 0 || c->fusion_layers > c->layers))) {
         vlp_set_error("VL config: fusion_layers %d does not fit %d layers (dual_stream: 1..layers, and below layers "
-                      "when ITC/ITM need a text encoder; mome: 0..layers)",
+                      "when ITC/ITM need a text encoder; mome, captioning: 0..layers)",
                       c->fusion_layers, c->layers);
         return VLP_ERR_ARG;
     }
@@ -206,8 +218,14 @@ int vlp_vl_config_validate(const vlp_vl_config *c) {
             return VLP_ERR_ARG;
         }
     if ((c->w_itc > 0 || (c->w_itm > 0 && c->family != VLP_VL_SINGLE)) &&
-        (c->embed_dim <= 0 || c->family == VLP_VL_SINGLE || c->family == VLP_VL_CAPTION)) {
-        vlp_set_error("VL config: ITC (and ITM hard negatives) need embed_dim > 0 and a dual_stream or mome model");
+        (c->embed_dim <= 0 || c->family == VLP_VL_SINGLE)) {
+        vlp_set_error("VL config: ITC (and ITM hard negatives) need embed_dim > 0 and a dual_stream, mome or "
+                      "captioning model");
+        return VLP_ERR_ARG;
+    }
+    if (c->family == VLP_VL_CAPTION && c->w_itc > 0 && !caption_itc(c)) {
+        vlp_set_error("VL config: captioning ITC (CoCa) reads the text after unimodal decoder layers: fusion_layers "
+                      "must be in 1..layers-1 (got %d of %d layers)", c->fusion_layers, c->layers);
         return VLP_ERR_ARG;
     }
     if (c->family == VLP_VL_CAPTION && (c->w_itm > 0 || c->w_mlm > 0)) {
@@ -341,7 +359,7 @@ static void bert_cfg(const vlp_vl_config *c, vlp_bert_config *b) {
     b->pre_ln = c->text_pre_ln;
     b->pooler = 0;
     b->causal = c->family == VLP_VL_CAPTION;
-    b->cross_attention_from = c->family == VLP_VL_CAPTION ? 0 : c->layers - c->fusion_layers;
+    b->cross_attention_from = c->family == VLP_VL_CAPTION ? caption_from(c) : c->layers - c->fusion_layers;
     b->encoder_width = c->vision_width;
 }
 
@@ -428,6 +446,14 @@ static vlp_vl *declare(const vlp_vl_config *c) {
         m->txt_proj = add(&d, 0, 2, c->embed_dim, W, "text_proj.weight");
         m->logit_scale = add(&d, ND, 0, 0, 0, "logit_scale");
     }
+    if (caption_itc(c)) {
+        m->vis_proj = add(&d, 0, 2, c->embed_dim, IW, "vision_proj.weight");
+        m->txt_proj = add(&d, 0, 2, c->embed_dim, W, "text_proj.weight");
+        m->logit_scale = add(&d, ND, 0, 0, 0, "logit_scale");
+        m->itc_tok = add(&d, ND, 1, W, 0, "text_itc.token");
+        m->itc_ln_w = add(&d, ND, 1, W, 0, "text_itc.ln.weight");
+        m->itc_ln_b = add(&d, ND, 1, W, 0, "text_itc.ln.bias");
+    }
     if (d.bad || vlp_params_alloc(m->params)) {
         vlp_vl_free(m);
         return NULL;
@@ -484,7 +510,8 @@ vlp_vl *vlp_vl_new(const vlp_vl_config *c, uint64_t seed) {
         vlp_tensor *t = vlp_params_get(m->params, i);
         uint64_t s = seed * 0x9E3779B97F4A7C15ull + (uint64_t)i * 7919u + 1;
         if (t == m->logit_scale) vlp_init_const(t, logf(1.0f / 0.07f));
-        else if (t == m->vis_cls || t == m->mask_token || t->ndim >= 2) vlp_init_normal(t, 0, init_std(t), s);
+        else if (t == m->vis_cls || t == m->mask_token || t == m->itc_tok || t->ndim >= 2)
+            vlp_init_normal(t, 0, init_std(t), s);
         else if (t->ndim == 1 && ends_with(t->name, ".weight")) vlp_init_const(t, 1.0f);
         else vlp_init_const(t, 0.0f);
     }
@@ -621,6 +648,22 @@ vlp_tensor *vlp_vl_encode_text(vlp_graph *g, const vlp_vl *m, vlp_tensor *x, vlp
     if (c->family == VLP_VL_MOME) return mome_stack(g, m, x, mask, FFN_L, 0);
     if (c->family == VLP_VL_DUAL && c->layers > c->fusion_layers)
         return vlp_bert_encode_layers(g, m->text, x, mask, NULL, NULL, 0, c->layers - c->fusion_layers, NULL);
+    if (c->family == VLP_VL_CAPTION && caption_from(c) > 0) {
+        /* CoCa's ITC token goes after the text (behind any padding), not at the last real token
+         * ([SEP]): one fixed row to read for every text, no per-text index, and under the causal
+         * mask the text rows never see it, so the LM and cached decoding are unchanged by it.
+         * It attends to every real token (the mask covers the first T keys; its own key is
+         * always attended). Embedded as a word without position: LN(token). */
+        if (m->itc_tok) {
+            /* LayerNorm reads the [W] vector as one row: no reshape view of a parameter, which
+             * inference graphs' buffer planning does not take */
+            vlp_tensor *tok = vlp_layernorm(g, m->itc_tok, m->text->emb_ln_w, m->text->emb_ln_b, c->ln_eps);
+            /* a [B, 1, W] copy of the token per row: prepend it to one row of x, keep that row */
+            vlp_tensor *col = vlp_slice(g, vlp_prepend_token(g, vlp_slice(g, x, 1, 0, 1), tok), 1, 0, 1);
+            x = vlp_concat(g, x, col, 1);
+        }
+        return vlp_bert_encode_layers(g, m->text, x, mask, NULL, NULL, 0, caption_from(c), NULL);
+    }
     return x;
 }
 
@@ -679,6 +722,17 @@ vlp_tensor *vlp_vl_caption_logits(vlp_graph *g, const vlp_vl *m, vlp_tensor *img
     return vlp_vl_lm_logits(g, m, h);
 }
 
+vlp_tensor *vlp_vl_caption_decode(vlp_graph *g, const vlp_vl *m, vlp_tensor *img, vlp_tensor *x, vlp_tensor *mask) {
+    if (!m || m->cfg.family != VLP_VL_CAPTION || !img || !x) {
+        vlp_graph_fail(g, "vlp_vl_caption_decode: needs a captioning model, image tokens and text states");
+        return NULL;
+    }
+    const vlp_vl_config *c = &m->cfg;
+    int from = caption_from(c);
+    if (from > 0 && m->itc_tok) x = vlp_slice(g, x, 1, 0, x->shape[1] - 1); /* drop the ITC token */
+    return vlp_vl_lm_logits(g, m, vlp_bert_encode_layers(g, m->text, x, mask, img, NULL, from, c->layers, NULL));
+}
+
 static vlp_tensor *first_token(vlp_graph *g, vlp_tensor *x) {
     if (!x) return NULL;
     int64_t s[2] = {x->shape[0], x->shape[2]};
@@ -715,6 +769,16 @@ int vlp_vl_itc_features(vlp_graph *g, const vlp_vl *m, vlp_tensor *img_enc, vlp_
         return VLP_ERR_ARG;
     }
     *fi = vlp_linear(g, first_token(g, img_enc), m->vis_proj, NULL);
+    if (m->itc_tok) { /* CoCa: the ITC token after the text (vlp_vl_encode_text), LayerNorm, projection */
+        if (!txt_enc || txt_enc->ndim != 3) {
+            vlp_graph_fail(g, "vlp_vl_itc_features: text states must be [B, T + 1, W]");
+            return VLP_ERR_ARG;
+        }
+        int64_t s[2] = {txt_enc->shape[0], txt_enc->shape[2]};
+        vlp_tensor *last = vlp_reshape(g, vlp_slice(g, txt_enc, 1, txt_enc->shape[1] - 1, 1), 2, s);
+        *ft = vlp_linear(g, vlp_layernorm(g, last, m->itc_ln_w, m->itc_ln_b, m->cfg.ln_eps), m->txt_proj, NULL);
+        return vlp_graph_error(g) ? VLP_ERR_ARG : VLP_OK;
+    }
     *ft = vlp_linear(g, first_token(g, txt_enc), m->txt_proj, NULL);
     return vlp_graph_error(g) ? VLP_ERR_ARG : VLP_OK;
 }

@@ -29,13 +29,15 @@ static vlp_tensor *weighted(vlp_graph *g, vlp_tensor *total, vlp_tensor *l, floa
 }
 
 /* ITC against the momentum teacher: positives and (queue_size) extra negatives are teacher
- * features; targets (1 - a) one-hot + a softmax(teacher sims). Temperature 0.07. */
+ * features; targets (1 - a) one-hot + a softmax(teacher sims). Temperature 0.07. *t_fimg gets
+ * the teacher's image states as its fusion consumes them (for MLM distillation). */
 static vlp_tensor *itc_momentum(vlp_graph *g, const vlp_vl *m, const vlp_vl *teacher, vlp_vl_pretrain *p,
-                                vlp_tensor *fi, vlp_tensor *ft) {
+                                vlp_tensor *fi, vlp_tensor *ft, vlp_tensor **t_fimg) {
     const vlp_vl_config *c = &m->cfg;
     int64_t B = p->batch, E = c->embed_dim, K = c->queue_size;
     const float inv_t = 1.0f / 0.07f;
-    vlp_tensor *ti = vlp_vl_encode_image(g, teacher, vlp_vl_embed_image(g, teacher, p->pixels, NULL, NULL));
+    vlp_tensor *tie = vlp_vl_embed_image(g, teacher, p->pixels, NULL, NULL), *ti = vlp_vl_encode_image(g, teacher, tie);
+    *t_fimg = vlp_vl_fuses_embeddings(teacher) ? tie : ti;
     vlp_tensor *tt = vlp_vl_encode_text(g, teacher, vlp_vl_embed_text(g, teacher, p->ids), p->mask);
     vlp_tensor *fim = NULL, *ftm = NULL;
     if (vlp_vl_itc_features(g, teacher, ti, tt, &fim, &ftm)) return NULL;
@@ -64,6 +66,27 @@ static vlp_tensor *itc_momentum(vlp_graph *g, const vlp_vl *m, const vlp_vl *tea
         l2 = vlp_add(g, vlp_scale(g, l2, 1 - al), vlp_scale(g, vlp_soft_cross_entropy(g, s_t2i, q2), al));
     }
     return vlp_scale(g, vlp_add(g, l1, l2), 0.5f);
+}
+
+/* ALBEF's distilled MLM: (1 - a) CE(labels) + a softCE(teacher's softmax) over the labelled
+ * rows. The teacher fuses its own image states (t_fimg) with the same masked text. The
+ * padding rows of mlm_rows get zero soft targets and the labelled ones weight P / labelled
+ * (mlm_soft_w, filled per step), so the soft term is a mean over the labelled rows. */
+static vlp_tensor *mlm_distill(vlp_graph *g, const vlp_vl *m, const vlp_vl *teacher, vlp_vl_pretrain *p,
+                               vlp_tensor *fused, vlp_tensor *t_fimg) {
+    const vlp_vl_config *c = &m->cfg;
+    int64_t P = p->mlm_rows->numel, s2[2] = {(int64_t)p->batch * p->text_len, c->width}, sw[2] = {2, c->vocab_size};
+    vlp_tensor *logits = vlp_vl_lm_logits(g, m, vlp_embedding(g, p->mlm_rows, vlp_reshape(g, fused, 2, s2)));
+    vlp_tensor *ce = vlp_cross_entropy(g, logits, p->mlm_row_labels, -100);
+    vlp_tensor *tm = vlp_vl_embed_text(g, teacher, p->mlm_ids);
+    if (c->family == VLP_VL_DUAL) tm = vlp_vl_encode_text(g, teacher, tm, p->mask);
+    vlp_tensor *tf = vlp_vl_fuse(g, teacher, t_fimg, tm, p->mask, NULL);
+    vlp_tensor *tl = vlp_vl_lm_logits(g, teacher, vlp_embedding(g, p->mlm_rows, vlp_reshape(g, tf, 2, s2)));
+    p->mlm_soft_sel = vlp_input(g, "mlm_soft_sel", VLP_I32, 1, &P);
+    p->mlm_soft_w = vlp_input(g, "mlm_soft_w", VLP_F32, 2, sw);
+    vlp_tensor *q = vlp_mul(g, vlp_softmax(g, tl), vlp_embedding(g, p->mlm_soft_sel, p->mlm_soft_w));
+    float a = c->distill_alpha;
+    return vlp_add(g, vlp_scale(g, ce, 1 - a), vlp_scale(g, vlp_soft_cross_entropy(g, logits, q), a));
 }
 
 int vlp_vl_pretrain_graph(vlp_graph *g, const vlp_vl *m, const vlp_vl *teacher, int B, int T, vlp_vl_pretrain *p) {
@@ -104,10 +127,10 @@ int vlp_vl_pretrain_graph(vlp_graph *g, const vlp_vl *m, const vlp_vl *teacher, 
     if (need_uni || fam == VLP_VL_DUAL) txt_enc = vlp_vl_encode_text(g, m, txt_emb, p->mask);
     int emb = fam == VLP_VL_SINGLE || fam == VLP_VL_MOME;
     vlp_tensor *fimg = emb ? img_emb : img_enc, *ftxt = emb ? txt_emb : txt_enc;
-    vlp_tensor *total = NULL, *fi = NULL, *ft = NULL;
+    vlp_tensor *total = NULL, *fi = NULL, *ft = NULL, *t_fimg = NULL;
     if (need_uni && vlp_vl_itc_features(g, m, img_enc, txt_enc, &fi, &ft)) goto out;
     if (c->w_itc > 0) {
-        p->loss_itc = vlp_keep(c->momentum > 0 ? itc_momentum(g, m, teacher, p, fi, ft)
+        p->loss_itc = vlp_keep(c->momentum > 0 ? itc_momentum(g, m, teacher, p, fi, ft, &t_fimg)
                                                : vlp_itc_loss(g, fi, ft, m->logit_scale, NULL, VLP_ITC_CLIP));
         total = weighted(g, total, p->loss_itc, c->w_itc);
     }
@@ -139,7 +162,9 @@ int vlp_vl_pretrain_graph(vlp_graph *g, const vlp_vl *m, const vlp_vl *teacher, 
         vlp_tensor *mt = vlp_vl_embed_text(g, m, p->mlm_ids);
         if (fam == VLP_VL_DUAL) mt = vlp_vl_encode_text(g, m, mt, p->mask);
         vlp_tensor *fused = vlp_vl_fuse(g, m, fimg, mt, p->mask, NULL);
-        p->loss_mlm = vlp_keep(vlp_vl_mlm_loss(g, m, fused, p->mlm_rows, p->mlm_row_labels));
+        p->loss_mlm = vlp_keep(t_fimg && c->distill_alpha > 0
+                                   ? mlm_distill(g, m, teacher, p, fused, t_fimg)
+                                   : vlp_vl_mlm_loss(g, m, fused, p->mlm_rows, p->mlm_row_labels));
         total = weighted(g, total, p->loss_mlm, c->w_mlm);
     }
     if (c->w_mim > 0) {
@@ -162,7 +187,13 @@ int vlp_vl_pretrain_graph(vlp_graph *g, const vlp_vl *m, const vlp_vl *teacher, 
     }
     if (c->w_lm > 0) {
         p->lm_labels = in(g, "lm_labels", VLP_I32, 1, (int64_t)B * T, 0, 0, 0);
-        p->loss_lm = vlp_keep(vlp_vl_lm_loss(g, m, img_enc, p->ids, p->mask, p->lm_labels));
+        /* CoCa (captioning with ITC): the multimodal layers continue from the ITC pass's unimodal
+         * states instead of running the unimodal layers a second time */
+        vlp_tensor *lg = fam == VLP_VL_CAPTION && txt_enc ? vlp_vl_caption_decode(g, m, img_enc, txt_enc, p->mask)
+                                                          : NULL;
+        int64_t s2[2] = {(int64_t)B * T, c->vocab_size};
+        p->loss_lm = vlp_keep(lg ? vlp_cross_entropy(g, vlp_reshape(g, lg, 2, s2), p->lm_labels, -100)
+                                 : vlp_vl_lm_loss(g, m, img_enc, p->ids, p->mask, p->lm_labels));
         total = weighted(g, total, p->loss_lm, c->w_lm);
     }
     p->loss = total;
@@ -203,6 +234,14 @@ int vlp_vl_pretrain_fill(const vlp_vl *m, vlp_vl_pretrain *p, const float *pixel
             vlp_set_error("vlp_vl_pretrain_fill: MLM drew %d more labelled positions than the %lld rows the "
                           "graph holds (mlm_prob %.3f)", dropped, (long long)p->mlm_rows->numel, (double)c->mlm_prob);
             return VLP_ERR_ARG;
+        }
+        if (p->mlm_soft_sel) { /* distillation: weights that make the soft term a mean over labelled rows */
+            int64_t P = p->mlm_rows->numel, V = p->mlm_soft_w->shape[1], nl = 0;
+            const int32_t *rl = p->mlm_row_labels->data;
+            for (int64_t i = 0; i < P; i++) nl += rl[i] != -100;
+            for (int64_t i = 0; i < P; i++) ((int32_t *)p->mlm_soft_sel->data)[i] = rl[i] != -100;
+            float *w = p->mlm_soft_w->data, wl = nl ? (float)((double)P / (double)nl) : 0.0f;
+            for (int64_t v = 0; v < V; v++) w[v] = 0.0f, w[V + v] = wl;
         }
     }
     if (p->mim_keep) {

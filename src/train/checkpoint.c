@@ -1,7 +1,8 @@
 /* Training checkpoints: a directory with the model in the Hugging Face layout
  * (vlp_clip_save: model.safetensors + config.json, loadable by vlp_clip_load and by
  * transformers) and train_state.safetensors (AdamW moments per parameter, the SigLIP bias,
- * and step / data position / seed in the metadata).
+ * and step / data position / seed in the metadata); VL runs with momentum add
+ * teacher.safetensors and queue.safetensors (src/train/vl_model.c).
  *
  * Atomicity: everything is written into "<dir>.tmp", each file fsync'd, the directory
  * fsync'd, then renamed to <dir> (a previous <dir> is first moved to "<dir>.old"), and the
@@ -161,6 +162,7 @@ int vlp_trainer_save(vlp_trainer *t, const char *dir, const char *const *extra_m
     hook("model");
     snprintf(p, sizeof p, "%s/train_state.safetensors", tmp);
     if ((rc = write_state(t, p, extra_meta))) goto fail;
+    if ((rc = vlp_vl_train_save_state(t, tmp))) goto fail;
     hook("state");
     if ((rc = vlp_fsync_path(tmp, 1))) goto fail;
     struct stat sb;
@@ -287,6 +289,7 @@ int vlp_trainer_load(vlp_trainer *t, const char *dir) {
             }
             if (!rc) rc = vlp_st_read_f32(st, bi, t->bias->data, 1);
         }
+        if (!rc) rc = vlp_vl_train_load_state(t, dir);
         if (rc) { /* restore the moments */
             memcpy(vlp_adamw_m(t->opt), m0, (size_t)n * sizeof(float));
             memcpy(vlp_adamw_v(t->opt), v0, (size_t)n * sizeof(float));

@@ -5,6 +5,7 @@
 #include "vlp_finetune.h"
 
 #include "core/internal.h"
+#include "finetune_internal.h"
 #include "io/json_file.h"
 #include "train_internal.h"
 #include "vlp_image.h"
@@ -20,13 +21,15 @@
 
 /* ---- heads and parts ---------------------------------------------------------------------- */
 
-static const char *head_names[VLP_FT_HEAD_COUNT] = {"answer_mlp", "itm", "pair_mlp", "cell"};
+static const char *head_names[VLP_FT_HEAD_COUNT] = {"answer_mlp", "itm", "pair_mlp", "cell", "lm"};
 
 const char *vlp_ft_head_name(int head) {
     return head >= 0 && head < VLP_FT_HEAD_COUNT ? head_names[head] : "?";
 }
 
-static int task_head(vlp_task_kind task) {
+static int task_head(vlp_task_kind task, int family) {
+    if (family == VLP_VL_CAPTION) /* the decoder is the head: generative answers and captions */
+        return task == VLP_TASK_VQA || task == VLP_TASK_CAPTION ? VLP_FT_HEAD_LM : -1;
     switch (task) {
     case VLP_TASK_VQA: return VLP_FT_HEAD_ANSWER_MLP;
     case VLP_TASK_MC: return VLP_FT_HEAD_ITM;
@@ -38,17 +41,36 @@ static int task_head(vlp_task_kind task) {
 }
 
 int vlp_ft_pick_head(vlp_task_kind task, const char *head, int family, int *out) {
-    int want = task_head(task);
+    int want = task_head(task, family);
+    if (want < 0 && family == VLP_VL_CAPTION && task_head(task, VLP_VL_DUAL) >= 0) {
+        vlp_set_error("head '%s' (task %s) needs a fusion model (single_stream, dual_stream or mome), not a captioning "
+                      "model: a captioning model fine-tunes its decoder (head lm) for caption and vqa only",
+                      head_names[task_head(task, VLP_VL_DUAL)], vlp_task_name(task));
+        return VLP_ERR_ARG;
+    }
     if (want < 0) {
-        vlp_set_error("task %s: fine-tuning has no head for it yet (vqa: answer_mlp, mc: itm, nlvr: pair_mlp, ground2/ground3: cell)",
-                      (unsigned)task < VLP_TASK_COUNT ? vlp_task_name(task) : "?");
+        vlp_set_error("task %s: fine-tuning has no head for it for a %s model (vqa: answer_mlp, mc: itm, nlvr: pair_mlp, "
+                      "ground2/ground3: cell; a captioning model: lm for caption and vqa)",
+                      (unsigned)task < VLP_TASK_COUNT ? vlp_task_name(task) : "?",
+                      family == VLP_VL_CAPTION ? "captioning" : "fusion");
         return VLP_ERR_ARG;
     }
     int h = want;
     if (head && *head) {
         for (h = 0; h < VLP_FT_HEAD_COUNT && strcmp(head, head_names[h]); h++) {}
         if (h == VLP_FT_HEAD_COUNT) {
-            vlp_set_error("unknown head '%s' (answer_mlp for vqa, itm for mc, pair_mlp for nlvr, cell for ground2/ground3)", head);
+            vlp_set_error("unknown head '%s' (answer_mlp for vqa, itm for mc, pair_mlp for nlvr, cell for ground2/ground3; "
+                          "lm for caption and vqa on a captioning model)", head);
+            return VLP_ERR_ARG;
+        }
+        if ((h == VLP_FT_HEAD_LM) != (family == VLP_VL_CAPTION)) { /* the family decides before the task */
+            if (h == VLP_FT_HEAD_LM)
+                vlp_set_error("head 'lm' (task %s) needs a captioning model (its decoder is the head), not a %s model",
+                              vlp_task_name(task), vlp_vl_family_name(family));
+            else
+                vlp_set_error("head '%s' (task %s) needs a fusion model (single_stream, dual_stream or mome), not a "
+                              "captioning model: it reads the fused [CLS]; a captioning model fine-tunes head lm",
+                              head, vlp_task_name(task));
             return VLP_ERR_ARG;
         }
         if (h != want) {
@@ -57,7 +79,7 @@ int vlp_ft_pick_head(vlp_task_kind task, const char *head, int family, int *out)
             return VLP_ERR_ARG;
         }
     }
-    if (family != VLP_VL_SINGLE && family != VLP_VL_DUAL && family != VLP_VL_MOME) {
+    if (family != VLP_VL_SINGLE && family != VLP_VL_DUAL && family != VLP_VL_MOME && family != VLP_VL_CAPTION) {
         vlp_set_error("head '%s' (task %s) needs a fusion model (single_stream, dual_stream or mome), not a %s model: "
                       "it reads the fused [CLS]", head_names[h], vlp_task_name(task),
                       family == VLP_VL_CAPTION ? "captioning" : "non-VL");
@@ -84,7 +106,8 @@ static int starts(const char *s, const char *p) { return !strncmp(s, p, strlen(p
 static int frozen(const vlp_vl_config *c, vlp_task_kind task, int freeze, const char *name) {
     /* not used by any head here: weight decay would otherwise shrink them for nothing */
     if (starts(name, "vision_proj") || starts(name, "text_proj") || !strcmp(name, "logit_scale") ||
-        starts(name, "lm_head.") || starts(name, "mim_head.") || starts(name, "vision.mask_token"))
+        (starts(name, "lm_head.") && c->family != VLP_VL_CAPTION) || starts(name, "text_itc.") ||
+        starts(name, "mim_head.") || starts(name, "vision.mask_token"))
         return 1;
     if (starts(name, "itm_head.") && task != VLP_TASK_MC) return 1;
     if (starts(name, "pooler.") && (task == VLP_TASK_GROUND2 || task == VLP_TASK_GROUND3)) return 1;
@@ -136,6 +159,7 @@ vlp_ft_model *vlp_ft_new(vlp_vl *vl, vlp_task_kind task, int head, int classes, 
         return NULL;
     }
     if (task == VLP_TASK_NLVR) classes = 2;
+    if (head == VLP_FT_HEAD_LM) classes = vl->cfg.vocab_size, answers = NULL; /* scores over the vocabulary */
     int grid = (int)lround(sqrt((double)classes));
     if (head == VLP_FT_HEAD_CELL &&
         (grid * grid != classes || vl->cfg.image_size / vl->cfg.patch_size < grid || classes > 4096)) {
@@ -144,7 +168,7 @@ vlp_ft_model *vlp_ft_new(vlp_vl *vl, vlp_task_kind task, int head, int classes, 
         vlp_vl_free(vl);
         return NULL;
     }
-    if (classes < 2 || classes > (1 << 20) || (task == VLP_TASK_VQA && !answers)) {
+    if (classes < 2 || classes > (1 << 20) || (task == VLP_TASK_VQA && head != VLP_FT_HEAD_LM && !answers)) {
         vlp_set_error("vlp_ft_new: task %s needs at least 2 %s (got %d)", vlp_task_name(task),
                       task == VLP_TASK_VQA ? "answers" : "choices", classes);
         vlp_vl_free(vl);
@@ -161,7 +185,7 @@ vlp_ft_model *vlp_ft_new(vlp_vl *vl, vlp_task_kind task, int head, int classes, 
     m->head = head;
     m->classes = classes;
     m->freeze = freeze;
-    if (task == VLP_TASK_VQA) {
+    if (task == VLP_TASK_VQA && answers) {
         if (!(m->answers = calloc((size_t)classes, sizeof *m->answers))) goto oom;
         for (int i = 0; i < classes; i++)
             if (!(m->answers[i] = strdup(answers[i] ? answers[i] : ""))) goto oom;
@@ -183,7 +207,7 @@ vlp_ft_model *vlp_ft_new(vlp_vl *vl, vlp_task_kind task, int head, int classes, 
             !(m->k_w = vlp_params_add(P, "ft.k.weight", 2, sk, 0)) ||
             !(m->k_b = vlp_params_add(P, "ft.k.bias", 1, sb, VLP_FLAG_NO_DECAY)))
             goto fail;
-    } else if (head != VLP_FT_HEAD_ITM) {
+    } else if (head != VLP_FT_HEAD_ITM && head != VLP_FT_HEAD_LM) {
         int64_t W = vl->cfg.width, in = head == VLP_FT_HEAD_PAIR_MLP ? 2 * W : W, H = 2 * W;
         int64_t s1[2] = {H, in}, sh[1] = {H}, s2[2] = {classes, H}, sc[1] = {classes};
         const int ND = VLP_FLAG_NO_DECAY;
@@ -332,7 +356,7 @@ vlp_ft_model *vlp_ft_load(const char *path) {
     for (size_t i = 0; json_is_array(fr) && i < json_array_size(fr); i++)
         if (vlp_ft_freeze_parse(json_string_value(json_array_get(fr, i)), &freeze)) goto done;
     int classes = (int)json_integer_value(cl);
-    if (task == VLP_TASK_VQA) {
+    if (task == VLP_TASK_VQA && head != VLP_FT_HEAD_LM) {
         if (!json_is_array(an) || (int)json_array_size(an) != classes) {
             vlp_set_error("%s: \"finetune\".\"answers\" must list the %d answers", cp, classes);
             goto done;
@@ -486,6 +510,7 @@ int vlp_ft_graph_declare(vlp_graph *g, const vlp_ft_model *m, int batch, int tra
         return VLP_ERR_ARG;
     }
     memset(o, 0, sizeof *o);
+    if (m->head == VLP_FT_HEAD_LM) return vlp_ft_lm_graph_declare(g, m, batch, train, o);
     const vlp_vl *vl = m->vl;
     const vlp_vl_config *c = &vl->cfg;
     int rows = m->head == VLP_FT_HEAD_ITM ? batch * m->classes : m->head == VLP_FT_HEAD_PAIR_MLP ? 2 * batch : batch;
@@ -543,16 +568,7 @@ int vlp_ft_graph_declare(vlp_graph *g, const vlp_ft_model *m, int batch, int tra
 
 /* ---- data --------------------------------------------------------------------------------- */
 
-struct vlp_ft_data {
-    const vlp_task_set *set;
-    int64_t n, n_img, labelled;
-    int S, T, per;           /* image size, text length, texts per example */
-    uint8_t *img;            /* n_img x S x S x 3 RGB */
-    int64_t *img_a, *img_b;  /* per example (img_b: nlvr right image) */
-    int32_t *ids, *mask;     /* [n * per, T] */
-    int *label;              /* per example; -1: none */
-    float lut[3][256];       /* (v / 255 - mean) / std, as vlp_image_preprocess */
-};
+/* struct vlp_ft_data: finetune_internal.h */
 
 void vlp_ft_data_free(vlp_ft_data *d) {
     if (!d) return;
@@ -562,6 +578,9 @@ void vlp_ft_data_free(vlp_ft_data *d) {
     free(d->ids);
     free(d->mask);
     free(d->label);
+    free(d->lm);
+    free(d->pre);
+    free(d->pre_len);
     free(d);
 }
 
@@ -684,7 +703,7 @@ vlp_ft_data *vlp_ft_data_new(const vlp_ft_model *m, const vlp_task_set *s, vlp_w
         }
     }
     /* labels */
-    if (m->task == VLP_TASK_VQA) {
+    if (m->task == VLP_TASK_VQA && m->answers) {
         if (!(sorted = malloc((size_t)m->classes * sizeof *sorted))) goto oom;
         memcpy(sorted, m->answers, (size_t)m->classes * sizeof *sorted);
         qsort(sorted, (size_t)m->classes, sizeof *sorted, cmp_str_p);
@@ -692,7 +711,9 @@ vlp_ft_data *vlp_ft_data_new(const vlp_ft_model *m, const vlp_task_set *s, vlp_w
     for (int64_t i = 0; i < n; i++) {
         const vlp_task_example *e = &s->ex[i];
         d->label[i] = -1;
-        if (m->task == VLP_TASK_VQA) {
+        if (m->head == VLP_FT_HEAD_LM) {
+            d->label[i] = 0; /* generative: any answer is a target (vlp_ft_lm_prepare) */
+        } else if (m->task == VLP_TASK_VQA) {
             char *a = vlp_answer_normalize(e->answer ? e->answer : "");
             if (!a) goto oom;
             char **hit = bsearch(&a, sorted, (size_t)m->classes, sizeof *sorted, cmp_str_p);
@@ -710,6 +731,7 @@ vlp_ft_data *vlp_ft_data_new(const vlp_ft_model *m, const vlp_task_set *s, vlp_w
         }
         d->labelled += d->label[i] >= 0;
     }
+    if (m->head == VLP_FT_HEAD_LM && vlp_ft_lm_prepare(m, d, tok)) goto fail;
     free(sorted);
     free(refs);
     return d;
@@ -734,6 +756,7 @@ int vlp_ft_data_fill(const vlp_ft_model *m, const vlp_ft_data *d, const int64_t 
         vlp_set_error("vlp_ft_data_fill: bad arguments (%d examples for a batch of %d)", n, g ? g->batch : 0);
         return VLP_ERR_ARG;
     }
+    if (m->head == VLP_FT_HEAD_LM) return vlp_ft_lm_fill(m, d, rows, n, g);
     int B = g->batch, T = d->T;
     size_t px = (size_t)3 * d->S * d->S;
     float *P = g->pixels->data;
@@ -825,6 +848,7 @@ int vlp_ft_predict(const vlp_ft_model *m, const vlp_ft_data *d, int batch, vlp_t
     }
     *pred = NULL;
     if (probs) *probs = NULL;
+    if (m->head == VLP_FT_HEAD_LM) return vlp_ft_lm_predict(m, d, batch, pred);
     int64_t n = d->n;
     int B = batch > 0 ? batch : 64, C = m->classes;
     if (B > n) B = n > 0 ? (int)n : 1;
@@ -1172,4 +1196,248 @@ void vlp_ft_batch_source_free(vlp_batch_source *bs) {
     free(s->perm);
     free(s);
     bs->ctx = NULL;
+}
+
+/* ---- --dump-batches: the run's start for a re-implementation ---------------------------------- */
+
+/* numpy's .npy for uint8 (vlp_npy_save writes f32 / i32 only) */
+static int npy_save_u8(const char *path, int ndim, const int64_t *shape, const uint8_t *data) {
+    char hdr[256], dims[160] = "";
+    size_t o = 0, n = 1;
+    for (int i = 0; i < ndim; i++) {
+        o += (size_t)snprintf(dims + o, sizeof dims - o, "%lld,%s", (long long)shape[i], i + 1 < ndim ? " " : "");
+        n *= (size_t)shape[i];
+    }
+    int len = snprintf(hdr, sizeof hdr, "{'descr': '|u1', 'fortran_order': False, 'shape': (%s), }", dims);
+    int total = (10 + len + 1 + 63) / 64 * 64; /* magic + version + length + dict + '\n', 64-aligned */
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        vlp_set_error("%s: %s", path, strerror(errno));
+        return VLP_ERR_IO;
+    }
+    uint16_t hl = (uint16_t)(total - 10);
+    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 0xff), (unsigned char)(hl >> 8)};
+    int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, (size_t)len, f) == (size_t)len;
+    for (int i = 10 + len; ok && i < total - 1; i++) ok = fputc(' ', f) != EOF;
+    ok = ok && fputc('\n', f) != EOF && fwrite(data, 1, n, f) == n;
+    if (fclose(f)) ok = 0;
+    if (!ok) vlp_set_error("%s: cannot write", path);
+    return ok ? VLP_OK : VLP_ERR_IO;
+}
+
+static int dump_mkdir(const char *p) {
+    if (mkdir(p, 0777) && errno != EEXIST) {
+        vlp_set_error("%s: %s", p, strerror(errno));
+        return VLP_ERR_IO;
+    }
+    return VLP_OK;
+}
+
+/* The examples of the first n steps: order, and each used example's inputs once. */
+static int dump_examples(const vlp_ft_model *m, const vlp_ft_data *d, const int64_t *order, int64_t no,
+                         const char *dir) {
+    char p[4400];
+    int64_t *rows = malloc((size_t)no * sizeof *rows), *ia = NULL, *ib = NULL, *imap = NULL, U = 0, K = 0;
+    int32_t *ids = NULL, *mask = NULL, *lab = NULL;
+    uint8_t *img = NULL;
+    int rc = VLP_ERR_NOMEM, two = m->task == VLP_TASK_NLVR, T = d->T;
+    size_t isz = (size_t)d->S * d->S * 3;
+    if (!rows) goto done;
+    memcpy(rows, order, (size_t)no * sizeof *rows);
+    qsort(rows, (size_t)no, sizeof *rows, cmp_i64);
+    for (int64_t i = 0; i < no; i++)
+        if (i == 0 || rows[i] != rows[i - 1]) rows[U++] = rows[i];
+    ia = malloc((size_t)U * sizeof *ia);
+    ib = malloc((size_t)U * sizeof *ib);
+    imap = malloc((size_t)(d->n_img ? d->n_img : 1) * sizeof *imap); /* the set's image id -> images.npy row */
+    ids = malloc((size_t)U * (size_t)T * sizeof *ids);
+    mask = malloc((size_t)U * (size_t)T * sizeof *mask);
+    lab = malloc((size_t)U * sizeof *lab);
+    if (!ia || !ib || !imap || !ids || !mask || !lab) goto done;
+    for (int64_t i = 0; i < d->n_img; i++) imap[i] = -1;
+    for (int64_t u = 0; u < U; u++)
+        for (int s = 0; s <= two; s++) {
+            int64_t id = s ? d->img_b[rows[u]] : d->img_a[rows[u]];
+            if (imap[id] < 0) imap[id] = K++;
+            (s ? ib : ia)[u] = imap[id];
+        }
+    if (!(img = malloc((size_t)(K ? K : 1) * isz))) goto done;
+    for (int64_t i = 0; i < d->n_img; i++)
+        if (imap[i] >= 0) memcpy(img + (size_t)imap[i] * isz, d->img + (size_t)i * isz, isz);
+    for (int64_t u = 0; u < U; u++) {
+        memcpy(ids + (size_t)u * T, d->ids + (size_t)rows[u] * T, (size_t)T * sizeof *ids);
+        memcpy(mask + (size_t)u * T, d->mask + (size_t)rows[u] * T, (size_t)T * sizeof *mask);
+        lab[u] = d->label[rows[u]];
+    }
+    int64_t su[1] = {U}, sut[2] = {U, T}, si[4] = {K, d->S, d->S, 3}, sl[2] = {3, 256};
+    /* vlp_npy_save writes f32 / i32: the indices as i32 (task sets stay far below 2^31 rows) */
+    int32_t *tmp = malloc((size_t)(no > U ? no : U) * sizeof *tmp);
+    if (!tmp) goto done;
+    rc = VLP_OK;
+    struct { const char *name; const int64_t *v; int64_t n; } i64s[3] = {{"rows", rows, U}, {"img_a", ia, U}, {"img_b", ib, U}};
+    for (int k = 0; k < 3 && !rc; k++) {
+        if (k == 2 && !two) break;
+        for (int64_t i = 0; i < i64s[k].n; i++) tmp[i] = (int32_t)i64s[k].v[i];
+        snprintf(p, sizeof p, "%s/batches/%s.npy", dir, i64s[k].name);
+        int64_t sh[1] = {i64s[k].n};
+        rc = vlp_npy_save(p, VLP_I32, 1, sh, tmp);
+    }
+    free(tmp);
+    snprintf(p, sizeof p, "%s/batches/ids.npy", dir);
+    if (!rc) rc = vlp_npy_save(p, VLP_I32, 2, sut, ids);
+    snprintf(p, sizeof p, "%s/batches/mask.npy", dir);
+    if (!rc) rc = vlp_npy_save(p, VLP_I32, 2, sut, mask);
+    snprintf(p, sizeof p, "%s/batches/labels.npy", dir);
+    if (!rc) rc = vlp_npy_save(p, VLP_I32, 1, su, lab);
+    snprintf(p, sizeof p, "%s/batches/lut.npy", dir);
+    if (!rc) rc = vlp_npy_save(p, VLP_F32, 2, sl, d->lut);
+    snprintf(p, sizeof p, "%s/batches/images.npy", dir);
+    if (!rc) rc = npy_save_u8(p, 4, si, img);
+done:
+    if (rc == VLP_ERR_NOMEM) vlp_set_error("vlp_ft_dump_batches: out of memory");
+    free(rows);
+    free(ia);
+    free(ib);
+    free(imap);
+    free(ids);
+    free(mask);
+    free(lab);
+    free(img);
+    return rc;
+}
+
+/* Step 0 as the trainer computes it: the first batch, forward + backward from m's weights. */
+static int dump_probe(vlp_ft_model *m, const vlp_ft_data *d, const int64_t *rows, int B, const char *dir) {
+    char p[4400];
+    int n = vlp_params_count(m->params), ne = 0;
+    vlp_graph *g = vlp_graph_new();
+    vlp_st_entry *e = calloc((size_t)n, sizeof *e);
+    vlp_ft_graph fg;
+    int rc = g && e ? VLP_OK : VLP_ERR_NOMEM;
+    if (rc) vlp_set_error("vlp_ft_dump_batches: out of memory");
+    if (!rc) rc = vlp_ft_graph_declare(g, m, B, 1, &fg);
+    if (!rc) rc = vlp_graph_build(g, fg.loss, VLP_BUILD_TRAIN);
+    if (!rc) rc = vlp_ft_data_fill(m, d, rows, B, &fg);
+    if (!rc) {
+        vlp_graph_set_training(g, 1, 0); /* the trainer's first micro-batch */
+        vlp_params_zero_grad(m->params);
+        rc = vlp_graph_forward(g);
+    }
+    if (!rc) rc = vlp_graph_backward(g, NULL);
+    for (int i = 0; !rc && i < n; i++) {
+        vlp_tensor *t = vlp_params_get(m->params, i);
+        if (!t->grad) continue; /* frozen */
+        e[ne].name = t->name;
+        e[ne].data = t->grad;
+        e[ne].ndim = t->ndim;
+        for (int k = 0; k < t->ndim; k++) e[ne].shape[k] = t->shape[k];
+        e[ne++].store_as = VLP_ST_F32;
+    }
+    snprintf(p, sizeof p, "%s/probe/grads.safetensors", dir);
+    if (!rc) rc = vlp_st_save(p, e, ne, NULL);
+    int64_t ss[2] = {B, m->classes};
+    snprintf(p, sizeof p, "%s/probe/scores.npy", dir);
+    if (!rc) rc = vlp_npy_save(p, VLP_F32, 2, ss, fg.scores->data);
+    if (!rc) {
+        json_t *o = json_object();
+        json_object_set_new(o, "loss", json_real(*(float *)fg.loss->data));
+        json_object_set_new(o, "batch", json_integer(B));
+        json_object_set_new(o, "classes", json_integer(m->classes));
+        snprintf(p, sizeof p, "%s/probe/losses.json", dir);
+        rc = vlp_json_save_atomic(o, p);
+    }
+    if (m->params) vlp_params_zero_grad(m->params);
+    vlp_graph_free(g);
+    free(e);
+    return rc;
+}
+
+int vlp_ft_dump_batches(vlp_ft_model *m, const vlp_ft_data *d, const vlp_train_config *cfg, float lr_decay, int n,
+                        const char *dir) {
+    if (!m || !d || !cfg || !dir || n < 1 || cfg->batch_size < 1) {
+        vlp_set_error("vlp_ft_dump_batches: bad arguments (%d steps of batch %d)", n, cfg ? cfg->batch_size : 0);
+        return VLP_ERR_ARG;
+    }
+    if (m->head != VLP_FT_HEAD_ANSWER_MLP && m->head != VLP_FT_HEAD_PAIR_MLP) {
+        vlp_set_error("--dump-batches: the %s head (task %s) is not dumped; vqa (answer_mlp) and nlvr (pair_mlp) are",
+                      head_names[m->head], vlp_task_name(m->task));
+        return VLP_ERR_ARG;
+    }
+    if (cfg->accum_steps != 1) {
+        vlp_set_error("--dump-batches: the probe is one pass over the batch; accum_steps must be 1, not %d",
+                      cfg->accum_steps);
+        return VLP_ERR_ARG;
+    }
+    char p[4400];
+    int B = cfg->batch_size, rc = dump_mkdir(dir);
+    snprintf(p, sizeof p, "%s/batches", dir);
+    if (!rc) rc = dump_mkdir(p);
+    snprintf(p, sizeof p, "%s/probe", dir);
+    if (!rc) rc = dump_mkdir(p);
+    snprintf(p, sizeof p, "%s/init", dir);
+    if (!rc) rc = vlp_ft_save(m, p);
+    if (rc) return rc;
+    /* the batches exactly as the run's source gives them */
+    vlp_batch_source src = {0};
+    int64_t *order = malloc((size_t)n * (size_t)B * sizeof *order);
+    if (!order) {
+        vlp_set_error("vlp_ft_dump_batches: out of memory");
+        return VLP_ERR_NOMEM;
+    }
+    rc = vlp_ft_batch_source(&src, d, B, cfg->seed);
+    for (int k = 0; k < n && !rc; k++) {
+        vlp_batch b;
+        if (!(rc = src.next(src.ctx, &b))) memcpy(order + (size_t)k * B, b.index, (size_t)B * sizeof *order);
+    }
+    vlp_ft_batch_source_free(&src);
+    /* order.npy as i32 (vlp_npy_save's integer type): example indices below 2^31 */
+    int32_t *o32 = rc ? NULL : malloc((size_t)n * (size_t)B * sizeof *o32);
+    if (!rc && !o32) {
+        vlp_set_error("vlp_ft_dump_batches: out of memory");
+        rc = VLP_ERR_NOMEM;
+    }
+    for (int64_t i = 0; !rc && i < (int64_t)n * B; i++) o32[i] = (int32_t)order[i];
+    int64_t so[2] = {n, B};
+    snprintf(p, sizeof p, "%s/batches/order.npy", dir);
+    if (!rc) rc = vlp_npy_save(p, VLP_I32, 2, so, o32);
+    free(o32);
+    if (!rc) rc = dump_examples(m, d, order, (int64_t)n * B, dir);
+    if (!rc) rc = dump_probe(m, d, order, B, dir);
+    free(order);
+    if (rc) return rc;
+    /* the parameter groups: trainable (not frozen), weight decay, lr scale (layer decay) */
+    snprintf(p, sizeof p, "%s/params.tsv", dir);
+    FILE *f = fopen(p, "w");
+    if (!f) {
+        vlp_set_error("%s: %s", p, strerror(errno));
+        return VLP_ERR_IO;
+    }
+    fprintf(f, "name\ttrainable\tdecay\tlr_scale\n");
+    for (int i = 0; i < vlp_params_count(m->params); i++) {
+        vlp_tensor *t = vlp_params_get(m->params, i);
+        fprintf(f, "%s\t%d\t%d\t%.9g\n", t->name, !(t->flags & VLP_FLAG_FROZEN), !(t->flags & VLP_FLAG_NO_DECAY),
+                (double)vlp_ft_lr_scale(m, i, lr_decay));
+    }
+    if (fclose(f)) {
+        vlp_set_error("%s: cannot write", p);
+        return VLP_ERR_IO;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "task", json_string(vlp_task_name(m->task)));
+    json_object_set_new(o, "head", json_string(head_names[m->head]));
+    json_object_set_new(o, "steps_dumped", json_integer(n));
+    json_object_set_new(o, "batch_size", json_integer(B));
+    json_object_set_new(o, "steps", json_integer(cfg->steps));
+    json_object_set_new(o, "warmup", json_integer(cfg->warmup));
+    json_object_set_new(o, "lr", json_real(cfg->lr));
+    json_object_set_new(o, "min_lr", json_real(cfg->min_lr));
+    json_object_set_new(o, "beta1", json_real(cfg->beta1));
+    json_object_set_new(o, "beta2", json_real(cfg->beta2));
+    json_object_set_new(o, "eps", json_real(cfg->eps));
+    json_object_set_new(o, "weight_decay", json_real(cfg->weight_decay));
+    json_object_set_new(o, "clip_norm", json_real(cfg->clip_norm));
+    json_object_set_new(o, "layer_decay", json_real(lr_decay));
+    json_object_set_new(o, "seed", json_integer((json_int_t)cfg->seed));
+    snprintf(p, sizeof p, "%s/train.json", dir);
+    return vlp_json_save_atomic(o, p);
 }

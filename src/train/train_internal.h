@@ -33,6 +33,7 @@ struct vlp_trainer {
     vlp_params *params;       /* the trained model's parameters */
     vlp_clip *m;              /* CLIP (NULL for VL) */
     vlp_vl *vl;               /* VL (NULL for CLIP) */
+    vlp_vl *teacher;          /* VL with momentum: the EMA teacher (owned) */
     vlp_vl_pretrain vp;       /* VL: the pre-training graph's tensors */
     uint8_t *is_cont;         /* VL: WordPiece "##" flags of the vocabulary (owned copy; may be NULL) */
     int32_t *mask_buf;        /* VL: attention mask of a micro-batch */
@@ -60,6 +61,12 @@ int vlp_train_same_params(vlp_params *a, vlp_params *b, const char *dir);
 /* Fault injection for tests: called between the stages of a checkpoint write ("model",
  * "state", "renamed"); a test may _exit() inside it to simulate a crash. */
 extern void (*vlp_checkpoint_test_hook)(const char *stage);
+
+/* VL momentum (vl_model.c): the teacher and the queues as extra checkpoint files, written into
+ * the checkpoint's temporary directory, and read back from dir all-or-nothing (called after the
+ * training state was read, before anything is committed). No-ops without a teacher. */
+int vlp_vl_train_save_state(const vlp_trainer *t, const char *dir);
+int vlp_vl_train_load_state(vlp_trainer *t, const char *dir);
 
 /* Helpers of checkpoint.c used by the run loop. */
 int vlp_fsync_path(const char *path, int is_dir);

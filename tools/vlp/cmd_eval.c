@@ -20,8 +20,10 @@ static void help(void) {
            "--json: one JSON object on stdout instead of the table.\n"
            "Downstream tasks (zero-shot, dual encoder): vlp eval --task vqa|nlvr|ground2|ground3|mc --model M\n"
            "  --data FILE.jsonl [--predictions OUT.jsonl] [--out EVAL.json]; see vlp eval --task mc --help\n"
+           "  --task caption: a captioning model (beam search); BLEU-4, CIDEr-D; see vlp eval --task caption --help\n"
            "VL models (vlp train with a family): retrieval by ITC; --rerank K re-scores each query's top K\n"
-           "  with the ITM head (ALBEF / BLIP style); see vlp eval --rerank 1 --help\n"
+           "  with the ITM head (ALBEF / BLIP style); a model with ITM but no ITC heads (ViLT) ranks every\n"
+           "  pair by ITM (itm_full, --max-pairs N); see vlp eval --rerank 1 --help\n"
            "exit status: 0 success, 1 failure, 2 usage error\n");
 }
 

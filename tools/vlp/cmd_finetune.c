@@ -23,6 +23,10 @@ static void help(void) {
            "                    -> MLP -> true / false\n"
            "  ground2/ground3  cell  the canvas at grid x the pre-trained size (position embeddings resized\n"
            "                    bicubically); per cell <q(fused [CLS]), mean of k(image tokens) in the cell>; softmax\n"
+           "A captioning model (BLIP/CoCa decoder) fine-tunes its decoder (head lm, teacher forcing):\n"
+           "  caption  lm      [CLS] caption [SEP], loss on every next token (the pre-training LM objective)\n"
+           "  vqa      lm      [CLS] question [SEP] answer [SEP], loss on the answer tokens only; evaluate with\n"
+           "                    vlp eval --task vqa --protocol generate|rank (see configs/ft-cap-s-vqa.json)\n"
            "See configs/ft-albef-s-vqa.json. Options (each overrides the field of FT.json named after it):\n"
            "  --config FILE       fine-tuning config\n"
            "  --pretrained DIR    the pre-trained model (e.g. runs/emoji-albef-s/model)\n"
@@ -39,6 +43,10 @@ static void help(void) {
            "  --image-size N      ground2/ground3: the canvas size (default: grid x the pre-trained image size)\n"
            "  --stop-after N      stop (with a checkpoint) after step N of the schedule\n"
            "  --vocab FILE        WordPiece vocabulary (default: PRETRAINED/vocab.txt, else bert-base-uncased)\n"
+           "  --dump-batches N    (vqa, nlvr) write, instead of training, RUN_DIR/init (the model with its new\n"
+           "                      head), RUN_DIR/batches (the examples of the first N steps, in order),\n"
+           "                      RUN_DIR/probe (step-0 loss, scores, gradients), train.json and params.tsv, then\n"
+           "                      exit (for bench/torch_finetune_albef.py)\n"
            "The fine-tuned model (RUN_DIR/model) evaluates with vlp eval --task TASK --model RUN_DIR/model.\n"
            "exit status: 0 success, 1 failure, 2 usage error\n");
 }
@@ -49,7 +57,7 @@ typedef struct {
     int nval, freeze, image_size;
     vlp_train_config tc;
     float layer_decay;
-    int log_every, eval_every, save_every, keep, resume, eval_batch;
+    int log_every, eval_every, save_every, keep, resume, eval_batch, dump;
     int64_t stop_after;
 } ft_cfg;
 
@@ -206,6 +214,13 @@ static int on_eval(void *ctx, vlp_trainer *t, int64_t step, char *buf, size_t ca
                     100 * met.accuracy);
             if (isfinite(met.chance)) fprintf(stderr, " (chance %.2f%%)", 100 * met.chance);
             if (isfinite(met.majority)) fprintf(stderr, " (majority %.2f%%)", 100 * met.majority);
+            if (r->m->task == VLP_TASK_CAPTION) { /* exact match above; the caption metrics too */
+                snprintf(k, sizeof k, "%s/cider_d", r->split[i]);
+                json_object_set_new(o, k, json_real(met.cider_d));
+                snprintf(k, sizeof k, "%s/bleu4", r->split[i]);
+                json_object_set_new(o, k, json_real(met.bleu4));
+                fprintf(stderr, "  BLEU-4 %.4f  CIDEr-D %.4f (greedy)", met.bleu4, met.cider_d);
+            }
             fputc('\n', stderr);
             vlp_task_metrics_free(&met);
         }
@@ -309,6 +324,7 @@ int vlp_cmd_finetune(int argc, char **argv) {
         INTF("--eval-batch", 1, 1 << 16, c.eval_batch)
         INTF("--image-size", 1, 4096, c.image_size)
         INTF("--stop-after", 1, 100000000, c.stop_after)
+        INTF("--dump-batches", 1, 100000, c.dump)
         FLTF("--lr", 0, 10, c.tc.lr)
         FLTF("--min-lr", 0, 10, c.tc.min_lr)
         FLTF("--wd", 0, 10, c.tc.weight_decay)
@@ -329,7 +345,7 @@ int vlp_cmd_finetune(int argc, char **argv) {
             snprintf(dst, cap, "%s", v);
         }
     }
-    if (no_eval) c.nval = 0;
+    if (no_eval || c.dump) c.nval = 0; /* a dump trains nothing: nothing to evaluate */
     if (!c.pretrained[0] || !c.task[0] || !c.train[0] || !c.out[0]) {
         fprintf(stderr, "vlp finetune: needs %s (in the config or as a flag)\n",
                 !c.pretrained[0] ? "--pretrained DIR" : !c.task[0] ? "--task" : !c.train[0] ? "--train FILE" : "--out RUN_DIR");
@@ -342,6 +358,10 @@ int vlp_cmd_finetune(int argc, char **argv) {
     }
     if (c.tc.steps < 1) {
         fprintf(stderr, "vlp finetune: the run needs --steps N\n");
+        return CLI_USAGE;
+    }
+    if (c.dump && c.resume) {
+        fprintf(stderr, "vlp finetune: --dump-batches starts a run; it does not go with --resume\n");
         return CLI_USAGE;
     }
     if (c.tc.warmup > c.tc.steps) c.tc.warmup = c.tc.steps; /* a short run (--steps) keeps the config's warm-up: clamp, as vlp train */
@@ -394,7 +414,7 @@ int vlp_cmd_finetune(int argc, char **argv) {
         for (int i = 0; i < ctx.train_set->n_messages && i < 10; i++) fprintf(stderr, "  %s\n", ctx.train_set->messages[i]);
     }
     int classes = 2;
-    if (task == VLP_TASK_VQA) {
+    if (task == VLP_TASK_VQA && head != VLP_FT_HEAD_LM) { /* lm (captioning) generates: no answer list */
         if (vlp_ft_answers(ctx.train_set, &answers, &n_answers)) {
             fprintf(stderr, "vlp finetune: %s\n", vlp_last_error());
             vlp_vl_free(vl);
@@ -438,6 +458,22 @@ int vlp_cmd_finetune(int argc, char **argv) {
                     "in %.1f s\n", c.task, vlp_vl_family_name(m->vl->cfg.family), c.pretrained,
             vlp_ft_head_name(m->head), m->classes, (long long)vlp_ft_data_size(dt), (long long)vlp_ft_data_labelled(dt),
             cli_now() - t_load);
+    if (c.dump) { /* the run's start for bench/torch_finetune_albef.py, then stop */
+        char dst[4400];
+        snprintf(dst, sizeof dst, "%s/init/vocab.txt", c.out);
+        if (vlp_ft_dump_batches(m, dt, &c.tc, c.layer_decay, c.dump, c.out)) {
+            fprintf(stderr, "vlp finetune: --dump-batches: %s\n", vlp_last_error());
+            goto done;
+        }
+        if (vocab[0] && copy_file(vocab, dst)) {
+            fprintf(stderr, "vlp finetune: cannot copy %s to %s: %s\n", vocab, dst, strerror(errno));
+            goto done;
+        }
+        printf("wrote the first %d batches of %d examples to %s/batches, the initial model to %s/init and the "
+               "step-0 probe to %s/probe\n", c.dump, c.tc.batch_size, c.out, c.out, c.out);
+        rc = CLI_OK;
+        goto done;
+    }
     if (!(t = vlp_trainer_new_ft(m, dt, &c.tc, c.layer_decay))) {
         fprintf(stderr, "vlp finetune: %s\n", vlp_last_error());
         goto done;

@@ -39,7 +39,8 @@ static void help(void) {
            "  --dump-batches N   write the first N batches as RUN_DIR/batches/{pixels,tokens}_K.npy and the\n"
            "                     initial model as RUN_DIR/init/, then exit (for bench/torch_train_emoji.py); VL\n"
            "                     runs also write RUN_DIR/no_decay.txt and RUN_DIR/probe/ (step-0 losses, MLM\n"
-           "                     inputs, ITM negatives, gradients; for bench/torch_train_albef.py --check)\n"
+           "                     inputs, ITM negatives, gradients; momentum runs: up to 3 steps, then the\n"
+           "                     model, teacher and queues; for bench/torch_train_albef.py --check)\n"
            "  --dump-compact     with --dump-batches: batches/index_K.npy (dataset indices) and each pair once\n"
            "                     in batches/dataset_{pixels,tokens}.npy, for full-length runs (no --rrc)\n"
            "Progress on stderr: step, loss, pairs/s, data-wait %%, ETA. Ctrl-C stops after the current step\n"
@@ -419,7 +420,92 @@ static int on_eval(void *ctx, vlp_trainer *t, int64_t step, char *buf, size_t ca
  * gets losses.json (total and each objective), the MLM inputs the graph drew (mlm_ids.npy,
  * mlm_labels.npy [B, T]), the ITM negatives (neg_img.npy: an image per text, neg_txt.npy: a text
  * per image) and every parameter gradient (grads.safetensors, vlp's names). */
-static int dump_vl_probe(run_cfg *r, vlp_vl *m, const uint8_t *cont, const vlp_batch *b) {
+#define PROBE_STEPS 3 /* momentum runs: optimiser steps the probe replays */
+
+static int save_queue(const char *dir, const char *tag, const vlp_vl_pretrain *pt) {
+    char p[4400];
+    int64_t s[2] = {pt->img_queue->shape[0], pt->img_queue->shape[1]};
+    snprintf(p, sizeof p, "%s/queue_img%s.npy", dir, tag);
+    int rc = vlp_npy_save(p, VLP_F32, 2, s, pt->img_queue->data);
+    snprintf(p, sizeof p, "%s/queue_txt%s.npy", dir, tag);
+    return rc ? rc : vlp_npy_save(p, VLP_F32, 2, s, pt->txt_queue->data);
+}
+
+/* Momentum runs: the probe goes on for nb steps (the first already forward + backward in g) as
+ * the trainer does them: AdamW at the scheduled rate, the logit-scale clamp, the queue push and
+ * the teacher's EMA; steps 1.. write their draws (mlm_ids_K.npy, mlm_labels_K.npy, neg_img_K.npy,
+ * neg_txt_K.npy), steps.json the losses and rate of every step, and after/ the model, the teacher
+ * (after/teacher/) and the queues after the last step (after/queue_{img,txt}.npy, queue_pos). */
+static int probe_steps(run_cfg *r, vlp_vl *m, vlp_vl *teacher, vlp_graph *g, vlp_vl_pretrain *pt, const uint8_t *cont,
+                       const vlp_batch *bs, int nb) {
+    const vlp_vl_config *c = &m->cfg;
+    int B = bs[0].n, T = c->max_text_len;
+    vlp_adamw_config oc = {.lr = r->tc.lr, .beta1 = r->tc.beta1, .beta2 = r->tc.beta2, .eps = r->tc.eps,
+                           .weight_decay = r->tc.weight_decay, .clip_norm = 0};
+    vlp_adamw *opt = vlp_adamw_new(m->params, &oc);
+    int32_t *mask = malloc((size_t)B * T * sizeof *mask);
+    json_t *steps = json_array();
+    int rc = opt && mask ? VLP_OK : VLP_ERR_NOMEM;
+    char p[4400];
+    for (int s = 0; s < nb && !rc; s++) {
+        if (s > 0) {
+            for (int64_t i = 0; i < (int64_t)B * T; i++) mask[i] = bs[s].tokens[i] != c->pad_id;
+            rc = vlp_vl_pretrain_fill(m, pt, bs[s].pixels, bs[s].tokens, mask, cont, r->tc.seed + (uint64_t)s);
+            if (!rc) {
+                vlp_graph_set_training(g, 1, (uint64_t)s);
+                vlp_params_zero_grad(m->params);
+                rc = vlp_graph_forward(g);
+            }
+            if (!rc) rc = vlp_graph_backward(g, NULL);
+            int64_t sbt[2] = {B, T}, sb[1] = {B};
+            struct { const char *name; vlp_tensor *t; int nd; int64_t *sh; } out[4] = {
+                {"mlm_ids", pt->mlm_ids, 2, sbt}, {"mlm_labels", pt->mlm_labels, 2, sbt},
+                {"neg_img", pt->neg_img, 1, sb}, {"neg_txt", pt->neg_txt, 1, sb}};
+            for (int k = 0; k < 4 && !rc; k++) {
+                if (!out[k].t) continue;
+                snprintf(p, sizeof p, "%s/probe/%s_%d.npy", r->out, out[k].name, s);
+                rc = vlp_npy_save(p, VLP_I32, out[k].nd, out[k].sh, out[k].t->data);
+            }
+        }
+        if (rc) break;
+        float lr = vlp_lr_warmup_cosine(s, r->tc.warmup, r->tc.steps, r->tc.lr, r->tc.min_lr);
+        json_t *o = json_object();
+        vlp_tensor *ls[4] = {pt->loss, pt->loss_itc, pt->loss_itm, pt->loss_mlm};
+        const char *names[4] = {"loss", "itc", "itm", "mlm"};
+        for (int i = 0; i < 4; i++)
+            if (ls[i]) json_object_set_new(o, names[i], json_real(*(float *)ls[i]->data));
+        json_object_set_new(o, "lr", json_real(lr));
+        json_array_append_new(steps, o);
+        rc = vlp_adamw_step(opt, lr, 1.0f, NULL);
+        if (!rc && m->logit_scale) { /* the trainer's clamp */
+            float *x = m->logit_scale->data;
+            *x = *x > r->tc.max_logit_scale ? r->tc.max_logit_scale : *x < 0 ? 0 : *x;
+        }
+        if (!rc) rc = vlp_vl_pretrain_after_step(pt, teacher, m);
+    }
+    snprintf(p, sizeof p, "%s/probe/after", r->out);
+    if (!rc) rc = vlp_vl_save(m, p);
+    snprintf(p, sizeof p, "%s/probe/after/teacher", r->out);
+    if (!rc) rc = vlp_vl_save(teacher, p);
+    snprintf(p, sizeof p, "%s/probe/after", r->out);
+    if (!rc && pt->img_queue) rc = save_queue(p, "", pt);
+    if (!rc) {
+        json_t *o = json_object();
+        json_object_set_new(o, "steps", steps);
+        steps = NULL;
+        json_object_set_new(o, "queue_pos", json_integer(pt->queue_pos));
+        json_object_set_new(o, "momentum", json_real(c->momentum));
+        snprintf(p, sizeof p, "%s/probe/steps.json", r->out);
+        rc = json_dump_file(o, p, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9)) ? VLP_ERR_IO : 0;
+        json_decref(o);
+    }
+    json_decref(steps);
+    vlp_adamw_free(opt);
+    free(mask);
+    return rc;
+}
+
+static int dump_vl_probe(run_cfg *r, vlp_vl *m, const uint8_t *cont, const vlp_batch *b, int nb) {
     const vlp_vl_config *c = &m->cfg;
     int B = b->n, T = c->max_text_len, n = vlp_params_count(m->params);
     char p[4400];
@@ -432,12 +518,16 @@ static int dump_vl_probe(run_cfg *r, vlp_vl *m, const uint8_t *cont, const vlp_b
     vlp_st_entry *e = calloc((size_t)n, sizeof *e);
     vlp_graph *g = vlp_graph_new();
     vlp_vl_pretrain pt;
-    int rc = mask && e && g ? vlp_vl_pretrain_graph(g, m, NULL, B, T, &pt) : VLP_ERR_NOMEM;
+    vlp_vl *teacher = c->momentum > 0 ? vlp_vl_momentum_teacher(m) : NULL;
+    int rc = mask && e && g && (teacher || !(c->momentum > 0)) ? vlp_vl_pretrain_graph(g, m, teacher, B, T, &pt)
+                                                               : VLP_ERR_NOMEM;
     char why[4500] = ""; /* errors found here; the library's go to vlp_last_error() */
     if (rc == VLP_ERR_NOMEM && (!mask || !e || !g)) snprintf(why, sizeof why, "out of memory");
     for (int64_t i = 0; !rc && i < (int64_t)B * T; i++) mask[i] = b->tokens[i] != c->pad_id;
     if (!rc) rc = vlp_graph_build(g, pt.loss, VLP_BUILD_TRAIN);
     if (!rc) rc = vlp_vl_pretrain_fill(m, &pt, b->pixels, b->tokens, mask, cont, r->tc.seed);
+    snprintf(p, sizeof p, "%s/probe", r->out);
+    if (!rc && pt.img_queue) rc = save_queue(p, "_init", &pt); /* the random unit vectors it starts with */
     if (!rc) {
         vlp_graph_set_training(g, 1, 0);
         vlp_params_zero_grad(m->params);
@@ -497,7 +587,9 @@ static int dump_vl_probe(run_cfg *r, vlp_vl *m, const uint8_t *cont, const vlp_b
         snprintf(why, sizeof why, "%s: %s", p, strerror(errno));
         rc = VLP_ERR_IO;
     }
+    if (!rc && teacher) rc = probe_steps(r, m, teacher, g, &pt, cont, b, nb);
     vlp_graph_free(g);
+    vlp_vl_free(teacher);
     vlp_params_zero_grad(m->params);
     free(mask);
     free(e);
@@ -506,6 +598,33 @@ static int dump_vl_probe(run_cfg *r, vlp_vl *m, const uint8_t *cont, const vlp_b
         return CLI_FAIL;
     }
     return CLI_OK;
+}
+
+/* The probe's batches, copied (the loader reuses its buffers). */
+typedef struct {
+    vlp_batch b[PROBE_STEPS];
+    int n;
+} probe_set;
+
+static int probe_keep(probe_set *ps, const vlp_batch *b, int64_t npx, int T) {
+    vlp_batch *d = &ps->b[ps->n];
+    *d = *b;
+    d->pixels = malloc((size_t)(b->n * npx) * sizeof(float));
+    d->tokens = malloc((size_t)b->n * (size_t)T * sizeof(int32_t));
+    d->index = NULL;
+    ps->n++;
+    if (!d->pixels || !d->tokens) {
+        fprintf(stderr, "vlp train: out of memory for the probe's batches\n");
+        return -2; /* reported */
+    }
+    memcpy((float *)d->pixels, b->pixels, (size_t)(b->n * npx) * sizeof(float));
+    memcpy((int32_t *)d->tokens, b->tokens, (size_t)b->n * (size_t)T * sizeof(int32_t));
+    return VLP_OK;
+}
+
+static void probe_set_free(probe_set *ps) {
+    for (int i = 0; i < ps->n; i++) free((void *)ps->b[i].pixels), free((void *)ps->b[i].tokens);
+    ps->n = 0;
 }
 
 /* CLIP runs pass m, VL runs vm (and the WordPiece continuation table for whole-word MLM). */
@@ -587,9 +706,17 @@ static int dump_batches(run_cfg *r, vlp_clip *m, vlp_vl *vm, const uint8_t *cont
         free(dtok);
         vlp_loader_free(all);
     }
-    if (!rc && vm && r->dump_compact) { /* the VL probe runs on the run's first batch */
-        vlp_batch b;
-        if (!(rc = vlp_loader_next(ld, &b)) && dump_vl_probe(r, vm, cont, &b)) return CLI_FAIL;
+    /* the VL probe runs on the run's first batch (momentum runs: the first PROBE_STEPS) */
+    probe_set ps = {.n = 0};
+    int nprobe = !vm ? 0 : vm->cfg.momentum > 0 ? (r->dump < PROBE_STEPS ? r->dump : PROBE_STEPS) : 1;
+    if (!rc && vm && r->dump_compact) {
+        for (int k = 0; k < nprobe && !rc; k++) {
+            vlp_batch b;
+            if (!(rc = vlp_loader_next(ld, &b))) rc = probe_keep(&ps, &b, npx, c->context_length);
+        }
+        int bad = !rc && dump_vl_probe(r, vm, cont, ps.b, ps.n);
+        probe_set_free(&ps);
+        if (bad) return CLI_FAIL;
     }
     for (int k = 0; k < r->dump && !rc && !r->dump_compact; k++) {
         vlp_batch b;
@@ -599,8 +726,13 @@ static int dump_batches(run_cfg *r, vlp_clip *m, vlp_vl *vm, const uint8_t *cont
         rc = vlp_npy_save(p, VLP_F32, 4, sp, b.pixels);
         snprintf(p, sizeof p, "%s/batches/tokens_%04d.npy", r->out, k);
         if (!rc) rc = vlp_npy_save(p, VLP_I32, 2, st, b.tokens);
-        if (!rc && vm && k == 0 && dump_vl_probe(r, vm, cont, &b)) return CLI_FAIL;
+        if (!rc && k < nprobe) rc = probe_keep(&ps, &b, npx, c->context_length);
+        if (!rc && k == nprobe - 1 && dump_vl_probe(r, vm, cont, ps.b, ps.n)) {
+            probe_set_free(&ps);
+            return CLI_FAIL;
+        }
     }
+    probe_set_free(&ps);
     if (rc) {
         if (rc != -2)
             fprintf(stderr, "vlp train: %s\n", rc == -1 ? "out of memory for --dump-compact" : vlp_last_error());
