@@ -108,8 +108,8 @@ if splits:
     for s in splits:
         acc = {}
         for impl in ("vlp", "torch"):
-            j = json.load(open(os.path.join(run, f"eval_{impl}_{s}.json")))
-            acc[impl] = j.get("accuracy", j.get("metrics", {}).get("accuracy"))
+            m = json.load(open(os.path.join(run, f"eval_{impl}_{s}.json")))["metrics"]
+            acc[impl] = m["overall"] if "overall" in m else m["accuracy"]  # vqa: mean over question types
         print(f"| {s} | {100 * acc['vlp']:.2f}% | {100 * acc['torch']:.2f}% |")
         res[f"{s}_accuracy"] = acc
 print(json.dumps(res))

@@ -289,6 +289,10 @@ class ALBEF(nn.Module):
         if c["w_itm"] > 0:
             with torch.no_grad():
                 s = fi @ ft.t()
+                if c.get("itm_exclude_same_text", 0):  # vlp_vl_pretrain_fill: duplicate captions are not negatives
+                    same = (ids[:, None, :] == ids[None, :, :]).all(-1) & ~torch.eye(B, dtype=torch.bool)
+                    same &= ~same.sum(1, keepdim=True).eq(B - 1)  # every other text the same: the old draw
+                    s = s + same.float() * -1e4
                 neg_img, neg_txt = negatives(s, s.t(), self.logit_scale.exp())
             imgs = torch.cat([img, img[neg_img], img])
             txts = torch.cat([txt, txt, txt[neg_txt]])

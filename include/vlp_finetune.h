@@ -137,7 +137,7 @@ int vlp_ft_answers(const vlp_task_set *train, char ***answers, int *n);
  * otherwise), probs [n, classes] (softmax of the scores; may be NULL). */
 int vlp_ft_predict(const vlp_ft_model *m, const vlp_ft_data *d, int batch, vlp_task_predictions **pred,
                    float **probs);
-/* lm head: predict = vlp_ft_lm_generate with greedy decoding (probs: NULL). */
+/* (lm head: vlp_ft_lm_generate, greedy, up to 20 tokens; *probs NULL.) */
 /* lm head: decodes from each example's prefix ([CLS] for caption, [CLS] question [SEP] for vqa)
  * with the key/value cache, greedy (gc->beam 1) or beam search (score sum log p / len^length_penalty),
  * at most gc->max_len tokens (clipped to max_text_len - prefix) and at least gc->min_len; texts

@@ -75,6 +75,9 @@ typedef struct {
      * the teacher fusing its own image states with the same masked text. */
     float momentum, distill_alpha;
     int queue_size;
+    /* 1: an ITM negative is never a pair whose text (ids and mask rows) equals the positive's
+     * (a duplicate caption is a match, not a negative; BLIP masks same-id pairs alike) */
+    int itm_exclude_same_text;
     float mean[3], std[3];
 } vlp_vl_config;
 
@@ -218,6 +221,7 @@ typedef struct {
     /* inputs (vlp_vl_pretrain_fill fills them) */
     vlp_tensor *pixels, *ids, *mask;
     vlp_tensor *itm_scores, *itm_labels;                   /* itm_scores: SINGLE only (zeros) */
+    vlp_tensor *itm_exclude; /* itm_exclude_same_text (not SINGLE): [B, B] 0 / -1e4 added to the ITM scores */
     vlp_tensor *mlm_ids, *mlm_labels;                      /* mlm: labels [B*T], kept for inspection */
     vlp_tensor *mlm_rows, *mlm_row_labels;                 /* mlm: the labelled positions, [P] */
     vlp_tensor *mim_keep, *mim_drop, *mim_target, *mim_sel; /* mim */

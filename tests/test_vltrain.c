@@ -923,6 +923,82 @@ static void test_momentum_mlm_distill(void) {
     for (int k = 0; k < 3; k++) free(gb[k]);
 }
 
+/* itm_exclude_same_text: texts 0 and 1 identical. Without the option the hard-negative image
+ * of text 0 is sometimes image 1 (its own caption: a false negative); with it, never, and the
+ * same for the negative text of image 0. All texts identical: every row keeps the old draw
+ * (no NaN, finite loss). */
+static void test_itm_exclude_same_text(void) {
+    int hits[2] = {0, 0}, draws = 200;
+    for (int opt = 0; opt < 3; opt++) { /* 0, 1: texts 0 and 1 equal; 2: all equal, option on */
+        vlp_vl_config c;
+        vlp_vl_preset("albef-tiny", &c);
+        c.dropout = 0;
+        c.itm_exclude_same_text = opt > 0;
+        vlp_vl *m = vlp_vl_new(&c, 5);
+        vlp_graph *g = vlp_graph_new();
+        vlp_vl_pretrain pt;
+        const int B = 4, T = c.max_text_len;
+        int rc = m ? vlp_vl_pretrain_graph(g, m, NULL, B, T, &pt) : -1;
+        if (!rc) rc = vlp_graph_build(g, pt.loss, VLP_BUILD_TRAIN);
+        CHECK(rc || (opt > 0) == (pt.itm_exclude != NULL), "itm_exclude input %d", opt);
+        synth d;
+        vlp_batch_source src;
+        vlp_batch b;
+        synth_init(&d, &src, &c, B);
+        synth_next(&d, &b);
+        for (int i = 1; i < B; i++)
+            if (i == 1 || opt == 2) memcpy(b.tokens + i * T, b.tokens, (size_t)T * sizeof(int32_t));
+        int32_t mask[4 * 64];
+        for (int i = 0; i < B * T; i++) mask[i] = b.tokens[i] != c.pad_id;
+        if (!rc) rc = vlp_vl_pretrain_fill(m, &pt, b.pixels, b.tokens, mask, NULL, 3);
+        for (int s = 0; !rc && s < (opt == 2 ? 20 : draws); s++) {
+            vlp_graph_set_seed(g, (uint64_t)s * 7919u + 1);
+            if ((rc = vlp_graph_forward(g))) break;
+            const int32_t *ni = pt.neg_img->data, *nt = pt.neg_txt->data;
+            for (int i = 0; i < B; i++)
+                CHECK(ni[i] >= 0 && ni[i] < B && ni[i] != i && nt[i] >= 0 && nt[i] < B && nt[i] != i,
+                      "negatives of %d: %d %d", i, ni[i], nt[i]);
+            if (opt < 2) hits[opt] += (ni[0] == 1) + (ni[1] == 0) + (nt[0] == 1) + (nt[1] == 0);
+            float l = *(float *)pt.loss->data, li = *(float *)pt.loss_itm->data;
+            if (!isfinite(l) || !isfinite(li)) {
+                CHECK(0, "opt %d seed %d: loss %g, itm %g", opt, s, l, li);
+                break;
+            }
+        }
+        if (!rc && opt == 1) { /* the field survives a checkpoint's config.json */
+            char dir[300], cp[340];
+            snprintf(dir, sizeof dir, "%s/itm_excl", tmpdir);
+            snprintf(cp, sizeof cp, "%s/config.json", dir);
+            vlp_vl_config back;
+            CHECK(vlp_vl_save(m, dir) == 0 && vlp_vl_config_load(cp, &back) == 0 && back.itm_exclude_same_text == 1,
+                  "config round trip: %s", vlp_last_error());
+            /* values other than 0 / 1 are refused */
+            char buf[8192] = "", *at = NULL;
+            FILE *f = fopen(cp, "rb");
+            size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+            if (f) fclose(f);
+            buf[n] = 0;
+            at = strstr(buf, "\"itm_exclude_same_text\": 1");
+            f = at ? fopen(cp, "wb") : NULL;
+            if (f) at[strlen("\"itm_exclude_same_text\": ")] = '2', fwrite(buf, 1, n, f), fclose(f);
+            CHECK(f && vlp_vl_config_load(cp, &back) != 0 && strstr(vlp_last_error(), "itm_exclude_same_text"),
+                  "config value 2: %s", vlp_last_error());
+        }
+        if (!rc && opt == 2) {
+            vlp_params_zero_grad(m->params);
+            rc = vlp_graph_backward(g, NULL);
+        }
+        CHECK(rc == 0, "itm exclude %d: %s", opt, vlp_graph_error(g) ? vlp_graph_error(g) : vlp_last_error());
+        synth_free(&d);
+        vlp_graph_free(g);
+        vlp_vl_free(m);
+    }
+    CHECK(hits[0] > 0, "without the option no same-text negative in %d draws: the test cannot fail", draws);
+    CHECK(hits[1] == 0, "with itm_exclude_same_text %d same-text negatives in %d draws", hits[1], draws);
+    printf("vl itm_exclude_same_text: same-text negatives %d (off) vs %d (on) of %d draws x 4\n", hits[0], hits[1],
+           draws);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/vlp_test_vltrain_%d", (int)getpid());
     mkdir(tmpdir, 0777);
@@ -941,6 +1017,7 @@ int main(void) {
     test_momentum_teacher_queue();
     test_momentum_mlm_distill();
     test_eval_rerank();
+    test_itm_exclude_same_text();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd)) printf("note: could not remove %s\n", tmpdir);

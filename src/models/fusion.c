@@ -247,6 +247,10 @@ int vlp_vl_config_validate(const vlp_vl_config *c) {
                       "distillation need momentum > 0, and momentum needs the itc objective");
         return VLP_ERR_ARG;
     }
+    if (c->itm_exclude_same_text != 0 && c->itm_exclude_same_text != 1) {
+        vlp_set_error("VL config: itm_exclude_same_text must be 0 or 1 (got %d)", c->itm_exclude_same_text);
+        return VLP_ERR_ARG;
+    }
     if (!(c->mlm_prob > 0 && c->mlm_prob < 1) || !(c->mim_ratio > 0 && c->mim_ratio < 1)) {
         vlp_set_error("VL config: mlm_prob and mim_ratio must be in (0, 1)");
         return VLP_ERR_ARG;
@@ -806,7 +810,7 @@ static json_t *config_json(const vlp_vl_config *c) {
     I(image_size) I(patch_size) I(vision_width) I(vision_layers) I(vision_heads) I(vision_mlp) I(vocab_size)
     I(max_text_len) I(width) I(layers) I(heads) I(mlp) I(fusion_layers) I(co_attention) I(text_pre_ln)
     I(embed_dim) F(ln_eps) F(dropout) I(pad_id) I(cls_id) I(sep_id) I(mask_id) I(bos_id) I(eos_id) F(w_itc)
-    F(w_itm) F(w_mlm) F(w_mim) F(w_lm) F(mlm_prob) I(mlm_whole_word) F(mim_ratio) F(momentum) F(distill_alpha) I(queue_size)
+    F(w_itm) F(w_mlm) F(w_mim) F(w_lm) F(mlm_prob) I(mlm_whole_word) F(mim_ratio) F(momentum) F(distill_alpha) I(queue_size) I(itm_exclude_same_text)
 #undef I
 #undef F
     json_object_set_new(r, "act", json_string(acts[c->act]));
@@ -853,7 +857,7 @@ int vlp_vl_config_load(const char *path, vlp_vl_config *c) {
         I(image_size) I(patch_size) I(vision_width) I(vision_layers) I(vision_heads) I(vision_mlp) I(vocab_size)
         I(max_text_len) I(width) I(layers) I(heads) I(mlp) I(fusion_layers) I(co_attention) I(text_pre_ln)
         I(embed_dim) F(ln_eps) F(dropout) I(pad_id) I(cls_id) I(sep_id) I(mask_id) I(bos_id) I(eos_id) F(w_itc)
-        F(w_itm) F(w_mlm) F(w_mim) F(w_lm) F(mlm_prob) I(mlm_whole_word) F(mim_ratio) F(momentum) F(distill_alpha) I(queue_size)
+        F(w_itm) F(w_mlm) F(w_mim) F(w_lm) F(mlm_prob) I(mlm_whole_word) F(mim_ratio) F(momentum) F(distill_alpha) I(queue_size) I(itm_exclude_same_text)
 #undef I
 #undef F
     };

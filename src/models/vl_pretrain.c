@@ -142,6 +142,11 @@ int vlp_vl_pretrain_graph(vlp_graph *g, const vlp_vl *m, const vlp_vl *teacher, 
             vlp_tensor *a = vlp_l2norm(g, fi, 1e-12f), *b = vlp_l2norm(g, ft, 1e-12f);
             s = vlp_matmul(g, a, b, 0, 1);
             st = vlp_matmul(g, b, a, 0, 1);
+            if (c->itm_exclude_same_text) { /* same-text pairs: symmetric, so one matrix serves both */
+                p->itm_exclude = in(g, "itm_exclude", VLP_F32, 2, B, B, 0, 0);
+                s = vlp_add(g, s, p->itm_exclude);
+                st = vlp_add(g, st, p->itm_exclude);
+            }
         }
         p->itm_labels = in(g, "itm_labels", VLP_I32, 1, 3 * B, 0, 0, 0);
         p->loss_itm =
@@ -205,6 +210,24 @@ out:
     return VLP_OK;
 }
 
+/* itm_exclude_same_text: excl[i][j] = -1e4 where text j (ids and mask rows) equals text i,
+ * j != i, so the sampler (softmax of the scaled scores) never draws a duplicate caption as
+ * the negative; finite, so nothing becomes NaN. A row whose every other text is a duplicate
+ * stays all 0: the old draw, rather than a negative that is certainly a match anyway. */
+static void exclude_same_text(float *excl, const int32_t *ids, const int32_t *mask, int B, int T) {
+    memset(excl, 0, (size_t)B * B * sizeof(float));
+    for (int i = 0; i < B; i++) {
+        int n = 0;
+        for (int j = 0; j < B; j++)
+            if (j != i && !memcmp(ids + (size_t)i * T, ids + (size_t)j * T, (size_t)T * sizeof(int32_t)) &&
+                !memcmp(mask + (size_t)i * T, mask + (size_t)j * T, (size_t)T * sizeof(int32_t))) {
+                excl[(size_t)i * B + j] = -1e4f;
+                n++;
+            }
+        if (n == B - 1) memset(excl + (size_t)i * B, 0, (size_t)B * sizeof(float));
+    }
+}
+
 int vlp_vl_pretrain_fill(const vlp_vl *m, vlp_vl_pretrain *p, const float *pixels, const int32_t *ids,
                          const int32_t *mask, const uint8_t *is_cont, uint64_t seed) {
     if (!m || !p || !p->pixels || !pixels || !ids || !mask || !p->pixels->data) {
@@ -217,6 +240,11 @@ int vlp_vl_pretrain_fill(const vlp_vl *m, vlp_vl_pretrain *p, const float *pixel
     memcpy(p->ids->data, ids, (size_t)B * T * sizeof(int32_t));
     memcpy(p->mask->data, mask, (size_t)B * T * sizeof(int32_t));
     if (p->itm_scores) memset(p->itm_scores->data, 0, (size_t)B * B * sizeof(float));
+    /* single_stream: its uniform scores take the exclusion directly */
+    float *excl = p->itm_exclude                                ? p->itm_exclude->data
+                  : c->itm_exclude_same_text && p->itm_scores ? p->itm_scores->data
+                                                              : NULL;
+    if (excl) exclude_same_text(excl, ids, mask, B, T);
     if (p->itm_labels)
         for (int i = 0; i < 3 * B; i++) ((int32_t *)p->itm_labels->data)[i] = i < B;
     if (p->mlm_ids) {
