@@ -405,6 +405,8 @@ check "eval --task ground2 on the fine-tuned model (exit $rc): one cell per row"
 "$vlp" finetune --config configs/ft-cap-s-vqa.json --pretrained "$T/blipft" --batch-size 8 --train "$T/emoji/tasks/vqa-train.jsonl" \
   --no-eval --steps 3 --warmup 0 --out "$T/ftcapvqa" > /dev/null 2> "$T/err"; rc=$?
 check "finetune vqa on a captioning model from a shipped config (head lm) exits 0 (got $rc)" '[ $rc = 0 ] && grep -q "\"head\": \"lm\"" "$T/ftcapvqa/model/config.json"'
+out=$("$vlp" info "$T/ftcapvqa/model" 2>&1)
+check "info on an lm-head model names the decoder, not classes" 'echo "$out" | grep -q "head lm (the decoder, [0-9]*-token vocabulary)"'
 "$vlp" eval --task vqa --model "$T/ftcapvqa/model" --data "$T/emoji/tasks/vqa-unseen.jsonl" --protocol rank \
   --predictions "$T/dsrun/pred_vqa_rank.jsonl" > "$T/ftout" 2> "$T/err"; rc=$?
 rows=$(grep -c . "$T/emoji/tasks/vqa-unseen.jsonl"); got=$(grep -c '^{"answer"' "$T/dsrun/pred_vqa_rank.jsonl" 2> /dev/null)

@@ -477,8 +477,12 @@ int vlp_info_vl(const char *path, int json) {
         long long cl = json_integer_value(json_object_get(ft, "classes"));
         snprintf(ft_json, sizeof ft_json, ", \"finetune\": {\"task\": \"%s\", \"head\": \"%s\", \"classes\": %lld}",
                  task ? task : "?", head ? head : "?", cl);
-        snprintf(ft_text, sizeof ft_text, "fine-tuned   for %s, head %s, %lld classes\n", task ? task : "?",
-                 head ? head : "?", cl);
+        if (head && !strcmp(head, "lm")) /* the decoder itself: its "classes" are the vocabulary */
+            snprintf(ft_text, sizeof ft_text, "fine-tuned   for %s, head lm (the decoder, %lld-token vocabulary)\n",
+                     task ? task : "?", cl);
+        else
+            snprintf(ft_text, sizeof ft_text, "fine-tuned   for %s, head %s, %lld classes\n", task ? task : "?",
+                     head ? head : "?", cl);
     }
     json_decref(root);
     if (!is_vl) return -1;
