@@ -278,6 +278,13 @@ int vlp_vl_kv_len(const vlp_vl_kv *kv);
  * produced, then pad_id), lens [n_img]. */
 int vlp_vl_generate(const vlp_vl *m, const float *img, int n_img, const vlp_vl_gen_config *gc, int32_t *out,
                     int *lens);
+/* As vlp_vl_generate, each image's rows continuing from its own prefix: prefix [n_img, P] token
+ * ids (the first usually bos_id; the rest condition the output, e.g. "[CLS] question [SEP]"),
+ * P + gc->max_len <= max_text_len; prefix NULL means bos alone (P = 1). out holds the continuation
+ * only. logp (optional) [n_img]: the summed log-probability of each output (eos included; after
+ * the min_len mask; -inf when a beam search kept nothing). */
+int vlp_vl_generate_prefix(const vlp_vl *m, const float *img, int n_img, const int32_t *prefix, int P,
+                           const vlp_vl_gen_config *gc, int32_t *out, int *lens, float *logp);
 /* Beam search for any beam size (vlp_vl_generate uses it for beam > 1 without sampling;
  * beam 1 gives the greedy captions). */
 int vlp_vl_beam_search(const vlp_vl *m, const float *img, int n_img, const vlp_vl_gen_config *gc, int32_t *out,

@@ -618,6 +618,125 @@ static void test_search(void) {
     vlp_vl_free(m);
 }
 
+/* log p(seq[0..len) | image, prefix) by stepping the cache one token at a time, with the search's
+ * min_len rule (eos impossible before min_len, the rest renormalised); -inf if seq breaks it. */
+static double seq_logp(const vlp_vl *m, const float *img, const int32_t *pre, int P, const int32_t *seq, int len,
+                       int min_len) {
+    int V = m->cfg.vocab_size;
+    vlp_vl_kv *kv = vlp_vl_kv_new(m, 1, P + len);
+    float *lg = malloc((size_t)V * sizeof(float));
+    double lp = 0;
+    if (!kv || !lg || vlp_vl_kv_set_images(kv, img, 1, NULL)) lp = NAN;
+    for (int p = 0; !isnan(lp) && p < P; p++)
+        if (vlp_vl_kv_step(kv, pre + p, lg)) lp = NAN;
+    for (int t = 0; !isnan(lp) && t < len; t++) {
+        if (t < min_len) lg[m->cfg.eos_id] = -INFINITY;
+        double mx = -INFINITY, z = 0;
+        for (int v = 0; v < V; v++) mx = lg[v] > mx ? lg[v] : mx;
+        for (int v = 0; v < V; v++) z += exp((double)lg[v] - mx);
+        lp += (double)lg[seq[t]] - mx - log(z);
+        if (t + 1 < len && vlp_vl_kv_step(kv, seq + t, lg)) lp = NAN;
+    }
+    vlp_vl_kv_free(kv);
+    free(lg);
+    return lp;
+}
+
+/* Beam search over a 6-token vocabulary and 3 output tokens, with and without a conditioning
+ * prefix: a beam as wide as the whole search space (6^3) returns the best sequence of an
+ * exhaustive search (score = log p / len^length_penalty over every eos-ended or max-length
+ * sequence), narrower beams never beat it, and the reported log-probability is the
+ * sequence's. */
+static void test_beam_exhaustive(void) {
+    vlp_vl_config c;
+    vlp_vl_preset("blip-tiny", &c);
+    c.vocab_size = 6; /* ids 0..3 are pad/bos/eos/mask: every one of them can be generated */
+    vlp_vl *m = vlp_vl_new(&c, 33);
+    if (!m) return;
+    for (int i = 0; i < vlp_params_count(m->params); i++) {
+        vlp_tensor *t = vlp_params_get(m->params, i);
+        if (t->ndim >= 2) vlp_init_normal(t, 0, 0.3f, 900 + (uint64_t)i);
+    }
+    ((float *)m->head_bias->data)[c.eos_id] = 3.0f; /* some best sequences end early */
+    enum { V = 6, L = 3, NI = 6, FULL = V * V * V };
+    int N1 = vlp_vl_image_tokens(m), W = c.vision_width;
+    float *img = malloc((size_t)NI * N1 * W * sizeof(float));
+    for (int64_t i = 0; i < (int64_t)NI * N1 * W; i++) img[i] = frnd();
+    int32_t prefixes[2][3] = {{1, 0, 0}, {1, 4, 5}};
+    int plen[2] = {1, 3};
+    float lps[2] = {1.0f, 0.6f};
+    for (int pv = 0; pv < 2; pv++) {
+        int P = plen[pv];
+        int32_t pre[NI * 3];
+        for (int i = 0; i < NI; i++) memcpy(pre + i * P, prefixes[pv], (size_t)P * sizeof(int32_t));
+        vlp_vl_gen_config gc;
+        vlp_vl_gen_defaults(&gc);
+        gc.max_len = L;
+        gc.min_len = 1;
+        gc.length_penalty = lps[pv];
+        /* exhaustive: every x in V^L yields its eos-ended prefix (or itself, with no eos) */
+        double best[NI];
+        int32_t bseq[NI][L];
+        int blen[NI], nseq = 0;
+        for (int i = 0; i < NI; i++) {
+            best[i] = -INFINITY;
+            for (int code = 0; code < FULL; code++) {
+                int32_t x[L] = {code % V, code / V % V, code / V / V};
+                int len = L;
+                for (int t = 0; t < L; t++)
+                    if (x[t] == c.eos_id) {
+                        len = t + 1;
+                        break;
+                    }
+                int canonical = 1; /* count each sequence once: tokens after eos are 0 */
+                for (int t = len; t < L; t++) canonical &= x[t] == 0;
+                if (!canonical) continue;
+                nseq += i == 0;
+                double lp = seq_logp(m, img + (size_t)i * N1 * W, pre + i * P, P, x, len, gc.min_len);
+                double sc = lp / pow(len, gc.length_penalty);
+                if (sc > best[i]) best[i] = sc, blen[i] = len, memcpy(bseq[i], x, sizeof x);
+            }
+        }
+        int ok_full = 1, ok_narrow = 1, ok_lp = 1;
+        double worst_gap = 0;
+        int beams[] = {1, 2, 3, 5, 8, FULL};
+        for (int bi = 0; bi < (int)(sizeof beams / sizeof *beams); bi++) {
+            gc.beam = beams[bi];
+            int32_t out[NI * L];
+            int lens[NI];
+            float logp[NI];
+            int rc = P == 1 && pv == 0 ? vlp_vl_generate_prefix(m, img, NI, NULL, 1, &gc, out, lens, logp)
+                                       : vlp_vl_generate_prefix(m, img, NI, pre, P, &gc, out, lens, logp);
+            if (rc) {
+                ok_full = ok_narrow = ok_lp = 0;
+                break;
+            }
+            for (int i = 0; i < NI; i++) {
+                double lp = seq_logp(m, img + (size_t)i * N1 * W, pre + i * P, P, out + i * L, lens[i], gc.min_len);
+                double sc = lp / pow(lens[i], gc.length_penalty);
+                ok_lp &= fabs(lp - logp[i]) <= 1e-4 * fmax(1.0, fabs(lp));
+                if (gc.beam == FULL)
+                    ok_full &= lens[i] == blen[i] && !memcmp(out + i * L, bseq[i], (size_t)lens[i] * 4);
+                else ok_narrow &= sc <= best[i] + 1e-5;
+                worst_gap = fmax(worst_gap, best[i] - sc);
+            }
+        }
+        CHECK(nseq == 1 + (V - 1) + (V - 1) * (V - 1) + (V - 1) * (V - 1) * (V - 1), /* eos after 0, 1, 2 tokens; none */
+              "exhaustive search enumerated %d sequences", nseq);
+        int n_fin = 0;
+        for (int i = 0; i < NI; i++) n_fin += blen[i] < L;
+        CHECK(worst_gap > 1e-3 && n_fin > 0 && n_fin < NI,
+              "prefix %d: a case that can tell (narrow beams miss the best by up to %.3f; %d of %d bests end in eos)",
+              P, worst_gap, n_fin, NI);
+        CHECK(ok_full, "prefix %d, length penalty %.1f: a beam of %d (the whole space) finds the exhaustive best (%.4f)",
+              P, (double)gc.length_penalty, FULL, best[0]);
+        CHECK(ok_narrow, "prefix %d: beams 1..8 never beat the exhaustive best (largest shortfall %.4f)", P, worst_gap);
+        CHECK(ok_lp, "prefix %d: the reported log-probability is the sequence's", P);
+    }
+    free(img);
+    vlp_vl_free(m);
+}
+
 /* A captioning model trained on two images learns their captions; greedy decoding then
  * reproduces them (the whole path: image features, cache, search). */
 static void test_caption_overfit(void) {
@@ -1198,6 +1317,7 @@ int main(void) {
     TIMED(test_kv_cache(0));
     TIMED(test_kv_cache(1));
     TIMED(test_search());
+    TIMED(test_beam_exhaustive());
     TIMED(test_save_load());
     TIMED(test_overfit());
     TIMED(test_caption_overfit());

@@ -7,6 +7,7 @@
 #ifndef VLP_VMATH_H
 #define VLP_VMATH_H
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -107,6 +108,16 @@ static inline float vlp_rsqdev(const float *x, float mu, int64_t n) {
         for (int j = 0; j < 16; j++) acc[j] += (x[i + j] - mu) * (x[i + j] - mu);
     for (; i < n; i++) tail += (x[i] - mu) * (x[i] - mu);
     return vlp_acc16_total(acc, tail);
+}
+
+/* log(sum exp x), max-shifted and summed in double: decoding scores (log-probabilities of whole
+ * sequences), where a row is scored once per step and accuracy matters more than speed. */
+static inline float vlp_logsumexp(const float *x, int64_t n) {
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += exp((double)(x[i] - mx));
+    return (float)log(s) + mx;
 }
 
 #endif

@@ -328,11 +328,7 @@ void vlp_vl_gen_defaults(vlp_vl_gen_config *gc) {
 }
 
 static void log_softmax(float *x, int n) {
-    float m = -INFINITY;
-    for (int i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
-    double s = 0;
-    for (int i = 0; i < n; i++) s += exp((double)(x[i] - m));
-    float ls = (float)log(s) + m;
+    float ls = vlp_logsumexp(x, n);
     for (int i = 0; i < n; i++) x[i] -= ls;
 }
 
@@ -379,27 +375,45 @@ static int nucleus(const float *logits, int V, float top_p, float temp, float u,
     return buf[k - 1].id;
 }
 
-static int check_gen(const vlp_vl *m, const vlp_vl_gen_config *gc) {
+/* P: prefix positions (bos and any conditioning tokens) that share the cache with the output. */
+static int check_gen(const vlp_vl *m, const vlp_vl_gen_config *gc, int P) {
     if (!m || !gc || m->cfg.family != VLP_VL_CAPTION) {
         vlp_set_error("vlp_vl_generate: needs a captioning model and a config");
         return VLP_ERR_ARG;
     }
-    if (gc->max_len < 1 || gc->max_len + 1 > m->cfg.max_text_len || gc->min_len < 0 || gc->min_len > gc->max_len ||
+    if (P < 1 || P >= m->cfg.max_text_len) {
+        vlp_set_error("vlp_vl_generate: prefix of %d tokens (1..%d)", P, m->cfg.max_text_len - 1);
+        return VLP_ERR_ARG;
+    }
+    if (gc->max_len < 1 || gc->max_len + P > m->cfg.max_text_len || gc->min_len < 0 || gc->min_len > gc->max_len ||
         gc->beam < 1 || (gc->sample && (!(gc->top_p > 0 && gc->top_p <= 1) || !(gc->temperature > 0)))) {
         vlp_set_error("vlp_vl_generate: max_len %d (1..%d), min_len %d (0..max_len), beam %d (>= 1), top_p %g "
                       "(0, 1], temperature %g (> 0)",
-                      gc->max_len, m->cfg.max_text_len - 1, gc->min_len, gc->beam, (double)gc->top_p,
+                      gc->max_len, m->cfg.max_text_len - P, gc->min_len, gc->beam, (double)gc->top_p,
                       (double)gc->temperature);
         return VLP_ERR_ARG;
     }
     return VLP_OK;
 }
 
-static int generate_simple(const vlp_vl *m, const float *img, int n, const vlp_vl_gen_config *gc, int32_t *out,
-                           int *lens) {
+/* Steps every row through its image's prefix (prefix NULL: bos alone); logits then hold the
+ * distribution of the first generated token. Row r belongs to image r / K. */
+static int feed_prefix(vlp_vl_kv *kv, const vlp_vl *m, const int32_t *prefix, int P, int R, int K, int32_t *tok,
+                       float *logits) {
+    for (int p = 0; p < P; p++) {
+        for (int r = 0; r < R; r++) tok[r] = prefix ? prefix[(int64_t)(r / K) * P + p] : m->cfg.bos_id;
+        int rc = vlp_vl_kv_step(kv, tok, logits);
+        if (rc) return rc;
+    }
+    return VLP_OK;
+}
+
+/* Greedy or nucleus sampling: one row per image. */
+static int generate_simple(const vlp_vl *m, const float *img, int n, const int32_t *prefix, int P,
+                           const vlp_vl_gen_config *gc, int32_t *out, int *lens, float *logp) {
     const vlp_vl_config *c = &m->cfg;
     int V = c->vocab_size, T = gc->max_len, rc = VLP_OK;
-    vlp_vl_kv *kv = vlp_vl_kv_new(m, n, T);
+    vlp_vl_kv *kv = vlp_vl_kv_new(m, n, P + T);
     float *logits = malloc((size_t)n * V * sizeof(float));
     int32_t *tok = malloc((size_t)n * sizeof(int32_t));
     uint8_t *done = calloc((size_t)n, 1);
@@ -409,14 +423,14 @@ static int generate_simple(const vlp_vl *m, const float *img, int n, const vlp_v
         rc = VLP_ERR_NOMEM;
         goto out;
     }
-    if ((rc = vlp_vl_kv_set_images(kv, img, n, NULL))) goto out;
     for (int r = 0; r < n; r++) {
-        tok[r] = c->bos_id;
         lens[r] = 0;
+        if (logp) logp[r] = 0;
         for (int t = 0; t < T; t++) out[(int64_t)r * T + t] = c->pad_id;
     }
+    if ((rc = vlp_vl_kv_set_images(kv, img, n, NULL)) || (rc = feed_prefix(kv, m, prefix, P, n, 1, tok, logits)))
+        goto out;
     for (int t = 0; t < T; t++) {
-        if ((rc = vlp_vl_kv_step(kv, tok, logits))) goto out;
         int live = 0;
         for (int r = 0; r < n; r++) {
             if (done[r]) {
@@ -433,13 +447,15 @@ static int generate_simple(const vlp_vl *m, const float *img, int n, const vlp_v
                 for (int i = 1; i < V; i++)
                     if (lg[i] > lg[best]) best = i;
             }
+            if (logp) logp[r] += lg[best] - vlp_logsumexp(lg, V);
             out[(int64_t)r * T + t] = best;
             lens[r] = t + 1;
             tok[r] = best;
             if (best == c->eos_id) done[r] = 1;
             else live++;
         }
-        if (!live) break;
+        if (!live || t + 1 == T) break;
+        if ((rc = vlp_vl_kv_step(kv, tok, logits))) goto out;
     }
 out:
     vlp_vl_kv_free(kv);
@@ -452,21 +468,16 @@ out:
 
 typedef struct {
     float score; /* normalised */
+    float raw;   /* sum log p */
     int len;
     int32_t *seq;
 } hyp;
 
-int vlp_vl_beam_search(const vlp_vl *m, const float *img, int n, const vlp_vl_gen_config *gc, int32_t *out,
-                       int *lens) {
-    int rc0 = check_gen(m, gc);
-    if (rc0) return rc0;
-    if (!img || n <= 0 || !out || !lens) {
-        vlp_set_error("vlp_vl_beam_search: bad arguments");
-        return VLP_ERR_ARG;
-    }
+static int beam_search(const vlp_vl *m, const float *img, int n, const int32_t *prefix, int P,
+                       const vlp_vl_gen_config *gc, int32_t *out, int *lens, float *logp) {
     const vlp_vl_config *c = &m->cfg;
     int V = c->vocab_size, T = gc->max_len, K = gc->beam, R = n * K, rc = VLP_OK;
-    vlp_vl_kv *kv = vlp_vl_kv_new(m, R, T);
+    vlp_vl_kv *kv = vlp_vl_kv_new(m, R, P + T);
     float *logits = malloc((size_t)R * V * sizeof(float)), *score = malloc((size_t)R * sizeof(float)),
           *nscore = malloc((size_t)R * sizeof(float));
     int32_t *tok = malloc((size_t)R * sizeof(int32_t)), *seq = malloc((size_t)R * T * sizeof(int32_t)),
@@ -483,13 +494,12 @@ int vlp_vl_beam_search(const vlp_vl *m, const float *img, int n, const vlp_vl_ge
     }
     for (int r = 0; r < R; r++) {
         row_img[r] = r / K;
-        tok[r] = c->bos_id;
         score[r] = r % K ? -INFINITY : 0.0f; /* one live beam at the start: no duplicates */
     }
     for (int i = 0; i < n * K; i++) fin[i].seq = fseq + (int64_t)i * T;
-    if ((rc = vlp_vl_kv_set_images(kv, img, n, row_img))) goto out;
+    if ((rc = vlp_vl_kv_set_images(kv, img, n, row_img)) || (rc = feed_prefix(kv, m, prefix, P, R, K, tok, logits)))
+        goto out;
     for (int t = 0; t < T; t++) {
-        if ((rc = vlp_vl_kv_step(kv, tok, logits))) goto out;
         int any_live = 0;
         for (int i = 0; i < n; i++) {
             if (nfin[i] >= K) { /* done: keep rows stable */
@@ -508,10 +518,10 @@ int vlp_vl_beam_search(const vlp_vl *m, const float *img, int n, const vlp_vl_ge
             int nc = 0;
             for (int b = 0; b < K; b++) {
                 int r = i * K + b;
+                if (score[r] == -INFINITY) continue;
                 float *lg = logits + (int64_t)r * V;
                 if (t < gc->min_len) lg[c->eos_id] = -INFINITY;
                 log_softmax(lg, V);
-                if (score[r] == -INFINITY) continue;
                 for (int v = 0; v < V; v++) top_insert(cand, &nc, 2 * K, (prob_id){score[r] + lg[v], b * V + v});
             }
             int nb = 0;
@@ -524,6 +534,7 @@ int vlp_vl_beam_search(const vlp_vl *m, const float *img, int n, const vlp_vl_ge
                     h->len = t + 1;
                     memcpy(h->seq, seq + (int64_t)r * T, (size_t)t * sizeof(int32_t));
                     h->seq[t] = v;
+                    h->raw = cand[k].p;
                     h->score = cand[k].p / powf((float)h->len, gc->length_penalty);
                     continue;
                 }
@@ -544,8 +555,8 @@ int vlp_vl_beam_search(const vlp_vl *m, const float *img, int n, const vlp_vl_ge
         }
         memcpy(score, nscore, (size_t)R * sizeof(float));
         memcpy(seq, nseq, (size_t)R * T * sizeof(int32_t));
-        if ((rc = vlp_vl_kv_reorder(kv, parent))) goto out;
-        if (!any_live) break;
+        if (!any_live || t + 1 == T) break;
+        if ((rc = vlp_vl_kv_reorder(kv, parent)) || (rc = vlp_vl_kv_step(kv, tok, logits))) goto out;
     }
     for (int i = 0; i < n; i++) {
         /* unfinished beams at max_len compete with the finished ones */
@@ -562,13 +573,16 @@ int vlp_vl_beam_search(const vlp_vl *m, const float *img, int n, const vlp_vl_ge
             }
         int32_t *o = out + (int64_t)i * T;
         for (int t = 0; t < T; t++) o[t] = c->pad_id;
+        if (logp) logp[i] = -INFINITY;
         if (best_b >= 0) {
             memcpy(o, seq + (int64_t)best_b * T, (size_t)T * sizeof(int32_t));
             lens[i] = T;
+            if (logp) logp[i] = score[best_b];
         } else if (best_f >= 0) {
             hyp *h = &fin[(int64_t)i * K + best_f];
             memcpy(o, h->seq, (size_t)h->len * sizeof(int32_t));
             lens[i] = h->len;
+            if (logp) logp[i] = h->raw;
         } else {
             lens[i] = 0;
         }
@@ -590,16 +604,32 @@ out:
     return rc;
 }
 
-int vlp_vl_generate(const vlp_vl *m, const float *img, int n_img, const vlp_vl_gen_config *gc, int32_t *out,
-                    int *lens) {
-    int rc = check_gen(m, gc);
+int vlp_vl_generate_prefix(const vlp_vl *m, const float *img, int n_img, const int32_t *prefix, int P,
+                           const vlp_vl_gen_config *gc, int32_t *out, int *lens, float *logp) {
+    int rc = check_gen(m, gc, P);
     if (rc) return rc;
-    if (!img || n_img <= 0 || !out || !lens) {
+    if (!img || n_img <= 0 || !out || !lens || (!prefix && P != 1)) {
         vlp_set_error("vlp_vl_generate: bad arguments");
         return VLP_ERR_ARG;
     }
-    if (gc->sample || gc->beam == 1) return generate_simple(m, img, n_img, gc, out, lens);
-    return vlp_vl_beam_search(m, img, n_img, gc, out, lens);
+    if (gc->sample || gc->beam == 1) return generate_simple(m, img, n_img, prefix, P, gc, out, lens, logp);
+    return beam_search(m, img, n_img, prefix, P, gc, out, lens, logp);
+}
+
+int vlp_vl_generate(const vlp_vl *m, const float *img, int n_img, const vlp_vl_gen_config *gc, int32_t *out,
+                    int *lens) {
+    return vlp_vl_generate_prefix(m, img, n_img, NULL, 1, gc, out, lens, NULL);
+}
+
+int vlp_vl_beam_search(const vlp_vl *m, const float *img, int n, const vlp_vl_gen_config *gc, int32_t *out,
+                       int *lens) {
+    int rc = check_gen(m, gc, 1);
+    if (rc) return rc;
+    if (!img || n <= 0 || !out || !lens) {
+        vlp_set_error("vlp_vl_beam_search: bad arguments");
+        return VLP_ERR_ARG;
+    }
+    return beam_search(m, img, n, NULL, 1, gc, out, lens, NULL);
 }
 
 int vlp_vl_image_features(const vlp_vl *m, const float *pixels, int n, float *out) {

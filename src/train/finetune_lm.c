@@ -4,6 +4,7 @@
  * (greedy or beam search), or a closed answer list ranked by the decoder's log-likelihood (BLIP). */
 #include "core/internal.h"
 #include "finetune_internal.h"
+#include "core/vmath.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -157,132 +158,39 @@ static int check_lm(const vlp_ft_model *m, const vlp_ft_data *d, const char *fn)
     return VLP_OK;
 }
 
-static float row_logsumexp(const float *x, int n) {
-    float mx = -INFINITY;
-    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    double s = 0;
-    for (int i = 0; i < n; i++) s += exp((double)(x[i] - mx));
-    return (float)log(s) + mx;
-}
-
 /* ---- generation ---------------------------------------------------------------------------- */
 
-typedef struct {
-    float p;
-    int id;
-} cand_t;
-
-/* Insert (p, id) into the descending list top[0..*n) of at most cap (ties: lower id first). */
-static void top_insert(cand_t *top, int *n, int cap, float p, int id) {
-    if (*n == cap && !(p > top[cap - 1].p)) return; /* ids arrive ascending: an equal p ranks after */
-    int i = *n < cap ? (*n)++ : cap - 1;
-    while (i > 0 && top[i - 1].p < p) {
-        top[i] = top[i - 1];
-        i--;
-    }
-    top[i].p = p;
-    top[i].id = id;
-}
-
-/* Beam search (beam 1: greedy) for k examples sharing prefix length P; out texts. */
+/* Greedy or beam search (vlp_vl_generate_prefix) for k examples sharing prefix length P; out texts
+ * and, optionally, the probability of each. */
 static int generate_chunk(const vlp_ft_model *m, const vlp_ft_data *d, const vlp_vl_gen_config *gc,
                           const int64_t *ex, int k, char **texts, float *conf) {
-    const vlp_vl_config *c = &m->vl->cfg;
-    int P = d->pre_len[ex[0]], K = gc->beam, R = k * K, V = c->vocab_size, T = gc->max_len;
-    if (T > d->T - P) T = d->T - P;
-    int minl = gc->min_len < T ? gc->min_len : T;
-    int NI = vlp_vl_image_tokens(m->vl), IW = c->vision_width, rc = VLP_ERR_NOMEM;
-    if (T < 1) { /* no room after the prefix */
+    int P = d->pre_len[ex[0]], NI = vlp_vl_image_tokens(m->vl), IW = m->vl->cfg.vision_width, rc = VLP_ERR_NOMEM;
+    vlp_vl_gen_config g = *gc;
+    if (g.max_len > d->T - P) g.max_len = d->T - P; /* the cache holds the prefix and the answer */
+    if (g.min_len > g.max_len) g.min_len = g.max_len;
+    if (g.max_len < 1) { /* no room after the prefix */
         for (int i = 0; i < k; i++) {
             if (!(texts[i] = strdup(""))) return VLP_ERR_NOMEM;
             if (conf) conf[i] = 1.0f;
         }
         return VLP_OK;
     }
-    vlp_vl_kv *kv = vlp_vl_kv_new(m->vl, R, P + T);
-    float *feat = malloc((size_t)k * NI * IW * sizeof(float)), *logits = malloc((size_t)R * V * sizeof(float));
-    float *score = malloc((size_t)R * sizeof(float)), *nscore = malloc((size_t)R * sizeof(float));
-    int32_t *tok = malloc((size_t)R * sizeof(int32_t)), *seq = calloc((size_t)R * T, sizeof(int32_t)),
-            *nseq = calloc((size_t)R * T, sizeof(int32_t)), *fseq = calloc((size_t)R * T, sizeof(int32_t));
-    int *parent = malloc((size_t)R * sizeof(int)), *row_img = malloc((size_t)R * sizeof(int)),
-        *nfin = calloc((size_t)k, sizeof(int)), *flen = calloc((size_t)R, sizeof(int));
-    float *fscore = malloc((size_t)R * sizeof(float)), *fraw = malloc((size_t)R * sizeof(float));
-    cand_t *top = malloc((size_t)2 * K * sizeof *top);
+    int T = g.max_len;
+    float *feat = malloc((size_t)k * NI * IW * sizeof(float)), *logp = malloc((size_t)k * sizeof(float));
+    int32_t *pre = malloc((size_t)k * P * sizeof(int32_t)), *out = malloc((size_t)k * T * sizeof(int32_t));
+    int *lens = malloc((size_t)k * sizeof(int));
     char *buf = malloc(4096);
-    if (!kv || !feat || !logits || !score || !nscore || !tok || !seq || !nseq || !fseq || !parent || !row_img ||
-        !nfin || !flen || !fscore || !fraw || !top || !buf) {
-        if (kv) vlp_set_error("lm head: out of memory");
+    if (!feat || !logp || !pre || !out || !lens || !buf) {
+        vlp_set_error("lm head: out of memory");
         goto out;
     }
-    if ((rc = features(m, d, ex, k, feat))) goto out;
-    for (int r = 0; r < R; r++) row_img[r] = r / K;
-    if ((rc = vlp_vl_kv_set_images(kv, feat, k, row_img))) goto out;
-    for (int p = 0; p < P; p++) { /* the prefix: the last step's logits give the first token */
-        for (int r = 0; r < R; r++) tok[r] = d->pre[(size_t)ex[r / K] * d->T + p];
-        if ((rc = vlp_vl_kv_step(kv, tok, logits))) goto out;
-    }
-    for (int r = 0; r < R; r++) score[r] = r % K ? -INFINITY : 0.0f; /* one live beam at the start */
-    for (int t = 0; t < T; t++) {
-        int any_live = 0;
-        for (int i = 0; i < k; i++) {
-            int nb = 0, nt = 0;
-            if (nfin[i] < K) {
-                for (int b = 0; b < K; b++) {
-                    int r = i * K + b;
-                    if (score[r] == -INFINITY) continue;
-                    float *lg = logits + (size_t)r * V;
-                    if (t < minl) lg[c->eos_id] = -INFINITY;
-                    float lse = row_logsumexp(lg, V);
-                    for (int v = 0; v < V; v++) top_insert(top, &nt, 2 * K, score[r] + lg[v] - lse, b * V + v);
-                }
-                for (int q = 0; q < nt && nb < K; q++) {
-                    int b = top[q].id / V, v = top[q].id % V, r = i * K + b;
-                    if (top[q].p == -INFINITY) break;
-                    if (v == c->eos_id) {
-                        if (q >= K || nfin[i] >= K) continue; /* eos counts only among the top K */
-                        int f = i * K + nfin[i]++;
-                        memcpy(fseq + (size_t)f * T, seq + (size_t)r * T, (size_t)t * sizeof(int32_t));
-                        flen[f] = t; /* tokens before eos */
-                        fraw[f] = top[q].p;
-                        fscore[f] = top[q].p / powf((float)(t + 1), gc->length_penalty);
-                        continue;
-                    }
-                    int nr = i * K + nb++;
-                    parent[nr] = r;
-                    nscore[nr] = top[q].p;
-                    tok[nr] = v;
-                    memcpy(nseq + (size_t)nr * T, seq + (size_t)r * T, (size_t)t * sizeof(int32_t));
-                    nseq[(size_t)nr * T + t] = v;
-                }
-            }
-            if (nfin[i] >= K) nb = 0; /* done: its rows idle */
-            for (; nb < K; nb++) {
-                int nr = i * K + nb;
-                parent[nr] = nr;
-                nscore[nr] = -INFINITY;
-                tok[nr] = c->pad_id;
-            }
-            for (int b = 0; b < K; b++) any_live |= nscore[i * K + b] > -INFINITY;
-        }
-        memcpy(score, nscore, (size_t)R * sizeof(float));
-        memcpy(seq, nseq, (size_t)R * T * sizeof(int32_t));
-        if (!any_live || t + 1 == T) break;
-        if ((rc = vlp_vl_kv_reorder(kv, parent)) || (rc = vlp_vl_kv_step(kv, tok, logits))) goto out;
-    }
-    for (int i = 0; i < k; i++) { /* best finished hypothesis, or a live one cut at max_len */
-        float best = -INFINITY, raw = 0;
-        const int32_t *bs = NULL;
-        int bl = 0;
-        for (int f = 0; f < nfin[i]; f++)
-            if (!bs || fscore[i * K + f] > best)
-                best = fscore[i * K + f], raw = fraw[i * K + f], bs = fseq + (size_t)(i * K + f) * T, bl = flen[i * K + f];
-        for (int b = 0; nfin[i] < K && b < K; b++) {
-            int r = i * K + b;
-            if (score[r] == -INFINITY) continue;
-            float s = score[r] / powf((float)T, gc->length_penalty);
-            if (!bs || s > best) best = s, raw = score[r], bs = seq + (size_t)r * T, bl = T;
-        }
-        if (vlp_wordpiece_decode(d->tok, bs ? bs : tok, bl, 1, buf, 4096) < 0) {
+    for (int i = 0; i < k; i++) memcpy(pre + (size_t)i * P, d->pre + (size_t)ex[i] * d->T, (size_t)P * sizeof(int32_t));
+    if ((rc = features(m, d, ex, k, feat)) ||
+        (rc = vlp_vl_generate_prefix(m->vl, feat, k, pre, P, &g, out, lens, logp)))
+        goto out;
+    for (int i = 0; i < k; i++) {
+        /* the eos that ends an output is a special token: decoding skips it */
+        if (vlp_wordpiece_decode(d->tok, out + (size_t)i * T, lens[i], 1, buf, 4096) < 0) {
             rc = VLP_ERR_ARG;
             goto out;
         }
@@ -291,26 +199,15 @@ static int generate_chunk(const vlp_ft_model *m, const vlp_ft_data *d, const vlp
             rc = VLP_ERR_NOMEM;
             goto out;
         }
-        if (conf) conf[i] = bs ? expf(raw) : 0.0f;
+        if (conf) conf[i] = lens[i] ? expf(logp[i]) : 0.0f;
     }
     rc = VLP_OK;
 out:
-    vlp_vl_kv_free(kv);
     free(feat);
-    free(logits);
-    free(score);
-    free(nscore);
-    free(tok);
-    free(seq);
-    free(nseq);
-    free(fseq);
-    free(parent);
-    free(row_img);
-    free(nfin);
-    free(flen);
-    free(fscore);
-    free(fraw);
-    free(top);
+    free(logp);
+    free(pre);
+    free(out);
+    free(lens);
     free(buf);
     return rc;
 }
@@ -421,7 +318,7 @@ static int score_rows(const vlp_ft_model *m, const float *feat, const int32_t *p
             for (int r = 0; r < R; r++) {
                 if (j >= len[c0 + r]) continue;
                 const float *lg = logits + (size_t)r * V;
-                logp[c0 + r] += (double)lg[cand[c0 + r][j]] - (double)row_logsumexp(lg, V);
+                logp[c0 + r] += (double)lg[cand[c0 + r][j]] - (double)vlp_logsumexp(lg, V);
             }
             if (j + 1 == L) break;
             for (int r = 0; r < R; r++) tok[r] = j < len[c0 + r] ? cand[c0 + r][j] : c->pad_id;
