@@ -97,6 +97,30 @@ expect_fail "ITM-only retrieval above --max-pairs" 1 "--max-pairs 48" "$vlp" eva
 expect_fail "--rerank on an ITM-only model" 2 "itm_full" "$vlp" eval --model "$T/vilt" --data "$T/ret/set.tsv" --rerank 3
 expect_fail "--max-pairs 0" 2 "--max-pairs" "$vlp" eval --model "$T/vilt" --data "$T/ret/set.tsv" --max-pairs 0
 
+# Zero-shot multiple choice with a pre-trained fusion model's ITM head: each row's choice
+# probabilities are the softmax over the choices of the ITM log-odds that `vlp match` prints
+# for each (image, choice) alone (4 printed digits: |dp| <= 5e-5 moves a softmax share by < 1e-4).
+"$vlp" vl-init --preset albef-tiny --vocab tests/fixtures/bert/vocab.txt --seed 2 "$T/albef" > /dev/null 2>&1
+choices='"a dog", "a cup of coffee", "coins", "a cat"'
+: > "$T/mc.jsonl"
+for f in coffee.jpg coins.png astronaut.png; do
+  printf '{"image": "%s", "question": "which one?", "choices": [%s], "label": 1}\n' "$I/$f" "$choices" >> "$T/mc.jsonl"
+done
+"$vlp" eval --task mc --model "$T/albef" --data "$T/mc.jsonl" --predictions "$T/pmc.jsonl" --json > "$T/mc.json" 2> "$T/err"; rc=$?
+check "zero-shot mc on a pre-trained albef (exit $rc): the ITM head, 3 predictions" '[ $rc = 0 ] && grep -q "zero-shot ITM head" "$T/mc.json" && [ "$(grep -c "\"probs\":" "$T/pmc.jsonl")" = 3 ]'
+row=0; worst=1
+for f in coffee.jpg coins.png astronaut.png; do
+  row=$((row + 1))
+  want=$("$vlp" match "$T/albef" "$I/$f" "a dog" "a cup of coffee" "coins" "a cat" 2> /dev/null | cut -f 1 |
+    awk '{ l[NR] = log($1 / (1 - $1)); m = (NR == 1 || l[NR] > m) ? l[NR] : m } END { for (i = 1; i <= NR; i++) { e[i] = exp(l[i] - m); z += e[i] } for (i = 1; i <= NR; i++) printf "%.6f ", e[i] / z }')
+  got=$(sed -n "${row}p" "$T/pmc.jsonl" | sed 's/.*"probs":\[\(.*\)\].*/\1/' | tr , ' ')
+  d=$(awk -v a="$want" -v b="$got" 'BEGIN { n = split(a, x, " "); m = split(b, y, " "); if (n != 4 || m != 4) { print 1; exit } w = 0; for (i = 1; i <= 4; i++) { e = x[i] - y[i]; if (e < 0) e = -e; if (e > w) w = e } print w }')
+  worst=$(awk -v a="$worst" -v b="$d" -v r=$row 'BEGIN { print (r == 1 || b > a) ? b : a }')
+done
+check "zero-shot mc probabilities = softmax of vlp match's ITM log-odds (worst difference $worst)" 'awk -v w="$worst" "BEGIN { exit !(w < 1e-4) }"'
+expect_fail "a pre-trained model on nlvr without fine-tuning" 1 "fine-tune it for nlvr" "$vlp" eval --task nlvr --model "$T/albef" --data "$T/mc.jsonl"
+expect_fail "zero-shot mc with a captioning model (no ITM)" 1 "without the ITM objective" "$vlp" eval --task mc --model "$T/blip" --data "$T/mc.jsonl"
+
 out=$("$vlp" eval --task caption --help); rc=$?
 check "eval --task caption --help (exit $rc)" '[ $rc = 0 ] && echo "$out" | grep -q -- "--beam K"'
 

@@ -37,6 +37,9 @@ int vlp_cmd_match(int argc, char **argv);
 int vlp_cmd_fill(int argc, char **argv);
 /* vlp info of a fusion / captioning model: -1 if path is not one, else the exit code. */
 int vlp_info_vl(const char *path, int json);
+/* 1 if path is a pre-trained fusion / captioning model (vlp-vl config, not from vlp finetune);
+ * its config then in cfg. */
+int cli_is_pretrained_vl(const char *path, vlp_vl_config *cfg);
 int vlp_cmd_train(int argc, char **argv);
 int vlp_cmd_eval(int argc, char **argv);
 int vlp_cmd_plot(int argc, char **argv);

@@ -28,7 +28,8 @@ static void help(void) {
     printf("usage: vlp eval --task vqa|nlvr|ground2|ground3|mc|caption --model M --data FILE.jsonl [options]\n"
            "Zero-shot downstream evaluation of a CLIP dual encoder (no training), a model from vlp finetune, or\n"
            "(caption) a captioning model:\n"
-           "  mc       ITC similarity of the image and each choice, softmax, the best choice\n"
+           "  mc       ITC similarity of the image and each choice, softmax, the best choice; a pre-trained\n"
+           "           fusion model (ITM objective) scores each (image, choice) with its ITM head instead\n"
            "  ground2/3  each cell of the canvas cropped, embedded and scored against the query, the best cell\n"
            "  vqa      a classifier per question type over that type's train answers (prompts \"an emoji of {}\"\n"
            "           for category/subcategory, \"{} skin tone\" for skintone); yesno: \"yes\" iff the asked\n"
@@ -457,11 +458,24 @@ int vlp_cmd_eval_task(int argc, char **argv) {
     }
     /* a fine-tuned fusion model (vlp finetune) predicts with its task head */
     int finetuned = vlp_ft_is_finetuned(model), lm = 1;
+    /* a pre-trained fusion model: zero-shot multiple choice with its ITM head (cmd_finetune.c) */
+    vlp_vl_config vc;
+    int vl_zero = !finetuned && cli_is_pretrained_vl(model, &vc);
+    if (vl_zero && (kind != VLP_TASK_MC || !(vc.w_itm > 0) || vc.family == VLP_VL_CAPTION)) {
+        if (kind != VLP_TASK_MC)
+            fprintf(stderr, "vlp eval: %s is a pre-trained %s model: without fine-tuning it does --task mc only (with "
+                            "its ITM head); fine-tune it for %s first (vlp finetune --task %s)\n",
+                    model, vlp_vl_family_name(vc.family), task_s, task_s);
+        else
+            fprintf(stderr, "vlp eval: %s: a %s model pre-trained without the ITM objective has no trained ITM head "
+                            "to score the choices with\n", model, vlp_vl_family_name(vc.family));
+        goto done;
+    }
     if (protocol && !finetuned) {
         fprintf(stderr, "vlp eval: --protocol needs a captioning model fine-tuned for vqa (vlp finetune --task vqa)\n");
         goto done;
     }
-    if (!finetuned && !(m = vlp_clip_load(model))) {
+    if (!finetuned && !vl_zero && !(m = vlp_clip_load(model))) {
         fprintf(stderr, "vlp eval: %s (downstream evaluation here needs a CLIP dual encoder or a model from vlp "
                         "finetune)\n", vlp_last_error());
         goto done;
@@ -471,7 +485,7 @@ int vlp_cmd_eval_task(int argc, char **argv) {
     /* a captioning model fine-tuned with the lm head answers with its decoder (cmd_eval_lm.c) */
     if (finetuned && kind == VLP_TASK_VQA && (lm = vlp_ft_lm_eval_predict(model, ds, tr, protocol, &gc, (int)batch, &res)) < 0)
         goto done; /* the message is printed */
-    if (lm && (finetuned ? vlp_ft_eval_predict(model, ds, (int)batch, &res) : vlp_clip_task_predict(m, ds, tr, &opt, &res))) {
+    if (lm && (finetuned || vl_zero ? vlp_ft_eval_predict(model, ds, (int)batch, &res) : vlp_clip_task_predict(m, ds, tr, &opt, &res))) {
         fprintf(stderr, "vlp eval: %s\n", vlp_last_error());
         goto done;
     }
@@ -491,7 +505,7 @@ int vlp_cmd_eval_task(int argc, char **argv) {
     }
     json_t *o = result_json(task_s, split, data, pred, train, met.n, model,
                             !lm ? (protocol && !strcmp(protocol, "rank") ? "fine-tuned decoder, rank" : "fine-tuned decoder, generate")
-                            : finetuned ? "fine-tuned" : "zero-shot dual encoder", res.method),
+                            : finetuned ? "fine-tuned" : vl_zero ? "zero-shot ITM head" : "zero-shot dual encoder", res.method),
            *metrics = json_loads(js, 0, NULL);
     if (kind == VLP_TASK_NLVR) json_object_set_new(o, "unsupported", json_integer(res.n_unsupported));
     json_object_set_new(o, "seconds", json_real(secs));

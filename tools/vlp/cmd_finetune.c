@@ -526,6 +526,15 @@ done:
 /* ---- vlp eval on a fine-tuned model ------------------------------------------------------------ */
 
 int vlp_ft_eval_predict(const char *model, const vlp_task_set *ds, int batch, vlp_clip_task_result *out);
+
+/* A pre-trained fusion model on multiple choice with no fine-tuning: the mc head is the
+ * pre-training ITM head itself, so the untouched model scores the choices (ALBEF/ViLT zero-shot).
+ * The caller (cmd_eval_task.c) has checked that the model was pre-trained with ITM. */
+static vlp_ft_model *zero_shot_mc(const char *model, const vlp_task_set *ds) {
+    vlp_vl *vl = vlp_vl_load(model);
+    return vl ? vlp_ft_new(vl, VLP_TASK_MC, VLP_FT_HEAD_ITM, ds->n ? ds->ex[0].n_choices : 4, NULL, 0, 0) : NULL;
+}
+
 /* Predictions of a fine-tuned checkpoint in the result type of the zero-shot evaluation, so
  * `vlp eval --task` scores, prints and writes them with the same code (cmd_eval_task.c). */
 int vlp_ft_eval_predict(const char *model, const vlp_task_set *ds, int batch, vlp_clip_task_result *out) {
@@ -539,7 +548,8 @@ int vlp_ft_eval_predict(const char *model, const vlp_task_set *ds, int batch, vl
         else snprintf(dir, sizeof dir, ".");
     }
     snprintf(vocab, sizeof vocab, "%s/vocab.txt", dir);
-    vlp_ft_model *m = vlp_ft_load(model);
+    int zero_shot = !vlp_ft_is_finetuned(model) && ds->kind == VLP_TASK_MC;
+    vlp_ft_model *m = zero_shot ? zero_shot_mc(model, ds) : vlp_ft_load(model);
     vlp_wordpiece *tok = m ? vlp_wordpiece_load(access(vocab, R_OK) ? NULL : vocab) : NULL;
     vlp_ft_data *d = tok ? vlp_ft_data_new(m, ds, tok) : NULL;
     float *probs = NULL;
@@ -562,7 +572,8 @@ int vlp_ft_eval_predict(const char *model, const vlp_task_set *ds, int batch, vl
     }
     if (rc == VLP_ERR_NOMEM) fprintf(stderr, "vlp eval: out of memory\n");
     if (m)
-        out->method = m->task == VLP_TASK_VQA ? "fine-tuned answer classifier (answer_mlp) over the train answers"
+        out->method = zero_shot ? "zero-shot: the pre-trained ITM head's log-odds of each choice, softmax, the best"
+                      : m->task == VLP_TASK_VQA ? "fine-tuned answer classifier (answer_mlp) over the train answers"
                       : m->task == VLP_TASK_MC ? "fine-tuned ITM log-odds of each choice, softmax, the best"
                       : m->head == VLP_FT_HEAD_CELL ? "fine-tuned cell head: query vs the mean image token of each cell"
                                                : "fine-tuned pair head on both fused images (pair_mlp)";

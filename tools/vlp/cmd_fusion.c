@@ -456,19 +456,38 @@ done:
 
 /* ---- vlp info for VL models ----------------------------------------------------------------- */
 
-int vlp_info_vl(const char *path, int json) {
-    char cfg[4200];
+/* The config.json of a model given as a directory or as its .safetensors file; -1 if path is missing. */
+static int model_config_path(const char *path, char *cfg, size_t cap) {
     struct stat sb;
     if (stat(path, &sb)) return -1;
     if (S_ISDIR(sb.st_mode)) {
-        snprintf(cfg, sizeof cfg, "%s/config.json", path);
+        snprintf(cfg, cap, "%s/config.json", path);
     } else {
         const char *slash = strrchr(path, '/');
-        snprintf(cfg, sizeof cfg, "%.*s/config.json", slash ? (int)(slash - path) : 1, slash ? path : ".");
+        snprintf(cfg, cap, "%.*s/config.json", slash ? (int)(slash - path) : 1, slash ? path : ".");
     }
-    json_t *root = json_load_file(cfg, 0, NULL);
+    return 0;
+}
+
+static int is_vl_config(json_t *root) {
     json_t *fmt = root ? json_object_get(root, "format") : NULL;
-    int is_vl = fmt && json_is_string(fmt) && !strcmp(json_string_value(fmt), "vlp-vl");
+    return fmt && json_is_string(fmt) && !strcmp(json_string_value(fmt), "vlp-vl");
+}
+
+int cli_is_pretrained_vl(const char *path, vlp_vl_config *cfg) {
+    char cp[4200];
+    if (model_config_path(path, cp, sizeof cp)) return 0;
+    json_t *root = json_load_file(cp, 0, NULL);
+    int r = is_vl_config(root) && !json_object_get(root, "finetune") && !vlp_vl_config_load(cp, cfg);
+    json_decref(root);
+    return r;
+}
+
+int vlp_info_vl(const char *path, int json) {
+    char cfg[4200];
+    if (model_config_path(path, cfg, sizeof cfg)) return -1;
+    json_t *root = json_load_file(cfg, 0, NULL);
+    int is_vl = is_vl_config(root);
     /* a fine-tuned model (vlp finetune) records its task head */
     json_t *ft = root ? json_object_get(root, "finetune") : NULL;
     char ft_json[512] = "", ft_text[512] = "";
