@@ -5,7 +5,9 @@
 # scored by vlp eval on style and unseen, with the chance / majority baselines of vlp score.
 #   CLIP (bench/out/train_full/vlp_seed0/model), PRE (bench/out/recipes: FAMILY/model from
 #   make bench-recipes), FAMILIES ("albef vlmo vilt"), TASKS ("vqa nlvr mc ground2 ground3"),
-#   FT_STEPS (the configs' 300), THREADS (2), DATA (data/emoji), SKIP_FT=1 (score existing runs).
+#   FT_STEPS (the configs' 300), THREADS (2), DATA (data/emoji), SKIP_FT=1 (score existing runs),
+#   CAP=0 (no captioning-family rows: configs/ft-cap-s-{vqa,caption}.json on PRE/cap/model).
+# Fusion families also get zero-shot multiple choice (their pre-trained ITM head, no fine-tuning).
 # Missing pre-trained models are skipped with a note, so a partial matrix still comes out.
 set -euo pipefail
 build="${1:-build}"
@@ -26,6 +28,15 @@ score() { # NAME MODEL TASK
   done
 }
 
+finetune() { # RUN CONFIG PRETRAINED TASK: fine-tune unless SKIP_FT=1, with its wall time
+  [ "${SKIP_FT:-0}" != 1 ] || return 0
+  rm -rf "$1"
+  local t0=$SECONDS
+  VLP_PROGRESS=0 "$vlp" --threads "$threads" finetune --config "$2" --pretrained "$3" \
+    --train "$data/tasks/$4-train.jsonl" --no-eval --save-every 0 ${FT_STEPS:+--steps "$FT_STEPS"} --out "$1" 2>"$1.log"
+  echo "{\"wall_s\": $((SECONDS - t0))}" >"$1.time.json"
+}
+
 if [ -f "$clip/config.json" ]; then
   for t in $tasks; do score clip "$clip" "$t"; done
   for s in style unseen; do
@@ -41,17 +52,32 @@ for f in ${FAMILIES:-albef vlmo vilt}; do
     echo "bench-tasks: no pre-trained $f at $pre/$f/model (make bench-recipes first): skipped" >&2
     continue
   fi
+  # zero-shot multiple choice: the pre-trained ITM head scores each (image, choice)
+  case " $tasks " in *" mc "*) score "zs-$f" "$pre/$f/model" mc ;; esac
   for t in $tasks; do
-    run="$out/ft-$f-$t"
-    if [ "${SKIP_FT:-0}" != 1 ]; then
-      rm -rf "$run"
-      t0=$SECONDS
-      VLP_PROGRESS=0 "$vlp" --threads "$threads" finetune --config "configs/ft-albef-s-$t.json" \
-        --pretrained "$pre/$f/model" --train "$data/tasks/$t-train.jsonl" --no-eval --save-every 0 \
-        ${FT_STEPS:+--steps "$FT_STEPS"} --out "$run" 2>"$run.log"
-      echo "{\"wall_s\": $((SECONDS - t0))}" >"$run.time.json"
-    fi
-    score "ft-$f" "$run/model" "$t"
+    finetune "$out/ft-$f-$t" "configs/ft-albef-s-$t.json" "$pre/$f/model" "$t"
+    score "ft-$f" "$out/ft-$f-$t/model" "$t"
   done
 done
-/usr/bin/python3 bench/summarize_tasks.py "$out"
+# the captioning family (emoji-cap-s): VQA answered by its decoder (generated, and the train answers
+# ranked by likelihood, BLIP) and captioning fine-tuned; the pre-trained captions come from bench-recipes
+if [ "${CAP:-1}" = 1 ] && [ -f "$pre/cap/model/config.json" ]; then
+  for t in vqa caption; do
+    run="$out/ft-cap-$t"
+    finetune "$run" "configs/ft-cap-s-$t.json" "$pre/cap/model" "$t"
+    for s in style unseen; do
+      if [ $t = vqa ]; then
+        for p in generate rank; do
+          "$vlp" --threads "$threads" eval --task vqa --protocol $p --model "$run/model" \
+            --data "$data/tasks/vqa-$s.jsonl" --json >"$out/ft-cap-$p.vqa.$s.json"
+        done
+      else
+        "$vlp" --threads "$threads" eval --task caption --model "$run/model" --data "$data/tasks/caption-$s.jsonl" \
+          --json >"$out/ft-cap.caption.$s.json"
+      fi
+    done
+  done
+elif [ "${CAP:-1}" = 1 ]; then
+  echo "bench-tasks: no pre-trained cap at $pre/cap/model (make bench-recipes first): skipped" >&2
+fi
+/usr/bin/python3 bench/summarize_tasks.py "$out" "$pre"

@@ -282,6 +282,18 @@ VLP_PROGRESS=0 "$vlp" --threads 2 train "${targs[@]}" --out "$T/run2" --stop-aft
   VLP_PROGRESS=0 "$vlp" --threads 2 train "${targs[@]}" --out "$T/run2" --resume > /dev/null 2>&1; rc=$?
 losses() { sed -n 's/.*"loss_last":\([^,]*\),.*/\1/p' "$1/metrics.jsonl" | tr '\n' ' '; }
 check "stop + --resume gives the uninterrupted losses (exit $rc: $(losses "$T/run") vs $(losses "$T/run2"))" '[ $rc = 0 ] && [ -n "$(losses "$T/run")" ] && [ "$(losses "$T/run")" = "$(losses "$T/run2")" ]'
+# Ctrl-C: the run stops at a step boundary, saves a checkpoint there and exits 1; --resume then
+# continues with the losses of a run that was never interrupted (same --steps, so same schedule)
+VLP_PROGRESS=0 "$vlp" --threads 1 train "${targs[@]}" --steps 100000 --save-every 0 --out "$T/runi" > /dev/null 2> "$T/erri" &
+pid=$!
+for i in $(seq 1 600); do grep -q '"step":3,' "$T/runi/metrics.jsonl" 2> /dev/null && break; sleep 0.05; done
+kill -INT $pid; wait $pid; rc=$?
+n=$(sed -n 's/.*interrupted at step \([0-9]*\);.*/\1/p' "$T/erri")
+check "SIGINT: exit 1 (got $rc), 'interrupted at step $n', its checkpoint saved" '[ $rc = 1 ] && [ -n "$n" ] && [ -d "$T/runi/checkpoints/$(printf "step_%08d" "$n")" ]'
+VLP_PROGRESS=0 "$vlp" --threads 1 train "${targs[@]}" --steps 100000 --save-every 0 --out "$T/runi" --resume --stop-after $((n + 2)) > /dev/null 2>&1
+VLP_PROGRESS=0 "$vlp" --threads 1 train "${targs[@]}" --steps 100000 --save-every 0 --out "$T/runu" --stop-after $((n + 2)) > /dev/null 2>&1
+li=$(grep "\"step\":$((n + 2))," "$T/runi/metrics.jsonl" | grep -o '"loss_last":[^,]*'); lu=$(grep "\"step\":$((n + 2))," "$T/runu/metrics.jsonl" | grep -o '"loss_last":[^,]*')
+check "SIGINT then --resume: step $((n + 2)) as uninterrupted ($li vs $lu)" '[ -n "$li" ] && [ "$li" = "$lu" ]'
 # a corrupt image inside a tar shard: replaced and named (key and shard) in a warning; --strict: fatal
 mkdir -p "$T/shard"
 cp "$I/astronaut.png" "$T/shard/k0.png"; cp "$I/chelsea_p.png" "$T/shard/k1.png"; cp "$I/coins.png" "$T/shard/k2.png"

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,14 +49,36 @@ double cli_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-void cli_progress_start(cli_progress *p, const char *label, const char *unit, int64_t total) {
+int cli_progress_redraw(void) {
     const char *env = getenv("VLP_PROGRESS");
+    return env ? atoi(env) != 0 : isatty(2);
+}
+
+void cli_progress_start(cli_progress *p, const char *label, const char *unit, int64_t total) {
     p->label = label;
     p->unit = unit;
     p->total = total;
     p->t0 = p->last = cli_now();
-    p->enabled = env ? atoi(env) != 0 : isatty(2);
+    p->enabled = cli_progress_redraw();
 }
+
+/* Ctrl-C during training: the trainer stops at the next step boundary and saves a checkpoint
+ * (the on_step callbacks return non-zero once cli_interrupted() is set). */
+static volatile sig_atomic_t interrupted;
+static struct sigaction old_sigint;
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+void cli_sigint_catch(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    interrupted = 0;
+    sigaction(SIGINT, &sa, &old_sigint);
+}
+void cli_sigint_restore(void) { sigaction(SIGINT, &old_sigint, NULL); }
+int cli_interrupted(void) { return interrupted; }
 
 static void draw(cli_progress *p, int64_t done, int final) {
     double el = cli_now() - p->t0, rate = el > 0 ? (double)done / el : 0;

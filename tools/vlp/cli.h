@@ -27,6 +27,12 @@ typedef struct {
     int enabled;
 } cli_progress;
 void cli_progress_start(cli_progress *p, const char *label, const char *unit, int64_t total);
+/* Whether progress lines redraw in place: VLP_PROGRESS=0/1, else whether stderr is a terminal. */
+int cli_progress_redraw(void);
+/* SIGINT sets a flag instead of killing the process (catch ... restore around a training run). */
+void cli_sigint_catch(void);
+void cli_sigint_restore(void);
+int cli_interrupted(void);
 void cli_progress_update(cli_progress *p, int64_t done);
 void cli_progress_end(cli_progress *p, int64_t done);
 

@@ -155,12 +155,6 @@ static int read_config(const char *path, ft_cfg *c) {
 
 /* ---- the run ------------------------------------------------------------------------------- */
 
-static volatile sig_atomic_t interrupted;
-static void on_sigint(int sig) {
-    (void)sig;
-    interrupted = 1;
-}
-
 typedef struct {
     ft_cfg *c;
     vlp_ft_model *m;
@@ -188,7 +182,7 @@ static int on_step(void *ctx, const vlp_train_stats *st, double pps, double wait
                 (long long)st->step);
         return 1;
     }
-    if (interrupted) {
+    if (cli_interrupted()) {
         fprintf(stderr, "\ninterrupted: checkpoint at step %lld; resume with --resume\n", (long long)st->step);
         return 1;
     }
@@ -488,14 +482,15 @@ int vlp_cmd_finetune(int argc, char **argv) {
                          .save_final = 1, .on_step = on_step, .on_eval = c.nval ? on_eval : NULL, .ctx = &ctx,
                          .meta = meta};
     ctx.t0 = cli_now();
-    ctx.tty = isatty(2);
-    signal(SIGINT, on_sigint);
+    ctx.tty = cli_progress_redraw();
+    cli_sigint_catch();
     int r = vlp_train_run(t, &src, &o);
-    signal(SIGINT, SIG_DFL);
+    cli_sigint_restore();
     if (r) {
         fprintf(stderr, "vlp finetune: %s\n", vlp_last_error());
         goto done;
     }
+    if (cli_interrupted()) goto done; /* the checkpoint is saved; exit 1 as vlp train does */
     if (vlp_trainer_step_count(t) == c.tc.steps) {
         char dst[4400];
         snprintf(dst, sizeof dst, "%s/model/vocab.txt", c.out);

@@ -289,12 +289,6 @@ static int read_config(const char *path, run_cfg *r) {
 
 /* ---- progress, evaluation ----------------------------------------------------------------- */
 
-static volatile sig_atomic_t interrupted;
-static void on_sigint(int sig) {
-    (void)sig;
-    interrupted = 1;
-}
-
 typedef struct {
     run_cfg *r;
     double t0, last_draw;
@@ -347,7 +341,7 @@ static int on_step(void *ctx, const vlp_train_stats *st, double pps, double wait
         c->stopped = 1;
         return 1;
     }
-    if (interrupted) {
+    if (cli_interrupted()) {
         fprintf(stderr, "%svlp train: interrupted at step %lld; saving a checkpoint (continue with --resume)\n",
                 c->tty ? "\n" : "", (long long)st->step);
         return 1;
@@ -791,8 +785,7 @@ static int run_trainer(run_cfg *r, run_ctx *ctx, vlp_trainer *t, vlp_loader *ld)
                          .eval_every = r->eval_every, .keep_checkpoints = r->keep, .resume = r->resume,
                          .save_final = 1, .on_step = on_step, .on_eval = (ctx->nval || r->zeroshot[0]) ? on_eval : NULL,
                          .ctx = ctx, .meta = meta};
-    const char *env = getenv("VLP_PROGRESS");
-    ctx->tty = env ? atoi(env) != 0 : isatty(2);
+    ctx->tty = cli_progress_redraw();
     ctx->t0 = cli_now();
     if (r->resume) {
         char ck[4400];
@@ -804,17 +797,14 @@ static int run_trainer(run_cfg *r, run_ctx *ctx, vlp_trainer *t, vlp_loader *ld)
         const char *s = strrchr(ck, '_');
         ctx->first_step = s ? atoll(s + 1) : 0;
     }
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigaction(SIGINT, &sa, &old);
+    cli_sigint_catch();
     int trc = vlp_train_run(t, &src, &o);
-    sigaction(SIGINT, &old, NULL);
+    cli_sigint_restore();
     if (trc) {
         fprintf(stderr, "%svlp train: %s\n", ctx->tty ? "\n" : "", vlp_last_error());
         return CLI_FAIL;
     }
-    if (interrupted) return CLI_FAIL;
+    if (cli_interrupted()) return CLI_FAIL;
     if (ctx->stopped) {
         printf("stopped after %lld of %lld steps; checkpoint in %s/checkpoints (resume with --resume)\n",
                (long long)vlp_trainer_step_count(t), (long long)r->tc.steps, r->out);
