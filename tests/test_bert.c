@@ -348,6 +348,27 @@ static void dropout_and_errors(void) {
     CHECK(vlp_bert_config_validate(&bad) < 0 && strstr(vlp_last_error(), "cross_attention_from"), "cross from");
     bad = c, bad.layer_norm_eps = 0;
     CHECK(vlp_bert_new(&bad, 0) == NULL && strstr(vlp_last_error(), "layer_norm_eps"), "eps");
+    /* config files: unreadable, malformed, duplicate keys (the second would silently win), not an object */
+    CHECK(vlp_bert_config_load("/nonexistent/config.json", &bad) == VLP_ERR_IO &&
+              strstr(vlp_last_error(), "/nonexistent/config.json"),
+          "missing config: %s", vlp_last_error());
+    const char *bad_json[][2] = {{"{\"hidden_size\": 32,", "line"},
+                                 {"{\"hidden_size\": 32, \"hidden_size\": 64}", "duplicate"},
+                                 {"[1, 2]", "JSON object"}};
+    char cdir[] = "/tmp/vlp_bert_cfg_XXXXXX";
+    if (mkdtemp(cdir)) {
+        char cpath[300];
+        snprintf(cpath, sizeof cpath, "%s/config.json", cdir);
+        for (int i = 0; i < 3; i++) {
+            FILE *f = fopen(cpath, "w");
+            if (f) fputs(bad_json[i][0], f), fclose(f);
+            int rc = vlp_bert_config_load(cpath, &bad);
+            CHECK(rc < 0 && strstr(vlp_last_error(), cpath) && strstr(vlp_last_error(), bad_json[i][1]),
+                  "config %s refused naming the file and '%s': %s", bad_json[i][0], bad_json[i][1], vlp_last_error());
+        }
+        remove(cpath);
+        rmdir(cdir);
+    }
     /* a prefix that makes names too long */
     vlp_params *p = vlp_params_new();
     vlp_bert sub;

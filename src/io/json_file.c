@@ -42,3 +42,25 @@ int vlp_json_save_atomic(json_t *root, const char *path) {
     }
     return VLP_OK;
 }
+
+json_t *vlp_json_load_config(const char *path, const char *fn, int *rc) {
+    *rc = VLP_ERR_ARG;
+    if (!path) {
+        vlp_set_error("%s: NULL argument", fn);
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        vlp_set_error("%s: %s (line %d)", path, jerr.text, jerr.line);
+        *rc = VLP_ERR_IO;
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        vlp_set_error("%s: a config must be a JSON object", path);
+        json_decref(root);
+        return NULL;
+    }
+    *rc = VLP_OK;
+    return root;
+}

@@ -295,22 +295,15 @@ static int config_from_flat(json_t *root, vlp_clip_config *c, const char *path) 
 }
 
 int vlp_clip_config_load(const char *path, vlp_clip_config *c) {
-    if (!path || !c) {
+    if (!c) {
         vlp_set_error("vlp_clip_config_load: NULL argument");
         return VLP_ERR_ARG;
     }
-    json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        vlp_set_error("%s: %s (line %d)", path, jerr.text, jerr.line);
-        return VLP_ERR_IO;
-    }
-    base_config(c);
     int rc;
-    if (!json_is_object(root)) {
-        vlp_set_error("%s: a config must be a JSON object", path);
-        rc = VLP_ERR_ARG;
-    } else if (json_object_get(root, "text_config") || json_object_get(root, "vision_config")) {
+    json_t *root = vlp_json_load_config(path, "vlp_clip_config_load", &rc);
+    if (!root) return rc;
+    base_config(c);
+    if (json_object_get(root, "text_config") || json_object_get(root, "vision_config")) {
         rc = config_from_hf(root, c, path);
     } else if (json_object_get(root, "model_cfg")) {
         rc = config_from_open_clip(json_object_get(root, "model_cfg"), json_object_get(root, "preprocess_cfg"), c, path);

@@ -825,23 +825,19 @@ static json_t *config_json(const vlp_vl_config *c) {
 }
 
 int vlp_vl_config_load(const char *path, vlp_vl_config *c) {
-    if (!path || !c) {
+    if (!c) {
         vlp_set_error("vlp_vl_config_load: NULL argument");
         return VLP_ERR_ARG;
     }
-    json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) {
-        vlp_set_error("%s: %s (line %d)", path, jerr.text, jerr.line);
-        return VLP_ERR_IO;
-    }
+    int rc;
+    json_t *root = vlp_json_load_config(path, "vlp_vl_config_load", &rc);
+    if (!root) return rc;
     base_config(c);
-    int rc = VLP_OK;
     json_t *fam = json_object_get(root, "family");
     c->family = -1;
     for (int i = 0; fam && json_is_string(fam) && i < 4; i++)
         if (!strcmp(json_string_value(fam), family_names[i])) c->family = i;
-    if (!json_is_object(root) || c->family < 0) {
+    if (c->family < 0) {
         vlp_set_error("%s: not a vlp VL config (want a \"family\" of single_stream, dual_stream, mome, captioning)",
                       path);
         json_decref(root);

@@ -124,23 +124,15 @@ static int json_flag(json_t *root, const char *key, int *out, const char *path) 
 }
 
 int vlp_bert_config_load(const char *path, vlp_bert_config *c) {
-    if (!path || !c) {
+    if (!c) {
         vlp_set_error("vlp_bert_config_load: NULL argument");
         return VLP_ERR_ARG;
     }
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root) {
-        vlp_set_error("%s: %s (line %d)", path, je.text, je.line);
-        return VLP_ERR_IO;
-    }
-    if (!json_is_object(root)) {
-        json_decref(root);
-        vlp_set_error("%s: not a JSON object", path);
-        return VLP_ERR_ARG;
-    }
+    int rc;
+    json_t *root = vlp_json_load_config(path, "vlp_bert_config_load", &rc);
+    if (!root) return rc;
     vlp_bert_config_default(c);
-    int rc = json_int(root, "vocab_size", &c->vocab_size, path);
+    rc = json_int(root, "vocab_size", &c->vocab_size, path);
     if (!rc) rc = json_int(root, "hidden_size", &c->hidden_size, path);
     if (!rc) rc = json_int(root, "num_hidden_layers", &c->num_hidden_layers, path);
     if (!rc) rc = json_int(root, "num_attention_heads", &c->num_attention_heads, path);

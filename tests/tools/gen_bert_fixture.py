@@ -19,33 +19,17 @@ Run from the repository root: /usr/bin/python3 tests/tools/gen_bert_fixture.py
 import json
 import math
 import os
-import struct
+import sys
 
 import numpy as np
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from st_write import save_safetensors  # noqa: E402
+
 OUT = "tests/fixtures/bert_model"
 BASE = dict(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
             max_position_embeddings=16, type_vocab_size=2, layer_norm_eps=1e-12)
-
-
-def save_safetensors(path, tensors):
-    """Minimal safetensors writer (the package is not installed): F32, sorted names."""
-    header, blobs, off = {}, [], 0
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name], dtype="<f4")
-        b = a.tobytes()
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    header["__metadata__"] = {"format": "pt"}
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
 
 
 def make_weights(cfg, gen):

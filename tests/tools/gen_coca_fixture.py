@@ -26,34 +26,18 @@ Run from the repository root: /usr/bin/python3 tests/tools/gen_coca_fixture.py
 import json
 import math
 import os
-import struct
+import sys
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from st_write import save_safetensors  # noqa: E402
 
 OUT = "tests/fixtures/coca"
 CFG = dict(image_size=16, patch_size=8, vision_width=24, vision_layers=1, vision_heads=2, vision_mlp=48,
            vocab_size=64, max_text_len=12, width=32, layers=3, heads=4, mlp=48, fusion_layers=1, embed_dim=16,
            ln_eps=1e-6, pad_id=0, cls_id=1, sep_id=2, mask_id=3, bos_id=1, eos_id=2, act="gelu")
-
-
-def save_safetensors(path, tensors):
-    """Minimal safetensors writer (the package is not installed): F32, sorted names."""
-    header, blobs, off = {}, [], 0
-    for name in sorted(tensors):
-        a = np.ascontiguousarray(tensors[name], dtype="<f4")
-        b = a.tobytes()
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    header["__metadata__"] = {"format": "pt"}
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
 
 
 def make_weights(pre, gen):
