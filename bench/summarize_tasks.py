@@ -46,14 +46,14 @@ def acc(d):
 
 def baseline(d):
     m = d.get("metrics", d)
-    if "overall_majority" in m:
+    if m.get("overall_majority") is not None:
         return f"majority {100 * m['overall_majority']:.1f}"
     parts = []
-    if "chance" in m:
+    if m.get("chance") is not None:  # null on an empty split
         parts.append(f"chance {100 * m['chance']:.1f}")
-    if "majority" in m:
+    if m.get("majority") is not None:
         parts.append(f"majority {100 * m['majority']:.1f}")
-    return ", ".join(parts)
+    return ", ".join(parts) or "-"
 
 
 def main():
@@ -74,7 +74,8 @@ def main():
         cells = []
         for t, s in cols:
             d = res.get((n, t, s))
-            cells.append(f"{100 * acc(d):.1f}" if d and acc(d) is not None else "-")
+            a = acc(d) if d else None
+            cells.append(f"{100 * a:.1f}" if a is not None else "-")
         print(f"| {label(n)} | " + " | ".join(cells) + " |")
     base = []
     for t, s in cols:

@@ -21,10 +21,14 @@ mkdir -p "$out"
 [ -f "$data/tasks/summary.json" ] || "$vlp" data emoji-tasks --out "$data" >/dev/null
 tasks="${TASKS:-vqa nlvr mc ground2 ground3}"
 
-score() { # NAME MODEL TASK
+score() { # NAME MODEL TASK RUN_DIR [EVAL OPTIONS...]: the matrix cell (NAME.TASK.SPLIT.json) and, in
+  # RUN_DIR, eval_TASK_SPLIT.json with its predictions for the report's gallery
+  local name=$1 model=$2 task=$3 dir=$4
+  shift 4
+  mkdir -p "$dir"
   for s in style unseen; do
-    "$vlp" --threads "$threads" eval --task "$3" --model "$2" --data "$data/tasks/$3-$s.jsonl" --json \
-      >"$out/$1.$3.$s.json"
+    "$vlp" --threads "$threads" eval --task "$task" --model "$model" --data "$data/tasks/$task-$s.jsonl" "$@" \
+      --out "$dir/eval_${task}_$s.json" --json >"$out/$name.$task.$s.json"
   done
 }
 
@@ -38,7 +42,7 @@ finetune() { # RUN CONFIG PRETRAINED TASK: fine-tune unless SKIP_FT=1, with its 
 }
 
 if [ -f "$clip/config.json" ]; then
-  for t in $tasks; do score clip "$clip" "$t"; done
+  for t in $tasks; do score clip "$clip" "$t" "$out/clip"; done
   for s in style unseen; do
     "$vlp" --threads "$threads" probe --model "$clip" --train "$data/tasks/vqa-train.jsonl" \
       --data "$data/tasks/vqa-$s.jsonl" --type category --json >"$out/clip_probe.vqa.$s.json"
@@ -53,10 +57,10 @@ for f in ${FAMILIES:-albef vlmo vilt}; do
     continue
   fi
   # zero-shot multiple choice: the pre-trained ITM head scores each (image, choice)
-  case " $tasks " in *" mc "*) score "zs-$f" "$pre/$f/model" mc ;; esac
+  case " $tasks " in *" mc "*) score "zs-$f" "$pre/$f/model" mc "$out/zs-$f" ;; esac
   for t in $tasks; do
     finetune "$out/ft-$f-$t" "configs/ft-albef-s-$t.json" "$pre/$f/model" "$t"
-    score "ft-$f" "$out/ft-$f-$t/model" "$t"
+    score "ft-$f" "$out/ft-$f-$t/model" "$t" "$out/ft-$f-$t"
   done
 done
 # the captioning family (emoji-cap-s): VQA answered by its decoder (generated, and the train answers
@@ -65,19 +69,19 @@ if [ "${CAP:-1}" = 1 ] && [ -f "$pre/cap/model/config.json" ]; then
   for t in vqa caption; do
     run="$out/ft-cap-$t"
     finetune "$run" "configs/ft-cap-s-$t.json" "$pre/cap/model" "$t"
-    for s in style unseen; do
-      if [ $t = vqa ]; then
-        for p in generate rank; do
-          "$vlp" --threads "$threads" eval --task vqa --protocol $p --model "$run/model" \
-            --data "$data/tasks/vqa-$s.jsonl" --json >"$out/ft-cap-$p.vqa.$s.json"
-        done
-      else
-        "$vlp" --threads "$threads" eval --task caption --model "$run/model" --data "$data/tasks/caption-$s.jsonl" \
-          --json >"$out/ft-cap.caption.$s.json"
-      fi
-    done
+    if [ $t = vqa ]; then # both protocols; the rank results in a run dir of their own for the report
+      score ft-cap-generate "$run/model" vqa "$run" --protocol generate
+      score ft-cap-rank "$run/model" vqa "$run-rank" --protocol rank
+    else
+      score ft-cap "$run/model" caption "$run"
+    fi
   done
 elif [ "${CAP:-1}" = 1 ]; then
   echo "bench-tasks: no pre-trained cap at $pre/cap/model (make bench-recipes first): skipped" >&2
 fi
+# one HTML page over every run of the matrix: metric tables, fine-tuning curves, a gallery of examples
+runs=()
+for d in "$out"/clip "$out"/zs-* "$out"/ft-*; do [ -d "$d" ] && runs+=("$d"); done
+[ ${#runs[@]} = 0 ] || "$vlp" report "${runs[@]}" --out "$out/report.html" --title "vlp downstream matrix (make bench-tasks)" \
+  --gallery 6 >&2
 /usr/bin/python3 bench/summarize_tasks.py "$out" "$pre"
