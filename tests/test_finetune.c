@@ -5,6 +5,7 @@
  * the same predictions, an interrupted run resumes bit for bit, bad input is a clear error;
  * --dump-batches writes the run's start and its probe's loss is the run's first loss. */
 #include "test.h"
+#include "test_util.h"
 #include "vlp_finetune.h"
 
 #include <math.h>
@@ -20,43 +21,28 @@ static vlp_wordpiece *tok;
 static const char *colours[4] = {"red", "green", "blue", "yellow"};
 static const unsigned char rgb[4][3] = {{220, 30, 30}, {30, 200, 40}, {40, 40, 220}, {230, 220, 30}};
 
-/* 24-bit BMP of colour c with per-pixel noise from seed (distinct files, same class). */
+/* 24-bit BMP of colour c (write_bmp) or a 2 x 2 canvas of colours perm (write_canvas), with
+ * per-pixel noise from seed: distinct files, same classes. */
+typedef struct {
+    unsigned seed;
+    int S, c;
+    const int *perm;
+} noisy;
+static unsigned char noisy_px(void *ctx, int x, int y, int k) {
+    noisy *n = ctx;
+    n->seed = n->seed * 1103515245u + 12345u;
+    int c = n->perm ? n->perm[((2 * n->S - 1 - y) / n->S) * 2 + x / n->S] : n->c; /* rows run bottom-up */
+    int v = rgb[c][2 - k] + (int)((n->seed >> 16) % 41) - 20;
+    return (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
+}
 static void write_bmp(const char *path, int S, int c, unsigned seed) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
-    int row = (S * 3 + 3) & ~3, size = 54 + row * S;
-    unsigned char h[54] = {'B', 'M'};
-    h[2] = (unsigned char)size, h[3] = (unsigned char)(size >> 8), h[4] = (unsigned char)(size >> 16);
-    h[10] = 54, h[14] = 40, h[18] = (unsigned char)S, h[22] = (unsigned char)S, h[26] = 1, h[28] = 24;
-    fwrite(h, 1, 54, f);
-    for (int y = 0; y < S; y++)
-        for (int x = 0; x < row; x++) {
-            seed = seed * 1103515245u + 12345u;
-            int k = x % 3, v = (x >= S * 3 ? 0 : rgb[c][2 - k]) + (int)((seed >> 16) % 41) - 20;
-            fputc(v < 0 ? 0 : v > 255 ? 255 : v, f);
-        }
-    fclose(f);
+    noisy n = {seed, S, c, NULL};
+    test_write_bmp(path, S, S, noisy_px, &n);
 }
 
-/* A 2 x 2 canvas (2S x 2S): cell k filled with colour perm[k], noise from seed. */
 static void write_canvas(const char *path, int S, const int perm[4], unsigned seed) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
-    int W = 2 * S, row = (W * 3 + 3) & ~3, size = 54 + row * W;
-    unsigned char h[54] = {'B', 'M'};
-    h[2] = (unsigned char)size, h[3] = (unsigned char)(size >> 8), h[4] = (unsigned char)(size >> 16);
-    h[10] = 54, h[14] = 40, h[18] = (unsigned char)W, h[22] = (unsigned char)W, h[26] = 1, h[28] = 24;
-    fwrite(h, 1, 54, f);
-    for (int yb = 0; yb < W; yb++) { /* BMP rows run bottom-up */
-        int y = W - 1 - yb;
-        for (int x = 0; x < row; x++) {
-            seed = seed * 1103515245u + 12345u;
-            int px = x / 3, k = x % 3, cell = (y / S) * 2 + px / S;
-            int v = (x >= W * 3 ? 0 : rgb[perm[cell]][2 - k]) + (int)((seed >> 16) % 41) - 20;
-            fputc(v < 0 ? 0 : v > 255 ? 255 : v, f);
-        }
-    }
-    fclose(f);
+    noisy n = {seed, S, 0, perm};
+    test_write_bmp(path, 2 * S, 2 * S, noisy_px, &n);
 }
 
 static void write_ground(int n, int first, const char *name) {
@@ -484,12 +470,6 @@ out:
     vlp_ft_free(m);
 }
 
-static int stop_at;
-static int on_step_stop(void *ctx, const vlp_train_stats *st, double pps, double wait) {
-    (void)ctx, (void)pps, (void)wait;
-    return st->step == stop_at;
-}
-
 static int ft_run(vlp_task_kind task, vlp_task_set *train, const char *dir, int resume, int stop, float **out,
                   int64_t *n) {
     vlp_ft_model *m = make("albef-tiny", task, train, 0);
@@ -503,8 +483,7 @@ static int ft_run(vlp_task_kind task, vlp_task_set *train, const char *dir, int 
     vlp_batch_source src;
     int rc = t ? vlp_ft_batch_source(&src, d, 8, 4) : -1;
     vlp_run_options o = {.run_dir = dir, .log_every = 1, .save_every = 2, .resume = resume, .save_final = 1};
-    stop_at = stop;
-    if (stop) o.on_step = on_step_stop;
+    if (stop) o.on_step = test_stop_on_step, o.ctx = &stop;
     if (!rc) rc = vlp_train_run(t, &src, &o);
     if (out) {
         *n = vlp_params_numel(m->params);
@@ -975,8 +954,7 @@ static int lm_run(vlp_task_set *train, const char *dir, int resume, int stop, fl
     vlp_batch_source src;
     int rc = t ? vlp_ft_batch_source(&src, d, 8, 4) : -1;
     vlp_run_options o = {.run_dir = dir, .log_every = 1, .save_every = 2, .resume = resume, .save_final = 1};
-    stop_at = stop;
-    if (stop) o.on_step = on_step_stop;
+    if (stop) o.on_step = test_stop_on_step, o.ctx = &stop;
     if (!rc) rc = vlp_train_run(t, &src, &o);
     if (out) {
         *n = vlp_params_numel(m->params);

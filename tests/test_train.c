@@ -4,6 +4,7 @@
  * crash mid-write keeps the previous one), retrieval metrics and zero-shot classification on
  * hand-made cases. */
 #include "test.h"
+#include "test_util.h"
 #include "train/train_internal.h"
 #include "vlp_safetensors.h"
 
@@ -334,33 +335,6 @@ static void test_accumulation_and_clamp(void) {
 /* ---- runs, resume, checkpoints ------------------------------------------------------------------ */
 static char tmpdir[256];
 
-static int stop_at;
-static int on_step_stop(void *ctx, const vlp_train_stats *st, double pps, double wait) {
-    (void)ctx, (void)pps, (void)wait;
-    return st->step == stop_at;
-}
-
-/* Reads the "loss_last" of every metrics line (by step) into out; returns the count. */
-static int read_losses(const char *run, char out[][32], int cap) {
-    char p[512];
-    snprintf(p, sizeof p, "%s/metrics.jsonl", run);
-    FILE *f = fopen(p, "r");
-    if (!f) return -1;
-    char line[2048];
-    int n = 0;
-    while (fgets(line, sizeof line, f)) {
-        char *s = strstr(line, "\"step\":"), *l = strstr(line, "\"loss_last\":");
-        if (!s || !l) continue;
-        int step = atoi(s + 7);
-        if (step >= 1 && step <= cap) {
-            sscanf(l + 12, "%31[^,}]", out[step - 1]);
-            n++;
-        }
-    }
-    fclose(f);
-    return n;
-}
-
 static int run(const char *dir, int64_t steps, int resume, int stop, int kind, float **params_out) {
     vlp_clip_config cc = tiny_config();
     vlp_clip *m = vlp_clip_new(&cc, 5);
@@ -371,8 +345,7 @@ static int run(const char *dir, int64_t steps, int resume, int stop, int kind, f
     vlp_batch_source src;
     synth_init(&d, &src, &cc, tc.batch_size);
     vlp_run_options o = {.run_dir = dir, .log_every = 1, .save_every = 4, .resume = resume, .save_final = 1};
-    stop_at = stop;
-    if (stop) o.on_step = on_step_stop;
+    if (stop) o.on_step = test_stop_on_step, o.ctx = &stop;
     int rc = t ? vlp_train_run(t, &src, &o) : -1;
     if (params_out) {
         int64_t n = vlp_params_numel(m->params);
@@ -411,7 +384,7 @@ static void test_resume(int kind) {
     char la[10][32], lb[10][32];
     memset(la, 0, sizeof la);
     memset(lb, 0, sizeof lb);
-    int na = read_losses(a, la, 10), nb = read_losses(b, lb, 10);
+    int na = test_read_losses(a, la, 10), nb = test_read_losses(b, lb, 10);
     CHECK(na == 10 && nb == 10, "metrics lines: %d and %d, want 10 each (resumed run rewrites none twice)", na, nb);
     int same = 1;
     for (int i = 0; i < 10; i++) same &= !strcmp(la[i], lb[i]) && la[i][0];

@@ -4,6 +4,7 @@
  * ranks equal those counted here from the brute-force scores; the pass count, the progress
  * calls and the max_pairs refusal; models without an ITM head are refused. */
 #include "test.h"
+#include "test_util.h"
 #include "vlp_data.h"
 #include "vlp_train.h"
 
@@ -15,33 +16,14 @@
 
 static char tmpdir[256];
 
-static void write_bmp(const char *path, int S, unsigned char r, unsigned char g, unsigned char b) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
-    int row = (S * 3 + 3) & ~3, size = 54 + row * S;
-    unsigned char h[54] = {'B', 'M'};
-    h[2] = (unsigned char)size, h[3] = (unsigned char)(size >> 8), h[4] = (unsigned char)(size >> 16);
-    h[10] = 54, h[14] = 40, h[18] = (unsigned char)S, h[22] = (unsigned char)S, h[26] = 1, h[28] = 24;
-    fwrite(h, 1, 54, f);
-    for (int y = 0; y < S; y++)
-        for (int x = 0; x < row; x++) { /* a diagonal stripe, so images differ in more than colour */
-            int c = x % 3, px = x / 3, on = ((px + y) / 4) % 2;
-            unsigned char v = c == 0 ? b : c == 1 ? g : r;
-            fputc(x >= S * 3 ? 0 : on ? v : (unsigned char)(255 - v), f);
-        }
-    fclose(f);
+/* A diagonal stripe of colour rgb and its complement, so images differ in more than colour. */
+static unsigned char stripe_px(void *ctx, int x, int y, int c) {
+    const unsigned char *rgb = ctx, v = rgb[2 - c];
+    return ((x + y) / 4) % 2 ? v : (unsigned char)(255 - v);
 }
-
-/* [CLS]=1 letters [SEP]=2, padded with 0: ids inside the tiny presets' vocabulary of 64. */
-static int tiny_tok(void *ctx, const char *text, int T, int32_t *ids) {
-    (void)ctx;
-    memset(ids, 0, (size_t)T * sizeof *ids);
-    ids[0] = 1;
-    int n = 1;
-    for (const char *p = text; *p && n < T - 1; p++)
-        if (*p != ' ') ids[n++] = 4 + (*p % 60);
-    ids[n] = 2;
-    return 0;
+static void write_bmp(const char *path, int S, unsigned char r, unsigned char g, unsigned char b) {
+    unsigned char rgb[3] = {r, g, b};
+    test_write_bmp(path, S, S, stripe_px, rgb);
 }
 
 typedef struct {
@@ -127,13 +109,13 @@ static void test_itm_full(const char *preset, uint64_t seed) {
     vlp_vl_itm_full_options o = {.batch = 4, .max_pairs = NI * NT - 1, .on_progress = on_progress,
                                  .progress_ctx = &pl};
     float *scores = NULL;
-    int rc = vlp_vl_eval_itm_full(m, tiny_tok, NULL, ds, &o, &res, &scores);
+    int rc = vlp_vl_eval_itm_full(m, test_tiny_tok, NULL, ds, &o, &res, &scores);
     CHECK(rc != 0 && strstr(vlp_last_error(), "42") && pl.calls == 0 && !scores,
           "%s: max_pairs %d: rc %d, %d progress calls: %s", preset, NI * NT - 1, rc, pl.calls, vlp_last_error());
 
     /* batch 4: passes mix queries and the last one is short */
     o.max_pairs = NI * NT;
-    rc = vlp_vl_eval_itm_full(m, tiny_tok, NULL, ds, &o, &res, &scores);
+    rc = vlp_vl_eval_itm_full(m, test_tiny_tok, NULL, ds, &o, &res, &scores);
     CHECK(rc == 0 && scores, "%s: itm_full: %s", preset, vlp_last_error());
     CHECK(pl.bad == 0 && pl.total == NI * NT && pl.last == NI * NT && pl.calls == 1 + (NI * NT + 3) / 4,
           "%s: progress: %d calls, %d bad, last %lld of %lld", preset, pl.calls, pl.bad, (long long)pl.last,
@@ -149,7 +131,7 @@ static void test_itm_full(const char *preset, uint64_t seed) {
     int S = m->cfg.image_size, T = m->cfg.max_text_len;
     float *pix = malloc((size_t)NT * 3 * S * S * sizeof(float)), brute[NI][NT];
     int32_t *tok = malloc((size_t)NT * T * sizeof(int32_t));
-    vlp_loader_options lo = {.batch_size = 1, .image_size = S, .context_length = T, .tokenize = tiny_tok};
+    vlp_loader_options lo = {.batch_size = 1, .image_size = S, .context_length = T, .tokenize = test_tiny_tok};
     vlp_loader *ld = vlp_loader_new(ds, &lo);
     int ok = pix && tok && ld;
     for (int k = 0; ok && k < NT; k++) {
@@ -246,7 +228,7 @@ static void test_itm_full(const char *preset, uint64_t seed) {
     /* without ITC heads, the ITC entry point points here */
     if (m->cfg.embed_dim <= 0) {
         vlp_retrieval_result a, b;
-        CHECK(vlp_vl_eval_retrieval(m, tiny_tok, NULL, ds, 4, 1, &a, &b) != 0 &&
+        CHECK(vlp_vl_eval_retrieval(m, test_tiny_tok, NULL, ds, 4, 1, &a, &b) != 0 &&
                   strstr(vlp_last_error(), "vlp_vl_eval_itm_full"),
               "%s: ITC retrieval without ITC heads: %s", preset, vlp_last_error());
     }
@@ -265,10 +247,10 @@ static void test_no_itm_head(void) {
     vlp_dataset *ds = vlp_dataset_open(tsv, NULL);
     vlp_retrieval_result r;
     float *s = (float *)&r;
-    CHECK(cap && ds && vlp_vl_eval_itm_full(cap, tiny_tok, NULL, ds, NULL, &r, &s) != 0 && s == NULL &&
+    CHECK(cap && ds && vlp_vl_eval_itm_full(cap, test_tiny_tok, NULL, ds, NULL, &r, &s) != 0 && s == NULL &&
               strstr(vlp_last_error(), "ITM head"),
           "captioning model: %s", vlp_last_error());
-    CHECK(vlp_vl_eval_itm_full(NULL, tiny_tok, NULL, ds, NULL, &r, NULL) != 0, "NULL model accepted");
+    CHECK(vlp_vl_eval_itm_full(NULL, test_tiny_tok, NULL, ds, NULL, &r, NULL) != 0, "NULL model accepted");
     vlp_dataset_free(ds);
     vlp_vl_free(cap);
 }

@@ -4,6 +4,7 @@
  * (vlp_rerank, vlp_vl_eval_retrieval) returns permutations that equal the ITC order at K = 1;
  * ALBEF's ITC neither collapses to ln B nor learns much slower than CLIP's on the same data. */
 #include "test.h"
+#include "test_util.h"
 #include "vlp_safetensors.h"
 #include "vlp_train.h"
 
@@ -137,32 +138,6 @@ static void test_learns(const char *preset) {
     vlp_vl_free(m);
 }
 
-static int stop_at;
-static int on_step_stop(void *ctx, const vlp_train_stats *st, double pps, double wait) {
-    (void)ctx, (void)pps, (void)wait;
-    return st->step == stop_at;
-}
-
-static int read_losses(const char *run, char out[][32], int cap) {
-    char p[512];
-    snprintf(p, sizeof p, "%s/metrics.jsonl", run);
-    FILE *f = fopen(p, "r");
-    if (!f) return -1;
-    char line[2048];
-    int n = 0;
-    while (fgets(line, sizeof line, f)) {
-        char *s = strstr(line, "\"step\":"), *l = strstr(line, "\"loss_last\":");
-        if (!s || !l) continue;
-        int step = atoi(s + 7);
-        if (step >= 1 && step <= cap) {
-            sscanf(l + 12, "%31[^,}]", out[step - 1]);
-            n++;
-        }
-    }
-    fclose(f);
-    return n;
-}
-
 static int run(const char *preset, const char *dir, int64_t steps, int resume, int stop, float **params_out) {
     vlp_vl *m = tiny_model(preset, 5);
     if (!m) return -1;
@@ -172,8 +147,7 @@ static int run(const char *preset, const char *dir, int64_t steps, int resume, i
     vlp_batch_source src;
     synth_init(&d, &src, &m->cfg, tc.batch_size);
     vlp_run_options o = {.run_dir = dir, .log_every = 1, .save_every = 3, .resume = resume, .save_final = 1};
-    stop_at = stop;
-    if (stop) o.on_step = on_step_stop;
+    if (stop) o.on_step = test_stop_on_step, o.ctx = &stop;
     int rc = t ? vlp_train_run(t, &src, &o) : -1;
     if (params_out) {
         int64_t n = vlp_params_numel(m->params);
@@ -197,7 +171,7 @@ static void test_resume(const char *preset) {
     char la[8][32], lb[8][32];
     memset(la, 0, sizeof la);
     memset(lb, 0, sizeof lb);
-    int na = read_losses(a, la, 8), nb = read_losses(b, lb, 8);
+    int na = test_read_losses(a, la, 8), nb = test_read_losses(b, lb, 8);
     CHECK(na == 8 && nb == 8, "%s metrics lines: %d and %d, want 8", preset, na, nb);
     int same = 1;
     for (int i = 0; i < 8; i++) same &= !strcmp(la[i], lb[i]) && la[i][0];
@@ -319,31 +293,13 @@ static void test_rerank(void) {
 }
 
 /* 24-bit BMP of a solid colour, for a tiny retrieval set on disk. */
-static void write_bmp(const char *path, int S, unsigned char r, unsigned char g, unsigned char b) {
-    FILE *f = fopen(path, "wb");
-    if (!f) return;
-    int row = (S * 3 + 3) & ~3, size = 54 + row * S;
-    unsigned char h[54] = {'B', 'M'};
-    h[2] = (unsigned char)size, h[3] = (unsigned char)(size >> 8), h[4] = (unsigned char)(size >> 16);
-    h[10] = 54, h[14] = 40, h[18] = (unsigned char)S, h[22] = (unsigned char)S, h[26] = 1, h[28] = 24;
-    fwrite(h, 1, 54, f);
-    for (int y = 0; y < S; y++)
-        for (int x = 0; x < row; x++) {
-            int c = x % 3;
-            fputc(x >= S * 3 ? 0 : c == 0 ? b : c == 1 ? g : r, f);
-        }
-    fclose(f);
+static unsigned char solid_px(void *ctx, int x, int y, int c) {
+    (void)x, (void)y;
+    return ((const unsigned char *)ctx)[2 - c];
 }
-
-static int tiny_tok(void *ctx, const char *text, int T, int32_t *ids) {
-    (void)ctx;
-    memset(ids, 0, (size_t)T * sizeof *ids);
-    ids[0] = 1;
-    int n = 1;
-    for (const char *p = text; *p && n < T - 1; p++)
-        if (*p != ' ') ids[n++] = 4 + (*p % 60);
-    ids[n] = 2;
-    return 0;
+static void write_bmp(const char *path, int S, unsigned char r, unsigned char g, unsigned char b) {
+    unsigned char rgb[3] = {r, g, b};
+    test_write_bmp(path, S, S, solid_px, rgb);
 }
 
 static void test_eval_rerank(void) {
@@ -366,9 +322,9 @@ static void test_eval_rerank(void) {
     CHECK(ds != NULL, "dataset: %s", vlp_last_error());
     vlp_vl *m = tiny_model("albef-tiny", 2);
     vlp_retrieval_result itc, r1, itc2, rk;
-    int rc = ds && m ? vlp_vl_eval_retrieval(m, tiny_tok, NULL, ds, 3, 1, &itc, &r1) : -1;
+    int rc = ds && m ? vlp_vl_eval_retrieval(m, test_tiny_tok, NULL, ds, 3, 1, &itc, &r1) : -1;
     CHECK(rc == 0, "ITC eval: %s", vlp_last_error());
-    rc = ds && m ? vlp_vl_eval_retrieval(m, tiny_tok, NULL, ds, 3, 4, &itc2, &rk) : -1;
+    rc = ds && m ? vlp_vl_eval_retrieval(m, test_tiny_tok, NULL, ds, 3, 4, &itc2, &rk) : -1;
     CHECK(rc == 0, "rerank eval: %s", vlp_last_error());
     if (!rc) {
         CHECK(itc.t2i.queries == 8 && itc.i2t.queries == 7 && itc.t2i.candidates == 7, "queries %lld/%lld",
@@ -385,7 +341,7 @@ static void test_eval_rerank(void) {
     }
     /* a model without ITM cannot re-rank; without ITC heads cannot retrieve */
     vlp_vl *cap = tiny_model("blip-tiny", 1);
-    CHECK(cap && ds && vlp_vl_eval_retrieval(cap, tiny_tok, NULL, ds, 3, 4, &itc, &rk) != 0 &&
+    CHECK(cap && ds && vlp_vl_eval_retrieval(cap, test_tiny_tok, NULL, ds, 3, 4, &itc, &rk) != 0 &&
               strstr(vlp_last_error(), "ITC"),
           "captioning model retrieval: %s", vlp_last_error());
     vlp_vl_free(cap);
@@ -681,8 +637,7 @@ static int mom_run(const char *dir, int64_t steps, int resume, int stop, int sav
     synth_init(&d, &src, &m->cfg, tc.batch_size);
     vlp_run_options o = {.run_dir = dir, .log_every = 1, .save_every = save_every, .resume = resume,
                          .keep_checkpoints = 8};
-    stop_at = stop;
-    if (stop) o.on_step = on_step_stop;
+    if (stop) o.on_step = test_stop_on_step, o.ctx = &stop;
     int rc = t ? vlp_train_run(t, &src, &o) : -1;
     if (!t) fprintf(stderr, "mom_run: %s\n", vlp_last_error());
     if (params_out) {
@@ -748,7 +703,7 @@ static void test_momentum_resume(void) {
     char la[4][32], lb[4][32];
     memset(la, 0, sizeof la);
     memset(lb, 0, sizeof lb);
-    int na = read_losses(a, la, 4), nb = read_losses(b, lb, 4), same = 1;
+    int na = test_read_losses(a, la, 4), nb = test_read_losses(b, lb, 4), same = 1;
     CHECK(na == 4 && nb == 4, "momentum metrics lines: %d and %d, want 4", na, nb);
     for (int i = 0; i < 4; i++) same &= !strcmp(la[i], lb[i]) && la[i][0];
     CHECK(same, "momentum: resumed losses differ (step 3: %s vs %s, step 4: %s vs %s)", la[2], lb[2], la[3], lb[3]);
