@@ -405,6 +405,14 @@ check "eval of the fine-tuned model = vlp score's metrics" '[ -n "$a" ] && [ "$a
   --out "$T/ftmc2" > /dev/null 2> "$T/err"
 l1=$(grep '"step":4,' "$T/ftmc/metrics.jsonl" | grep -o '"loss_last":[^,]*'); l2=$(grep '"step":4,' "$T/ftmc2/metrics.jsonl" | grep -o '"loss_last":[^,]*')
 check "finetune mc: stop at 2, resume to 4 (exit $rc1, $rc) = uninterrupted ($l1 vs $l2)" '[ $rc1 = 0 ] && [ $rc = 0 ] && [ -n "$l1" ] && [ "$l1" = "$l2" ]'
+# Ctrl-C in fine-tuning: checkpoint at the step boundary, exit 1 (as vlp train)
+VLP_PROGRESS=0 "$vlp" --threads 1 finetune "${FT[@]}" --task mc --train "$T/emoji/tasks/mc-train.jsonl" --steps 100000 \
+  --save-every 0 --no-eval --out "$T/ftint" > /dev/null 2> "$T/errf" &
+pid=$!
+for i in $(seq 1 600); do grep -q '"step":3,' "$T/ftint/metrics.jsonl" 2> /dev/null && break; sleep 0.05; done
+kill -INT $pid; wait $pid; rc=$?
+n=$(sed -n 's/.*interrupted: checkpoint at step \([0-9]*\);.*/\1/p' "$T/errf")
+check "finetune SIGINT: exit 1 (got $rc), checkpoint at step $n" '[ $rc = 1 ] && [ -n "$n" ] && [ -d "$T/ftint/checkpoints/$(printf "step_%08d" "$n")" ]'
 "$vlp" eval --task mc --model "$T/ftmc/model" --data "$T/emoji/tasks/mc-style.jsonl" --predictions "$T/dsrun/pred_mc_ft.jsonl" > /dev/null 2>&1; rc=$?
 check "eval --task mc on the fine-tuned model (exit $rc): labels with 4 probabilities" '[ $rc = 0 ] && [ $(grep -c "\"label\": *[0-3].*\"probs\": *\[[^],]*,[^],]*,[^],]*,[^],]*\]" "$T/dsrun/pred_mc_ft.jsonl") = $(grep -c . "$T/emoji/tasks/mc-style.jsonl") ]'
 "$vlp" finetune --config configs/ft-albef-s-vqa.json "${FT[@]}" --task ground2 --train "$T/emoji/tasks/ground2-train.jsonl" \

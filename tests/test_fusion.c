@@ -652,6 +652,7 @@ static void test_beam_exhaustive(void) {
     vlp_vl_preset("blip-tiny", &c);
     c.vocab_size = 6; /* ids 0..3 are pad/bos/eos/mask: every one of them can be generated */
     vlp_vl *m = vlp_vl_new(&c, 33);
+    CHECK(m, "beam test model: %s", vlp_last_error());
     if (!m) return;
     for (int i = 0; i < vlp_params_count(m->params); i++) {
         vlp_tensor *t = vlp_params_get(m->params, i);
@@ -662,13 +663,16 @@ static void test_beam_exhaustive(void) {
     int N1 = vlp_vl_image_tokens(m), W = c.vision_width;
     float *img = malloc((size_t)NI * N1 * W * sizeof(float));
     for (int64_t i = 0; i < (int64_t)NI * N1 * W; i++) img[i] = frnd();
-    int32_t prefixes[2][3] = {{1, 0, 0}, {1, 4, 5}};
+    int32_t prefixes[2][3] = {{1, 0, 0}, {1, 4, 5}}; /* with a prefix, image i continues {1, 5 - i % 2, 5} */
     int plen[2] = {1, 3};
     float lps[2] = {1.0f, 0.6f};
     for (int pv = 0; pv < 2; pv++) {
         int P = plen[pv];
         int32_t pre[NI * 3];
-        for (int i = 0; i < NI; i++) memcpy(pre + i * P, prefixes[pv], (size_t)P * sizeof(int32_t));
+        for (int i = 0; i < NI; i++) { /* each image its own prefix: the search must read row i's */
+            memcpy(pre + i * P, prefixes[pv], (size_t)P * sizeof(int32_t));
+            if (P > 1) pre[i * P + 1] = 5 - i % 2;
+        }
         vlp_vl_gen_config gc;
         vlp_vl_gen_defaults(&gc);
         gc.max_len = L;
@@ -677,7 +681,7 @@ static void test_beam_exhaustive(void) {
         /* exhaustive: every x in V^L yields its eos-ended prefix (or itself, with no eos) */
         double best[NI];
         int32_t bseq[NI][L];
-        int blen[NI], nseq = 0;
+        int blen[NI] = {0}, nseq = 0;
         for (int i = 0; i < NI; i++) {
             best[i] = -INFINITY;
             for (int code = 0; code < FULL; code++) {

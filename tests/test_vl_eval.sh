@@ -119,7 +119,7 @@ for f in coffee.jpg coins.png astronaut.png; do
 done
 check "zero-shot mc probabilities = softmax of vlp match's ITM log-odds (worst difference $worst)" 'awk -v w="$worst" "BEGIN { exit !(w < 1e-4) }"'
 expect_fail "a pre-trained model on nlvr without fine-tuning" 1 "fine-tune it for nlvr" "$vlp" eval --task nlvr --model "$T/albef" --data "$T/mc.jsonl"
-expect_fail "zero-shot mc with a captioning model (no ITM)" 1 "without the ITM objective" "$vlp" eval --task mc --model "$T/blip" --data "$T/mc.jsonl"
+expect_fail "zero-shot mc with a captioning model (no ITM)" 1 "captioning model has no ITM head" "$vlp" eval --task mc --model "$T/blip" --data "$T/mc.jsonl"
 
 out=$("$vlp" eval --task caption --help); rc=$?
 check "eval --task caption --help (exit $rc)" '[ $rc = 0 ] && echo "$out" | grep -q -- "--beam K"'

@@ -189,8 +189,9 @@ static int generate_chunk(const vlp_ft_model *m, const vlp_ft_data *d, const vlp
         (rc = vlp_vl_generate_prefix(m->vl, feat, k, pre, P, &g, out, lens, logp)))
         goto out;
     for (int i = 0; i < k; i++) {
-        /* the eos that ends an output is a special token: decoding skips it */
-        if (vlp_wordpiece_decode(d->tok, out + (size_t)i * T, lens[i], 1, buf, 4096) < 0) {
+        int L = lens[i]; /* the text without the eos that ends it */
+        if (L && out[(size_t)i * T + L - 1] == m->vl->cfg.eos_id) L--;
+        if (vlp_wordpiece_decode(d->tok, out + (size_t)i * T, L, 1, buf, 4096) < 0) {
             rc = VLP_ERR_ARG;
             goto out;
         }

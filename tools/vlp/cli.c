@@ -74,6 +74,7 @@ void cli_sigint_catch(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
+    sa.sa_flags = SA_RESTART; /* reads and writes in flight carry on; the flag is polled per step */
     interrupted = 0;
     sigaction(SIGINT, &sa, &old_sigint);
 }

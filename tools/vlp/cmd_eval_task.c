@@ -466,6 +466,9 @@ int vlp_cmd_eval_task(int argc, char **argv) {
             fprintf(stderr, "vlp eval: %s is a pre-trained %s model: without fine-tuning it does --task mc only (with "
                             "its ITM head); fine-tune it for %s first (vlp finetune --task %s)\n",
                     model, vlp_vl_family_name(vc.family), task_s, task_s);
+        else if (vc.family == VLP_VL_CAPTION)
+            fprintf(stderr, "vlp eval: %s: a captioning model has no ITM head to score the choices with (fine-tune "
+                            "it: vlp finetune --task vqa or caption)\n", model);
         else
             fprintf(stderr, "vlp eval: %s: a %s model pre-trained without the ITM objective has no trained ITM head "
                             "to score the choices with\n", model, vlp_vl_family_name(vc.family));

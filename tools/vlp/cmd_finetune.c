@@ -490,7 +490,9 @@ int vlp_cmd_finetune(int argc, char **argv) {
         fprintf(stderr, "vlp finetune: %s\n", vlp_last_error());
         goto done;
     }
-    if (cli_interrupted()) goto done; /* the checkpoint is saved; exit 1 as vlp train does */
+    /* stopped early by Ctrl-C: the checkpoint is saved; exit 1 as vlp train does (a Ctrl-C during
+     * the final save leaves a finished run, which goes on to copy its vocabulary) */
+    if (cli_interrupted() && vlp_trainer_step_count(t) < c.tc.steps) goto done;
     if (vlp_trainer_step_count(t) == c.tc.steps) {
         char dst[4400];
         snprintf(dst, sizeof dst, "%s/model/vocab.txt", c.out);

@@ -804,7 +804,7 @@ static int run_trainer(run_cfg *r, run_ctx *ctx, vlp_trainer *t, vlp_loader *ld)
         fprintf(stderr, "%svlp train: %s\n", ctx->tty ? "\n" : "", vlp_last_error());
         return CLI_FAIL;
     }
-    if (cli_interrupted()) return CLI_FAIL;
+    if (cli_interrupted() && vlp_trainer_step_count(t) < r->tc.steps) return CLI_FAIL; /* Ctrl-C before the end */
     if (ctx->stopped) {
         printf("stopped after %lld of %lld steps; checkpoint in %s/checkpoints (resume with --resume)\n",
                (long long)vlp_trainer_step_count(t), (long long)r->tc.steps, r->out);
