@@ -470,9 +470,10 @@ out:
     vlp_ft_free(m);
 }
 
-static int ft_run(vlp_task_kind task, vlp_task_set *train, const char *dir, int resume, int stop, float **out,
-                  int64_t *n) {
-    vlp_ft_model *m = make("albef-tiny", task, train, 0);
+/* Trains m (taken) on train for 7 steps (batch 8), stopping after step `stop` if non-zero;
+ * out (optional) gets a copy of the final parameters. */
+static int run_model(vlp_ft_model *m, vlp_task_set *train, const char *dir, int resume, int stop, float **out,
+                     int64_t *n) {
     vlp_ft_data *d = m ? vlp_ft_data_new(m, train, tok) : NULL;
     if (!d) {
         vlp_ft_free(m);
@@ -495,6 +496,11 @@ static int ft_run(vlp_task_kind task, vlp_task_set *train, const char *dir, int 
     vlp_ft_data_free(d);
     vlp_ft_free(m);
     return rc;
+}
+
+static int ft_run(vlp_task_kind task, vlp_task_set *train, const char *dir, int resume, int stop, float **out,
+                  int64_t *n) {
+    return run_model(make("albef-tiny", task, train, 0), train, dir, resume, stop, out, n);
 }
 
 static void test_resume(vlp_task_set *nlvr, vlp_task_set *vqa) {
@@ -943,29 +949,7 @@ static void test_lm_learns(vlp_task_set *vqa, vlp_task_set *vqa_v) {
 }
 
 static int lm_run(vlp_task_set *train, const char *dir, int resume, int stop, float **out, int64_t *n) {
-    vlp_ft_model *m = make_lm(train->kind, 3);
-    vlp_ft_data *d = m ? vlp_ft_data_new(m, train, tok) : NULL;
-    if (!d) {
-        vlp_ft_free(m);
-        return -1;
-    }
-    vlp_train_config tc = train_cfg(7, 8, 1e-3f);
-    vlp_trainer *t = vlp_trainer_new_ft(m, d, &tc, 0.8f);
-    vlp_batch_source src;
-    int rc = t ? vlp_ft_batch_source(&src, d, 8, 4) : -1;
-    vlp_run_options o = {.run_dir = dir, .log_every = 1, .save_every = 2, .resume = resume, .save_final = 1};
-    if (stop) o.on_step = test_stop_on_step, o.ctx = &stop;
-    if (!rc) rc = vlp_train_run(t, &src, &o);
-    if (out) {
-        *n = vlp_params_numel(m->params);
-        *out = malloc((size_t)*n * sizeof(float));
-        memcpy(*out, vlp_params_data(m->params), (size_t)*n * sizeof(float));
-    }
-    if (t) vlp_ft_batch_source_free(&src);
-    vlp_trainer_free(t);
-    vlp_ft_data_free(d);
-    vlp_ft_free(m);
-    return rc;
+    return run_model(make_lm(train->kind, 3), train, dir, resume, stop, out, n);
 }
 
 static void test_lm_resume(vlp_task_set *cap, vlp_task_set *vqa2) {
