@@ -31,7 +31,8 @@ CLI_SRC := $(sort $(wildcard tools/vlp/*.c))
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
-BENCH_C := bench/train_step.c bench/gemm_shapes.c bench/clip_bench.c bench/gemm_cpu.c bench/tokenizer_bench.c bench/image_bench.c
+BENCH_C := bench/train_step.c bench/gemm_shapes.c bench/clip_bench.c bench/gemm_cpu.c bench/tokenizer_bench.c bench/image_bench.c \
+           bench/caption_image_use.c
 BENCH_BIN := $(BENCH_C:bench/%.c=$(BUILD)/bench/%) $(BUILD)/bench/fma_peak
 
 .PHONY: all lib cli test demo demo-toy bench bench-train bench-finetune bench-train-full bench-clip bench-recipes bench-tasks install uninstall clean deps deps-bench deps-test fuzz
@@ -115,7 +116,7 @@ bench-train-full: deps-bench all
 
 # The fusion / captioning recipes (configs/emoji-{albef,vlmo,vilt,cap}-s.json, 600 steps each),
 # trained and scored: retrieval (ITC, ITM re-ranking), captioning BLEU-4 / CIDEr-D (~1.5 h).
-bench-recipes: all
+bench-recipes: all $(BUILD)/bench/caption_image_use
 	@bash bench/recipes.sh $(BUILD)
 
 # The downstream matrix: the emoji-s dual encoder zero-shot + probe, each fusion recipe fine-tuned on

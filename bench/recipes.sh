@@ -8,7 +8,9 @@
 #   (train only).
 # Each recipe: wall time of `vlp train` (data loading included), retrieval on style and unseen by
 # ITC and by ITM re-ranking (ViLT has no unimodal encoders: every pair by ITM, unseen only, since
-# style's 1720 x 1720 pairs would take hours), captioning BLEU-4 / CIDEr-D (beam search) for cap.
+# style's 1720 x 1720 pairs would take hours), captioning BLEU-4 / CIDEr-D (beam search) for cap,
+# and how much its decoder uses the image (bench/caption_image_use.c: nats per caption token under
+# the pair's own image and under another's).
 set -euo pipefail
 build="${1:-build}"
 threads="${THREADS:-2}"
@@ -41,6 +43,10 @@ score() { # RECIPE
       "$vlp" --threads "$threads" eval --task caption --model "$m" --data "$tasks/caption-$s.jsonl" \
         --predictions "$out/$1.caption_$s.jsonl" --json >"$out/$1.caption_$s.json"
     done
+    # how much the decoder reads the image: caption likelihood under its own image vs another's
+    for s in train style unseen; do
+      printf '{"split": "%s", "result": %s}\n' "$s" "$(OMP_NUM_THREADS=$threads "$build/bench/caption_image_use" "$m" "$data/$s.tsv" 300)"
+    done >"$out/$1.image_use.jsonl"
     ;;
   *)
     "$vlp" --threads "$threads" eval --model "$m" --data "$data/style.tsv" --data "$data/unseen.tsv" \

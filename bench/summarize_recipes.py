@@ -89,6 +89,21 @@ def main():
             print(f"| emoji-{n}-s | {s} | {m.get('bleu4', float('nan')):.4f} | {m.get('cider_d', float('nan')):.4f} "
                   f"| {c.get('examples', c.get('n', '-'))} |")
 
+    for n in names:
+        try:
+            with open(os.path.join(rdir, f"{n}.image_use.jsonl")) as f:
+                use = [json.loads(line) for line in f if line.strip()]
+        except (OSError, ValueError):
+            continue
+        print(f"\nDoes emoji-{n}-s's decoder read the image? Caption log-likelihood under the pair's own image and "
+              "under another pair's (bench/caption_image_use.c, 300 pairs spread over each file):\n")
+        print("| split | nats/token, own image | nats/token, other image | gap | own image more likely |")
+        print("|---|---:|---:|---:|---:|")
+        for u in use:
+            r = u["result"]
+            print(f"| {u['split']} | {r['own_nats_per_token']:.3f} | {r['other_nats_per_token']:.3f} | "
+                  f"{r['gap']:.3f} | {100 * r['own_better_share']:.1f}% |")
+
 
 if __name__ == "__main__":
     main()
