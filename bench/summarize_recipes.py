@@ -42,7 +42,7 @@ def main():
     rows = []
     if fdir and load(os.path.join(fdir, "vlp_seed0.eval.json")):
         t = load(os.path.join(fdir, "vlp_seed0.time.json")) or {}
-        rows.append(("emoji-s (CLIP)", "dual encoder", "ITC", t.get("wall_s"), 2,
+        rows.append(("emoji-s (CLIP)", "dual encoder", "ITC", t.get("wall_s"), t.get("threads", 2),
                      load(os.path.join(fdir, "vlp_seed0.eval.json"))))
     names = sorted({f.split(".")[0] for f in os.listdir(rdir) if f.endswith(".eval.json")},
                    key=lambda n: ["albef", "vlmo", "vilt", "cap"].index(n) if n in ["albef", "vlmo", "vilt", "cap"] else 9)
