@@ -146,6 +146,12 @@ int vlp_ft_predict(const vlp_ft_model *m, const vlp_ft_data *d, int batch, vlp_t
  * together, `batch` at a time (results do not depend on batch). */
 int vlp_ft_lm_generate(const vlp_ft_model *m, const vlp_ft_data *d, const vlp_vl_gen_config *gc, int batch,
                        vlp_task_predictions **pred, float **conf);
+/* Generated answers are decoded text, and WordPiece decoding puts spaces around punctuation
+ * ("medium - light", as BERT's own decode does), while answers compare as exact strings: each
+ * prediction whose WordPiece ids equal those of a train answer becomes that answer's text
+ * ("medium-light"); the others (answers never seen in train) stay as decoded. Returns the number
+ * of predictions changed, or a negative vlp_status. */
+int vlp_ft_lm_canonical_answers(vlp_wordpiece *tok, const vlp_task_set *train, vlp_task_predictions *pred);
 /* lm head, vqa: ranks, per example, the candidate answers of its question type (every distinct
  * normalised answer of that type in train, in order of first appearance) by the decoder's
  * log-likelihood of "answer [SEP]" after [CLS] question [SEP] (sum of the token log-probs; BLIP's

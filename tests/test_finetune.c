@@ -1088,6 +1088,34 @@ static void test_lm_generate(vlp_task_set *vqa2, vlp_task_set *cap) {
     vlp_ft_free(m);
 }
 
+/* Generated answers take the train answers' spelling when their tokens are the same: the
+ * decoder's "medium - light" is the train answer "medium-light"; an unseen answer stays. */
+static void test_canonical_answers(void) {
+    const char *train_rows =
+        "{\"image\": \"a.png\", \"question\": \"what skin tone?\", \"answer\": \"medium-light\", \"type\": \"skintone\"}\n"
+        "{\"image\": \"a.png\", \"question\": \"what category?\", \"answer\": \"people & body\", \"type\": \"category\"}\n"
+        "{\"image\": \"a.png\", \"question\": \"what is it?\", \"answer\": \"keycap: *\", \"type\": \"identify\"}\n"
+        "{\"image\": \"a.png\", \"question\": \"what is it?\", \"answer\": \"Face-Smiling\", \"type\": \"identify\"}\n";
+    vlp_task_set *tr = vlp_task_read_mem(train_rows, strlen(train_rows), "train", ".", VLP_TASK_VQA, NULL);
+    vlp_wordpiece *bert = vlp_wordpiece_load(NULL);
+    const char *gen[] = {"medium - light", "people & body", "keycap : *", "face - smiling", "medium", "dark - light"};
+    const char *want[] = {"medium-light", "people & body", "keycap: *", "Face-Smiling", "medium", "dark - light"};
+    int n = 6;
+    vlp_task_predictions *p = calloc(1, sizeof *p);
+    if (p) p->kind = VLP_TASK_VQA, p->n = n, p->text = calloc((size_t)n, sizeof *p->text);
+    for (int i = 0; p && p->text && i < n; i++) p->text[i] = strdup(gen[i]);
+    int changed = tr && bert && p && p->text ? vlp_ft_lm_canonical_answers(bert, tr, p) : -1;
+    int same = changed >= 0;
+    for (int i = 0; same && i < n; i++) same &= p->text[i] && !strcmp(p->text[i], want[i]);
+    CHECK(changed == 3 && same, "canonical answers: %d changed (want 3): %s | %s | %s | %s | %s | %s", changed,
+          p && p->text ? p->text[0] : "", p && p->text ? p->text[1] : "", p && p->text ? p->text[2] : "",
+          p && p->text ? p->text[3] : "", p && p->text ? p->text[4] : "", p && p->text ? p->text[5] : "");
+    CHECK(vlp_ft_lm_canonical_answers(NULL, tr, p) < 0, "NULL tokenizer refused");
+    vlp_task_predictions_free(p);
+    vlp_wordpiece_free(bert);
+    vlp_task_set_free(tr);
+}
+
 int main(void) {
     vlp_set_threads(2);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/vlp_test_ft_XXXXXX");
@@ -1106,6 +1134,7 @@ int main(void) {
                  *mc_v = read_set("mc-val.jsonl", VLP_TASK_MC), *gr = read_set("ground2-train.jsonl", VLP_TASK_GROUND2),
                  *gr_v = read_set("ground2-val.jsonl", VLP_TASK_GROUND2);
     test_pos_resize();
+    test_canonical_answers();
     if (tok && vqa && mc && nlvr && vqa_v && mc_v && gr && gr_v) {
         test_bad_heads();
         test_shapes(vqa, mc, nlvr, gr);

@@ -213,6 +213,71 @@ out:
     return rc;
 }
 
+/* ---- answers in the train set's spelling ------------------------------------------------- */
+
+typedef struct {
+    char *key; /* the WordPiece ids, "12,345,6" */
+    const char *answer;
+} ans_key;
+
+static int by_key(const void *a, const void *b) { return strcmp(((const ans_key *)a)->key, ((const ans_key *)b)->key); }
+
+/* "id,id,...": the WordPiece ids of text (no special tokens); NULL when out of memory. */
+static char *ids_key(vlp_wordpiece *tok, const char *text) {
+    int32_t ids[64];
+    int n = vlp_wordpiece_encode(tok, text ? text : "", ids, 64);
+    if (n < 0) n = 0;
+    if (n > 64) n = 64; /* longer answers compare on their first 64 tokens */
+    char *k = malloc((size_t)n * 12 + 1), *p = k;
+    if (!k) return NULL;
+    *p = 0;
+    for (int i = 0; i < n; i++) p += sprintf(p, "%s%d", i ? "," : "", ids[i]);
+    return k;
+}
+
+int vlp_ft_lm_canonical_answers(vlp_wordpiece *tok, const vlp_task_set *train, vlp_task_predictions *pred) {
+    if (!tok || !train || !pred) {
+        vlp_set_error("vlp_ft_lm_canonical_answers: NULL argument");
+        return VLP_ERR_ARG;
+    }
+    int64_t na = 0, changed = 0;
+    ans_key *keys = malloc((size_t)(train->n ? train->n : 1) * sizeof *keys);
+    int rc = keys ? VLP_OK : VLP_ERR_NOMEM;
+    for (int64_t i = 0; !rc && i < train->n; i++) {
+        const char *a = train->ex[i].answer;
+        if (!a || !*a) continue;
+        if (!(keys[na].key = ids_key(tok, a))) rc = VLP_ERR_NOMEM;
+        else keys[na++].answer = a;
+    }
+    if (!rc) qsort(keys, (size_t)na, sizeof *keys, by_key); /* equal keys: any of them (same tokens) */
+    for (int64_t i = 0; !rc && i < pred->n; i++) {
+        if (!pred->text[i]) continue;
+        ans_key q = {ids_key(tok, pred->text[i]), NULL};
+        if (!q.key) {
+            rc = VLP_ERR_NOMEM;
+            break;
+        }
+        const ans_key *hit = na ? bsearch(&q, keys, (size_t)na, sizeof *keys, by_key) : NULL;
+        free(q.key);
+        if (!hit || !strcmp(hit->answer, pred->text[i])) continue;
+        char *t = strdup(hit->answer);
+        if (!t) {
+            rc = VLP_ERR_NOMEM;
+            break;
+        }
+        free(pred->text[i]);
+        pred->text[i] = t;
+        changed++;
+    }
+    for (int64_t i = 0; keys && i < na; i++) free(keys[i].key);
+    free(keys);
+    if (rc) {
+        vlp_set_error("vlp_ft_lm_canonical_answers: out of memory");
+        return rc;
+    }
+    return (int)(changed > 0x7fffffff ? 0x7fffffff : changed);
+}
+
 static const vlp_ft_data *sort_data;
 static int by_prefix_len(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;

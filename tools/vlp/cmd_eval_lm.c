@@ -54,6 +54,8 @@ int vlp_ft_lm_eval_predict(const char *model, const vlp_task_set *ds, const vlp_
     int rc = !d ? VLP_ERR_ARG
              : rank ? vlp_ft_lm_rank(m, d, train, batch, &out->pred, &out->confidence)
                     : vlp_ft_lm_generate(m, d, gc, batch > 16 ? 16 : batch, &out->pred, &out->confidence);
+    /* generated text in the train answers' spelling where the tokens are the same */
+    if (!rc && !rank && train && vlp_ft_lm_canonical_answers(tok, train, out->pred) < 0) rc = VLP_ERR_NOMEM;
     out->method = rank ? "fine-tuned decoder (lm): the train answers of the question's type ranked by log-likelihood"
                   : gc->beam > 1 ? "fine-tuned decoder (lm): answer decoded by beam search after the question"
                                  : "fine-tuned decoder (lm): answer decoded greedily after the question";
