@@ -155,10 +155,13 @@ int vlp_ft_lm_canonical_answers(vlp_wordpiece *tok, const vlp_task_set *train, v
 /* lm head, vqa: ranks, per example, the candidate answers of its question type (every distinct
  * normalised answer of that type in train, in order of first appearance) by the decoder's
  * log-likelihood of "answer [SEP]" after [CLS] question [SEP] (sum of the token log-probs; BLIP's
- * closed-set ranking); the best one (first on ties). Candidates are scored `batch` rows at a time
- * through the key/value cache. An example whose type has no train answer is predicted "" .
- * conf (may be NULL): [n] the softmax over the candidates' log-likelihoods of the pick. */
-int vlp_ft_lm_rank(const vlp_ft_model *m, const vlp_ft_data *d, const vlp_task_set *train, int batch,
+ * closed-set ranking); the best one (first on ties). k > 0 (BLIP's k = 128): when a type has more
+ * than k candidates, only the k whose first token is most likely after the question are scored in
+ * full (one decoder step instead of a pass per candidate: 1,827 identify answers would cost
+ * seconds per question); k <= 0: all. Candidates are scored `batch` rows at a time through the
+ * key/value cache. An example whose type has no train answer is predicted "" . conf (may be
+ * NULL): [n] the softmax over the scored candidates' log-likelihoods of the pick. */
+int vlp_ft_lm_rank(const vlp_ft_model *m, const vlp_ft_data *d, const vlp_task_set *train, int batch, int k,
                    vlp_task_predictions **pred, float **conf);
 /* lm head: the log-likelihood of each of n texts as the continuation of example ex's prefix
  * (tokens of the text, then [SEP]; the text truncated to fit max_text_len); logp [n]. */

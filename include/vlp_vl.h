@@ -268,7 +268,9 @@ void vlp_vl_kv_free(vlp_vl_kv *kv);
 /* Image tokens [n_img, N + 1, vision_width] (encode_image output); row r reads image row_img[r]
  * (NULL: row r reads image r). Resets every row to length 0. */
 int vlp_vl_kv_set_images(vlp_vl_kv *kv, const float *img, int n_img, const int *row_img);
-/* One position for every row: tokens [rows] -> logits [rows, vocab]; costs one step. */
+/* One position for every row: tokens [rows] -> logits [rows, vocab]; costs one step. logits
+ * NULL: the position enters the cache but the vocabulary-wide head (most of a step) is skipped,
+ * for prefix tokens whose prediction is not needed. */
 int vlp_vl_kv_step(vlp_vl_kv *kv, const int32_t *tokens, float *logits);
 /* Row r takes the history of row parent[r] (beam search). */
 int vlp_vl_kv_reorder(vlp_vl_kv *kv, const int *parent);

@@ -827,7 +827,12 @@ static double log_softmax_at(const float *x, int V, int k) {
 }
 
 /* log p(text [SEP] | image, prefix of ex) from full forwards. */
+/* log p(text [SEP] | image, prefix) by full forwards; first_only: the first token's term alone. */
+static double ref_logp_n(vlp_ft_model *m, vlp_ft_data *d, int64_t ex, const char *text, int first_only);
 static double ref_logp(vlp_ft_model *m, vlp_ft_data *d, int64_t ex, const char *text) {
+    return ref_logp_n(m, d, ex, text, 0);
+}
+static double ref_logp_n(vlp_ft_model *m, vlp_ft_data *d, int64_t ex, const char *text, int first_only) {
     const vlp_vl_config *c = &m->vl->cfg;
     int T = c->max_text_len, V = c->vocab_size, P = 0, S = c->image_size;
     const int32_t *pre = vlp_ft_lm_prefix(d, ex, &P);
@@ -840,7 +845,7 @@ static double ref_logp(vlp_ft_model *m, vlp_ft_data *d, int64_t ex, const char *
         memcpy(seq + P, tmp + 1, (size_t)n * sizeof(int32_t));
         if (!full_logits(m, px, seq, P + n, lg)) {
             lp = 0;
-            for (int j = 0; j < n; j++) lp += log_softmax_at(lg + (size_t)(P - 1 + j) * V, V, seq[P + j]);
+            for (int j = 0; j < (first_only ? 1 : n); j++) lp += log_softmax_at(lg + (size_t)(P - 1 + j) * V, V, seq[P + j]);
         }
     }
     free(px);
@@ -985,7 +990,7 @@ static void test_lm_rank(vlp_task_set *vqa2) {
     vlp_ft_data *d = m ? vlp_ft_data_new(m, vqa2, tok) : NULL;
     vlp_task_predictions *p = NULL;
     float *conf = NULL;
-    int rc = d ? vlp_ft_lm_rank(m, d, vqa2, 3, &p, &conf) : -1;
+    int rc = d ? vlp_ft_lm_rank(m, d, vqa2, 3, 0, &p, &conf) : -1;
     CHECK(rc == 0, "lm rank: %s", vlp_last_error());
     const char *two[2] = {"red", "green"};
     double maxd = 0;
@@ -1011,6 +1016,30 @@ static void test_lm_rank(vlp_task_set *vqa2) {
     printf("lm rank: %d of %d picks as the full forwards; cached vs full log-likelihood differ by at most %.2g\n",
            agree, n2, maxd);
     CHECK(n2 > 0 && maxd < 1e-3, "cached log-likelihoods differ from the full forward by %g", maxd);
+    /* BLIP's shortlist: k >= the candidates changes nothing; k = 1 scores only the candidate whose
+     * first token is the more likely (full forwards decide which), so it is the pick, with
+     * confidence 1 */
+    vlp_task_predictions *pk2 = NULL, *pk1 = NULL;
+    float *ck2 = NULL, *ck1 = NULL;
+    int rk = rc ? -1 : vlp_ft_lm_rank(m, d, vqa2, 3, 2, &pk2, &ck2);
+    if (!rk) rk = vlp_ft_lm_rank(m, d, vqa2, 3, 1, &pk1, &ck1);
+    CHECK(rk == 0, "lm rank with a shortlist: %s", vlp_last_error());
+    int same2 = !rk, first_ok = !rk, n_diff = 0;
+    for (int64_t i = 0; !rk && i < 12; i++) {
+        same2 &= !strcmp(pk2->text[i], p->text[i]) && ck2[i] == conf[i];
+        if (strcmp(vqa2->ex[i].type, "two")) continue;
+        double f0 = ref_logp_n(m, d, i, two[0], 1), f1 = ref_logp_n(m, d, i, two[1], 1);
+        const char *want = f1 > f0 ? two[1] : two[0];
+        first_ok &= !strcmp(pk1->text[i], want) && ck1[i] == 1.0f;
+        n_diff += strcmp(pk1->text[i], p->text[i]) != 0;
+    }
+    CHECK(same2, "rank-k 2 over 2 candidates = ranking them all");
+    CHECK(first_ok, "rank-k 1 picks the candidate with the more likely first token (%d rows differ from the full "
+          "ranking)", n_diff);
+    vlp_task_predictions_free(pk2);
+    vlp_task_predictions_free(pk1);
+    free(ck2);
+    free(ck1);
     vlp_task_predictions_free(p);
     free(conf);
     vlp_ft_data_free(d);

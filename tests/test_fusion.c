@@ -542,6 +542,20 @@ static void test_kv_cache(int pre_ln) {
           "%.3g, logits up to %.3g)", pre_ln ? "pre-LN" : "post-LN", md, mx);
     int32_t tk[2] = {1, 1};
     CHECK(kv && vlp_vl_kv_step(kv, tk, step) == VLP_ERR_STATE, "a full cache refuses another step");
+    /* steps without logits (prefix positions) leave the cache as steps with them: the last
+     * position's logits are bit-identical */
+    if (kv) {
+        float *a = malloc((size_t)B * V * sizeof(float));
+        vlp_vl_kv_set_images(kv, imgd, B, NULL);
+        int ok = 1;
+        for (int t = 0; t < T; t++) {
+            int32_t tok[2] = {((int32_t *)ids->data)[t], ((int32_t *)ids->data)[T + t]};
+            ok &= vlp_vl_kv_step(kv, tok, t + 1 < T ? NULL : a) == 0;
+        }
+        CHECK(ok && !memcmp(a, step, (size_t)B * V * sizeof(float)) && vlp_vl_kv_len(kv) == T,
+              "%s: prefix steps without logits give the same last logits", pre_ln ? "pre-LN" : "post-LN");
+        free(a);
+    }
     /* reorder: row 0 takes row 1's history */
     if (kv) {
         vlp_vl_kv_set_images(kv, imgd, B, NULL);

@@ -110,14 +110,22 @@ static inline float vlp_rsqdev(const float *x, float mu, int64_t n) {
     return vlp_acc16_total(acc, tail);
 }
 
-/* log(sum exp x), max-shifted and summed in double: decoding scores (log-probabilities of whole
- * sequences), where a row is scored once per step and accuracy matters more than speed. */
+/* log(sum exp x), max-shifted: decoding scores (the log-normaliser of a 30k-word vocabulary, once
+ * per row and step). vlp_exp and 16 partial sums, so it vectorises (libm's exp in double took a
+ * fifth of answer ranking); within ~1e-6 relative. A -inf entry adds exp(-87.3) ~ 1e-38. */
 static inline float vlp_logsumexp(const float *x, int64_t n) {
-    float mx = -INFINITY;
-    for (int64_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) s += exp((double)(x[i] - mx));
-    return (float)log(s) + mx;
+    float m16[16], mx = -INFINITY;
+    int64_t i = 0;
+    for (int j = 0; j < 16; j++) m16[j] = -INFINITY;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) m16[j] = x[i + j] > m16[j] ? x[i + j] : m16[j];
+    for (int j = 0; j < 16; j++) mx = m16[j] > mx ? m16[j] : mx;
+    for (int64_t k = i; k < n; k++) mx = x[k] > mx ? x[k] : mx;
+    float acc[16] = {0}, tail = 0;
+    for (i = 0; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += vlp_exp(x[i + j] - mx);
+    for (; i < n; i++) tail += vlp_exp(x[i] - mx);
+    return logf(vlp_acc16_total(acc, tail)) + mx;
 }
 
 #endif

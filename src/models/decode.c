@@ -140,14 +140,14 @@ static void layernorm(float *y, const float *x, int M, int D, const vlp_tensor *
     }
 }
 
+/* the engine's activations (core/vmath.h), one loop each so every one vectorises */
 static void activation(float *x, int64_t n, int act) {
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        if (act == VLP_ACT_GELU) x[i] = 0.5f * v * (1.0f + vlp_erf(v * 0.70710678118654752f));
-        else if (act == VLP_ACT_GELU_TANH)
-            x[i] = 0.5f * v * (1.0f + vlp_tanh(0.79788456080286536f * (v + 0.044715f * v * v * v)));
-        else x[i] = v * vlp_sigmoid(1.702f * v);
-    }
+    if (act == VLP_ACT_GELU)
+        for (int64_t i = 0; i < n; i++) x[i] = vlp_gelu_f(x[i]);
+    else if (act == VLP_ACT_GELU_TANH)
+        for (int64_t i = 0; i < n; i++) x[i] = vlp_gelu_tanh_f(x[i]);
+    else
+        for (int64_t i = 0; i < n; i++) x[i] = vlp_quick_gelu_f(x[i]);
 }
 
 int vlp_vl_kv_set_images(vlp_vl_kv *kv, const float *img, int n_img, const int *row_img) {
@@ -210,7 +210,7 @@ static void attend(const float *q, const float *K, const float *Vv, int T, int W
 }
 
 int vlp_vl_kv_step(vlp_vl_kv *kv, const int32_t *tokens, float *logits) {
-    if (!kv || !tokens || !logits || !kv->n_img) {
+    if (!kv || !tokens || !kv->n_img) {
         vlp_set_error("vlp_vl_kv_step: bad arguments (or no images set)");
         return VLP_ERR_ARG;
     }
@@ -281,13 +281,16 @@ int vlp_vl_kv_step(vlp_vl_kv *kv, const int32_t *tokens, float *logits) {
         for (int64_t i = 0; i < (int64_t)R * W; i++) x[i] += h[i];
         if (!bc->pre_ln) layernorm(x, x, R, W, y->out_ln_w, y->out_ln_b, eps);
     }
+    kv->len++;
+    /* a prefix position whose prediction nobody reads: the vocabulary-wide head is most of a
+     * step's cost (30,522 x width per row against a few width^2 for the layers), skip it */
+    if (!logits) return VLP_OK;
     if (bc->pre_ln) layernorm(x, x, R, W, t->final_ln_w, t->final_ln_b, eps);
     /* LM head: dense, activation, LayerNorm, tied decoder */
     linear(x, R, W, m->head_w, m->head_b, h);
     activation(h, (int64_t)R * W, m->cfg.act);
     layernorm(h, h, R, W, m->head_ln_w, m->head_ln_b, m->cfg.ln_eps);
     linear(h, R, W, t->word_emb, m->head_bias, logits);
-    kv->len++;
     return VLP_OK;
 }
 
@@ -402,7 +405,7 @@ static int feed_prefix(vlp_vl_kv *kv, const vlp_vl *m, const int32_t *prefix, in
                        float *logits) {
     for (int p = 0; p < P; p++) {
         for (int r = 0; r < R; r++) tok[r] = prefix ? prefix[(int64_t)(r / K) * P + p] : m->cfg.bos_id;
-        int rc = vlp_vl_kv_step(kv, tok, logits);
+        int rc = vlp_vl_kv_step(kv, tok, p + 1 < P ? NULL : logits);
         if (rc) return rc;
     }
     return VLP_OK;

@@ -377,7 +377,7 @@ static int score_rows(const vlp_ft_model *m, const float *feat, const int32_t *p
         }
         for (int p = 0; !rc && p < P; p++) {
             for (int r = 0; r < R; r++) tok[r] = pre[p];
-            rc = vlp_vl_kv_step(kv, tok, logits);
+            rc = vlp_vl_kv_step(kv, tok, p + 1 < P ? NULL : logits); /* only the last position predicts */
         }
         for (int r = 0; r < R; r++) logp[c0 + r] = 0;
         for (int j = 0; !rc && j < L; j++) {
@@ -466,7 +466,32 @@ static int list_add(type_list *l, const char *a) {
     return (l->ans[l->n] = strdup(a)) ? (l->n++, 0) : -1;
 }
 
-int vlp_ft_lm_rank(const vlp_ft_model *m, const vlp_ft_data *d, const vlp_task_set *train, int batch,
+/* log p(first continuation token = v) for every v, after the prefix pre[0..P) and image feat. */
+static int first_token_logp(const vlp_ft_model *m, const float *feat, const int32_t *pre, int P, float *lg) {
+    int V = m->vl->cfg.vocab_size, zero = 0, rc = VLP_OK;
+    vlp_vl_kv *kv = vlp_vl_kv_new(m->vl, 1, P);
+    if (!kv) return VLP_ERR_NOMEM;
+    rc = vlp_vl_kv_set_images(kv, feat, 1, &zero);
+    for (int p = 0; !rc && p < P; p++) rc = vlp_vl_kv_step(kv, pre + p, p + 1 < P ? NULL : lg);
+    vlp_vl_kv_free(kv);
+    if (rc) return rc;
+    float lse = vlp_logsumexp(lg, V);
+    for (int v = 0; v < V; v++) lg[v] -= lse;
+    return VLP_OK;
+}
+
+typedef struct {
+    float s;
+    int j;
+} shortlist_t;
+static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
+static int by_first_token(const void *a, const void *b) {
+    const shortlist_t *x = a, *y = b;
+    if (x->s != y->s) return x->s < y->s ? 1 : -1;
+    return x->j - y->j; /* ties: the earlier candidate first */
+}
+
+int vlp_ft_lm_rank(const vlp_ft_model *m, const vlp_ft_data *d, const vlp_task_set *train, int batch, int k,
                    vlp_task_predictions **pred, float **conf) {
     int rc = check_lm(m, d, "vlp_ft_lm_rank");
     if (rc) return rc;
@@ -487,9 +512,12 @@ int vlp_ft_lm_rank(const vlp_ft_model *m, const vlp_ft_data *d, const vlp_task_s
     float *feat = malloc(FB * fsz * sizeof(float));
     int64_t fex[FB];
     int32_t **tok = NULL, **cand = NULL;
-    int *len = NULL, maxc = 0;
+    int *len = NULL, maxc = 0, V = m->vl->cfg.vocab_size;
     double *lp = NULL;
-    rc = types && p && cf && feat ? VLP_OK : VLP_ERR_NOMEM;
+    float *lg0 = malloc((size_t)V * sizeof(float));
+    shortlist_t *sl = NULL;
+    int *pick = NULL;
+    rc = types && p && cf && feat && lg0 ? VLP_OK : VLP_ERR_NOMEM;
     /* the answer list of each question type */
     for (int64_t i = 0; !rc && i < train->n; i++) {
         const char *ty = train->ex[i].type ? train->ex[i].type : "";
@@ -505,7 +533,9 @@ int vlp_ft_lm_rank(const vlp_ft_model *m, const vlp_ft_data *d, const vlp_task_s
     if (!rc && (!(tok = calloc((size_t)(nt ? nt : 1), sizeof *tok)) ||
                 !(cand = malloc((size_t)(maxc ? maxc : 1) * sizeof *cand)) ||
                 !(len = malloc((size_t)(nt ? nt : 1) * (maxc ? maxc : 1) * sizeof(int))) ||
-                !(lp = malloc((size_t)(maxc ? maxc : 1) * sizeof(double)))))
+                !(lp = malloc((size_t)(maxc ? maxc : 1) * sizeof(double))) ||
+                !(sl = malloc((size_t)(maxc ? maxc : 1) * sizeof *sl)) ||
+                !(pick = malloc((size_t)(maxc ? maxc : 1) * sizeof *pick))))
         rc = VLP_ERR_NOMEM;
     for (int t = 0; !rc && t < nt; t++) {
         if (!(tok[t] = malloc((size_t)types[t].n * T * sizeof(int32_t)))) rc = VLP_ERR_NOMEM;
@@ -528,25 +558,42 @@ int vlp_ft_lm_rank(const vlp_ft_model *m, const vlp_ft_data *d, const vlp_task_s
             if (!(p->text[i] = strdup(""))) rc = VLP_ERR_NOMEM;
             continue;
         }
-        int C = types[t].n, *cl = len + (size_t)t * maxc;
-        for (int j = 0; j < C; j++) cand[j] = tok[t] + (size_t)j * T;
+        int C = types[t].n, *cl = len + (size_t)t * maxc, K = C;
+        const float *fi = feat + (size_t)(i % FB) * fsz;
+        const int32_t *pre = d->pre + (size_t)i * T;
+        for (int j = 0; j < C; j++) pick[j] = j;
+        if (k > 0 && k < C) { /* BLIP: the k candidates whose first token is most likely, in full */
+            if ((rc = first_token_logp(m, fi, pre, P, lg0))) break;
+            for (int j = 0; j < C; j++) {
+                int32_t f = tok[t][(size_t)j * T];
+                sl[j] = (shortlist_t){cl[j] > 0 && f >= 0 && f < V ? lg0[f] : -INFINITY, j};
+            }
+            qsort(sl, (size_t)C, sizeof *sl, by_first_token);
+            K = k;
+            for (int j = 0; j < K; j++) pick[j] = sl[j].j;
+            /* scored in the candidates' own order, so a tie resolves as without the shortlist */
+            qsort(pick, (size_t)K, sizeof *pick, cmp_int);
+        }
         /* candidates longer than the room after the prefix are cut there */
-        int *lj = malloc((size_t)C * sizeof(int));
+        int *lj = malloc((size_t)K * sizeof(int));
         if (!lj) {
             rc = VLP_ERR_NOMEM;
             break;
         }
-        for (int j = 0; j < C; j++) lj[j] = cl[j] < T - P ? cl[j] : T - P;
-        rc = score_rows(m, feat + (size_t)(i % FB) * fsz, d->pre + (size_t)i * T, P, cand, lj, C, batch, lp);
+        for (int j = 0; j < K; j++) {
+            cand[j] = tok[t] + (size_t)pick[j] * T;
+            lj[j] = cl[pick[j]] < T - P ? cl[pick[j]] : T - P;
+        }
+        rc = score_rows(m, fi, pre, P, cand, lj, K, batch, lp);
         free(lj);
         if (rc) break;
         int best = 0;
-        for (int j = 1; j < C; j++)
+        for (int j = 1; j < K; j++)
             if (lp[j] > lp[best]) best = j;
         double z = 0;
-        for (int j = 0; j < C; j++) z += exp(lp[j] - lp[best]);
+        for (int j = 0; j < K; j++) z += exp(lp[j] - lp[best]);
         cf[i] = (float)(1.0 / z);
-        if (!(p->text[i] = strdup(types[t].ans[best]))) rc = VLP_ERR_NOMEM;
+        if (!(p->text[i] = strdup(types[t].ans[pick[best]]))) rc = VLP_ERR_NOMEM;
     }
     if (!rc) {
         *pred = p;
@@ -565,6 +612,9 @@ int vlp_ft_lm_rank(const vlp_ft_model *m, const vlp_ft_data *d, const vlp_task_s
     free(cand);
     free(len);
     free(lp);
+    free(lg0);
+    free(sl);
+    free(pick);
     free(feat);
     free(cf);
     vlp_task_predictions_free(p);

@@ -12,12 +12,12 @@
 #include <unistd.h>
 
 int vlp_ft_lm_eval_predict(const char *model, const vlp_task_set *ds, const vlp_task_set *train, const char *protocol,
-                           const vlp_vl_gen_config *gc, int batch, vlp_clip_task_result *out);
+                           int rank_k, const vlp_vl_gen_config *gc, int batch, vlp_clip_task_result *out);
 
 /* 1: model is not a fine-tuned lm-head model (the caller predicts otherwise); 0 done; <0 error
  * (printed here). */
 int vlp_ft_lm_eval_predict(const char *model, const vlp_task_set *ds, const vlp_task_set *train, const char *protocol,
-                           const vlp_vl_gen_config *gc, int batch, vlp_clip_task_result *out) {
+                           int rank_k, const vlp_vl_gen_config *gc, int batch, vlp_clip_task_result *out) {
     memset(out, 0, sizeof *out);
     vlp_ft_model *m = vlp_ft_load(model);
     if (!m) {
@@ -52,11 +52,14 @@ int vlp_ft_lm_eval_predict(const char *model, const vlp_task_set *ds, const vlp_
     vlp_wordpiece *tok = vlp_wordpiece_load(access(vocab, R_OK) ? NULL : vocab);
     vlp_ft_data *d = tok ? vlp_ft_data_new(m, ds, tok) : NULL;
     int rc = !d ? VLP_ERR_ARG
-             : rank ? vlp_ft_lm_rank(m, d, train, batch, &out->pred, &out->confidence)
+             : rank ? vlp_ft_lm_rank(m, d, train, batch, rank_k, &out->pred, &out->confidence)
                     : vlp_ft_lm_generate(m, d, gc, batch > 16 ? 16 : batch, &out->pred, &out->confidence);
     /* generated text in the train answers' spelling where the tokens are the same */
     if (!rc && !rank && train && vlp_ft_lm_canonical_answers(tok, train, out->pred) < 0) rc = VLP_ERR_NOMEM;
-    out->method = rank ? "fine-tuned decoder (lm): the train answers of the question's type ranked by log-likelihood"
+    out->method = rank ? (rank_k > 0 ? "fine-tuned decoder (lm): the train answers of the question's type ranked by "
+                                       "log-likelihood (the rank-k most likely by first token, BLIP)"
+                                     : "fine-tuned decoder (lm): the train answers of the question's type ranked by "
+                                       "log-likelihood")
                   : gc->beam > 1 ? "fine-tuned decoder (lm): answer decoded by beam search after the question"
                                  : "fine-tuned decoder (lm): answer decoded greedily after the question";
     if (rc) fprintf(stderr, "vlp eval: %s\n", vlp_last_error());

@@ -22,7 +22,7 @@
 int vlp_cmd_eval_task(int argc, char **argv);
 int vlp_ft_eval_predict(const char *model, const vlp_task_set *ds, int batch, vlp_clip_task_result *out); /* cmd_finetune.c */
 int vlp_ft_lm_eval_predict(const char *model, const vlp_task_set *ds, const vlp_task_set *train, const char *protocol,
-                           const vlp_vl_gen_config *gc, int batch, vlp_clip_task_result *out); /* cmd_eval_lm.c */
+                           int rank_k, const vlp_vl_gen_config *gc, int batch, vlp_clip_task_result *out); /* cmd_eval_lm.c */
 
 static void help(void) {
     printf("usage: vlp eval --task vqa|nlvr|ground2|ground3|mc|caption --model M --data FILE.jsonl [options]\n"
@@ -56,6 +56,8 @@ static void help(void) {
            "                    (default) decodes the answer after the question (greedy; --beam K for beam search;\n"
            "                    --max-len, --min-len, --length-penalty apply); rank scores every train answer of the\n"
            "                    question's type by the decoder's log-likelihood and picks the best (BLIP)\n"
+           "  --rank-k K        rank: score in full only the K answers whose first token is most likely\n"
+           "                    (BLIP's shortlist; default 128; 0 = every answer of the type)\n"
            "  --json            print the result as JSON instead of a table\n"
            "  --strict          a bad row in the data file is an error (default: counted and skipped)\n"
            "exit status: 0 success, 1 failure, 2 usage error\n");
@@ -339,6 +341,7 @@ int vlp_cmd_eval_task(int argc, char **argv) {
     const char *gen_flag = NULL; /* a decoding flag given (caption; vqa on an lm-head model) */
     const char *protocol = NULL; /* vqa on an lm-head model: generate | rank */
     int beam_given = 0;
+    long rank_k = 128, rank_k_given = 0;
     int as_json = 0;
     long batch = 64;
     vlp_vl_gen_config gc;
@@ -365,6 +368,10 @@ int vlp_cmd_eval_task(int argc, char **argv) {
             *(a[2] == 'b' ? &gc.beam : a[3] == 'i' ? &gc.min_len : &gc.max_len) = (int)x;
             beam_given |= a[2] == 'b';
             gen_flag = a;
+        } else if (!strcmp(a, "--rank-k")) {
+            const char *v = cli_value("eval", argc, argv, &i);
+            if (!v || !cli_int("eval", a, v, 0, 1000000, &rank_k)) return CLI_USAGE;
+            rank_k_given = 1;
         } else if (!strcmp(a, "--length-penalty")) {
             const char *v = cli_value("eval", argc, argv, &i);
             double x;
@@ -397,6 +404,10 @@ int vlp_cmd_eval_task(int argc, char **argv) {
     if (protocol && (kind != VLP_TASK_VQA || (strcmp(protocol, "generate") && strcmp(protocol, "rank")))) {
         fprintf(stderr, "vlp eval: --protocol %s: generate or rank, for --task vqa on a fine-tuned captioning model\n",
                 protocol);
+        return CLI_USAGE;
+    }
+    if (rank_k_given && (!protocol || strcmp(protocol, "rank"))) {
+        fprintf(stderr, "vlp eval: --rank-k goes with --protocol rank\n");
         return CLI_USAGE;
     }
     if (kind == VLP_TASK_VQA && !beam_given) gc.beam = 1; /* short answers: greedy unless asked */
@@ -486,7 +497,7 @@ int vlp_cmd_eval_task(int argc, char **argv) {
     vlp_clip_task_options opt = {.batch = (int)batch, .on_progress = isatty(2) ? on_progress : NULL};
     double t0 = cli_now();
     /* a captioning model fine-tuned with the lm head answers with its decoder (cmd_eval_lm.c) */
-    if (finetuned && kind == VLP_TASK_VQA && (lm = vlp_ft_lm_eval_predict(model, ds, tr, protocol, &gc, (int)batch, &res)) < 0)
+    if (finetuned && kind == VLP_TASK_VQA && (lm = vlp_ft_lm_eval_predict(model, ds, tr, protocol, (int)rank_k, &gc, (int)batch, &res)) < 0)
         goto done; /* the message is printed */
     if (lm && (finetuned || vl_zero ? vlp_ft_eval_predict(model, ds, (int)batch, &res) : vlp_clip_task_predict(m, ds, tr, &opt, &res))) {
         fprintf(stderr, "vlp eval: %s\n", vlp_last_error());
