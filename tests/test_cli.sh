@@ -438,6 +438,13 @@ check "eval --task vqa --protocol rank (exit $rc): $got answers for $rows rows, 
 got=$(grep -c '^{"answer"' "$T/dsrun/pred_vqa_gen.jsonl" 2> /dev/null)
 check "eval --task vqa --protocol generate (exit $rc): $got answers for $rows rows" '[ $rc = 0 ] && [ "$got" = "$rows" ] && grep -q "decoded greedily" "$T/ftout"'
 expect_fail "eval: --protocol on a fusion model's head" 1 "lm head" "$vlp" eval --task vqa --model "$T/ftvqa/model" --data "$T/emoji/tasks/vqa-unseen.jsonl" --protocol rank
+# the shortlist: --rank-k 0 (all) and a k above every type's answer count rank the same
+"$vlp" eval --task vqa --model "$T/ftcapvqa/model" --data "$T/emoji/tasks/vqa-unseen.jsonl" --protocol rank --rank-k 0 \
+  --predictions "$T/dsrun/pred_vqa_rank0.jsonl" > /dev/null 2>&1; rc=$?
+"$vlp" eval --task vqa --model "$T/ftcapvqa/model" --data "$T/emoji/tasks/vqa-unseen.jsonl" --protocol rank --rank-k 100000 \
+  --predictions "$T/dsrun/pred_vqa_rankbig.jsonl" > /dev/null 2>&1; rc2=$?
+check "--rank-k 0 and --rank-k 100000 give the same answers (exit $rc, $rc2)" '[ $rc = 0 ] && [ $rc2 = 0 ] && cmp -s "$T/dsrun/pred_vqa_rank0.jsonl" "$T/dsrun/pred_vqa_rankbig.jsonl"'
+expect_fail "eval: --rank-k without --protocol rank" 2 "--protocol rank" "$vlp" eval --task vqa --model "$T/ftcapvqa/model" --data "$T/emoji/tasks/vqa-unseen.jsonl" --rank-k 4
 expect_fail "eval: bad --protocol" 2 "generate or rank" "$vlp" eval --task vqa --model "$T/ftcapvqa/model" --data "$T/emoji/tasks/vqa-unseen.jsonl" --protocol vote
 expect_fail "finetune: fusion head on a captioning model" 2 "captioning" "$vlp" finetune --pretrained "$T/blip" --task mc --train "$T/emoji/tasks/mc-train.jsonl" --steps 2 --out "$T/ftx"
 expect_fail "finetune: head that does not fit the task" 2 "does not fit task vqa" "$vlp" finetune "${FT[@]}" --task vqa --head itm --train "$T/emoji/tasks/vqa-train.jsonl" --steps 2 --out "$T/ftx"
