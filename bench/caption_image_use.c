@@ -13,22 +13,10 @@
 #include <string.h>
 
 #include "vlp.h"
-#include "vlp_image.h"
 #include "vlp_text.h"
 #include "vlp_vl.h"
 
 #define MAXP 4096
-
-static int load_pixels(const vlp_vl *m, const char *path, float *out) {
-    vlp_image img;
-    vlp_preprocess_config pc = {.size = m->cfg.image_size, .composite_white = 0};
-    memcpy(pc.mean, m->cfg.mean, sizeof pc.mean);
-    memcpy(pc.std, m->cfg.std, sizeof pc.std);
-    if (vlp_image_load(path, NULL, &img)) return -1;
-    int rc = vlp_image_preprocess(&img, &pc, out);
-    vlp_image_free(&img);
-    return rc;
-}
 
 /* sum log p(ids[1..n) | image feat, ids[0]) with the key/value cache; *tokens += n - 1 */
 static double caption_logp(const vlp_vl *m, const float *feat, const int32_t *ids, int n, long *tokens) {
@@ -103,7 +91,7 @@ int main(int argc, char **argv) {
     float *px = malloc((size_t)3 * S * S * sizeof(float)), *feat = malloc((size_t)n * N1 * W * sizeof(float));
     int32_t *ids = malloc((size_t)T * sizeof(int32_t));
     for (int i = 0; i < n; i++)
-        if (load_pixels(m, paths[i], px) || vlp_vl_image_features(m, px, 1, feat + (size_t)i * N1 * W)) {
+        if (vlp_vl_load_pixels(m, paths[i], px) || vlp_vl_image_features(m, px, 1, feat + (size_t)i * N1 * W)) {
             fprintf(stderr, "caption_image_use: %s: %s\n", paths[i], vlp_last_error());
             return 1;
         }

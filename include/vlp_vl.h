@@ -293,6 +293,9 @@ int vlp_vl_beam_search(const vlp_vl *m, const float *img, int n_img, const vlp_v
                        int *lens);
 /* Image tokens of n preprocessed images [n, 3, S, S] -> out [n, N + 1, vision_width]. */
 int vlp_vl_image_features(const vlp_vl *m, const float *pixels, int n, float *out);
+/* An image file as the model's input: decoded, resized and center-cropped to image_size,
+ * normalised with the config's mean/std -> out [3, S, S]. The error names the file. Thread-safe. */
+int vlp_vl_load_pixels(const vlp_vl *m, const char *path, float *out);
 
 #pragma GCC visibility pop
 #ifdef __cplusplus

@@ -6,6 +6,7 @@
 
 #include "core/internal.h"
 #include "io/json_file.h"
+#include "vlp_image.h"
 #include "vlp_safetensors.h"
 
 #include <errno.h>
@@ -1023,4 +1024,25 @@ fail:
     vlp_vl_free(m);
     vlp_st_close(st);
     return NULL;
+}
+
+int vlp_vl_load_pixels(const vlp_vl *m, const char *path, float *out) {
+    if (!m || !path || !out) {
+        vlp_set_error("vlp_vl_load_pixels: NULL argument");
+        return VLP_ERR_ARG;
+    }
+    vlp_image img;
+    vlp_preprocess_config pc = {.size = m->cfg.image_size, .composite_white = 0};
+    memcpy(pc.mean, m->cfg.mean, sizeof pc.mean);
+    memcpy(pc.std, m->cfg.std, sizeof pc.std);
+    int rc = vlp_image_load(path, NULL, &img);
+    if (rc) return rc; /* the message names the file */
+    rc = vlp_image_preprocess(&img, &pc, out);
+    vlp_image_free(&img);
+    if (rc) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "%s", vlp_last_error());
+        vlp_set_error("%s: %s", path, msg);
+    }
+    return rc;
 }

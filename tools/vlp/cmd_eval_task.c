@@ -145,18 +145,6 @@ static vlp_wordpiece *cap_tokenizer(const char *model, const vlp_vl *m) {
     return t;
 }
 
-/* The preprocessing of `vlp caption` (tools/vlp/cmd_fusion.c). Thread-safe. */
-static int cap_pixels(const vlp_vl *m, const char *path, float *out) {
-    vlp_image img;
-    vlp_preprocess_config pc = {.size = m->cfg.image_size, .composite_white = 0};
-    memcpy(pc.mean, m->cfg.mean, sizeof pc.mean);
-    memcpy(pc.std, m->cfg.std, sizeof pc.std);
-    if (vlp_image_load(path, NULL, &img)) return -1;
-    int rc = vlp_image_preprocess(&img, &pc, out);
-    vlp_image_free(&img);
-    return rc;
-}
-
 /* Keeps the message of the lowest failing example (called inside a critical section). */
 static void cap_fail(int64_t *bad, char *msg, size_t cap, int64_t i, const char *what) {
     if (*bad >= 0 && *bad <= i) return;
@@ -251,7 +239,7 @@ static int eval_caption(const cap_args *a, const vlp_task_set *ds) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
         for (int i = 0; i < nb; i++) {
             const char *path = ds->ex[b0 + i].image;
-            if (cap_pixels(m, path, px + (size_t)i * 3 * S * S)) {
+            if (vlp_vl_load_pixels(m, path, px + (size_t)i * 3 * S * S)) {
 #pragma omp critical(cap_err)
                 cap_fail(&bad, msg, sizeof msg, b0 + i, path);
             }

@@ -38,21 +38,9 @@ static vlp_wordpiece *load_tokenizer(const char *cmd, const char *model_dir, con
 }
 
 static int load_pixels(const char *cmd, const vlp_vl *m, const char *path, float *out) {
-    vlp_image img;
-    vlp_preprocess_config pc = {.size = m->cfg.image_size, .composite_white = 0};
-    memcpy(pc.mean, m->cfg.mean, sizeof pc.mean);
-    memcpy(pc.std, m->cfg.std, sizeof pc.std);
-    if (vlp_image_load(path, NULL, &img)) {
-        fprintf(stderr, "vlp %s: %s\n", cmd, vlp_last_error());
-        return CLI_FAIL;
-    }
-    int rc = vlp_image_preprocess(&img, &pc, out);
-    vlp_image_free(&img);
-    if (rc) {
-        fprintf(stderr, "vlp %s: %s: %s\n", cmd, path, vlp_last_error());
-        return CLI_FAIL;
-    }
-    return CLI_OK;
+    if (!vlp_vl_load_pixels(m, path, out)) return CLI_OK;
+    fprintf(stderr, "vlp %s: %s\n", cmd, vlp_last_error());
+    return CLI_FAIL;
 }
 
 static vlp_vl *load_model(const char *cmd, const char *path, int want_caption) {
