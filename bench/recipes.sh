@@ -5,7 +5,8 @@
 #   RECIPES ("albef vlmo vilt cap"), THREADS (2), STEPS (600), DATA (data/emoji),
 #   TASKS (DATA/tasks: caption-{style,unseen}.jsonl for the captioning recipe), RERANK (16: ITM re-scores
 #   the ITC top 16), SKIP_TRAIN=1 (score the models already in bench/out/recipes), SKIP_SCORE=1
-#   (train only).
+#   (train only), SAVE_EVERY (0: checkpoint every N steps), RESUME=1 (continue each recipe from its
+#   last checkpoint: long recipes in pieces).
 # Each recipe: wall time of `vlp train` (data loading included), retrieval on style and unseen by
 # ITC and by ITM re-ranking (ViLT has no unimodal encoders: every pair by ITM, unseen only, since
 # style's 1720 x 1720 pairs would take hours), captioning BLEU-4 / CIDEr-D (beam search) for cap,
@@ -23,11 +24,27 @@ out=bench/out/recipes
 mkdir -p "$out"
 [ -f "$data/train.tsv" ] || "$vlp" data emoji --out "$data"
 
-train() { # RECIPE
-  local t0=$SECONDS
+train() { # RECIPE: one leg of training; with RESUME=1 it continues from the run's last checkpoint
+  # (SAVE_EVERY > 0 writes them), so a long recipe can run in pieces, even at different thread
+  # counts (the losses do not depend on them). Each leg appends {wall_s, threads} to RECIPE.legs.jsonl;
+  # RECIPE.time.json sums the legs.
+  local t0=$SECONDS resume=() legs="$out/$1.legs.jsonl"
+  if [ "${RESUME:-0}" = 1 ] && ls "$out/$1/checkpoints" 2>/dev/null | grep -q step; then
+    resume=(--resume)
+  else
+    rm -f "$legs" "$out/$1.log"
+  fi
   VLP_PROGRESS=0 "$vlp" --threads "$threads" train --config "configs/emoji-$1-s.json" --data "$data/train.tsv" \
-    --no-eval --steps "$steps" --out "$out/$1" --log-every 20 --save-every 0 2>"$out/$1.log"
-  echo "{\"wall_s\": $((SECONDS - t0)), \"steps\": $steps, \"threads\": $threads}" >"$out/$1.time.json"
+    --no-eval --steps "$steps" --out "$out/$1" --log-every 20 --save-every "${SAVE_EVERY:-0}" "${resume[@]}" \
+    2>>"$out/$1.log"
+  echo "{\"wall_s\": $((SECONDS - t0)), \"threads\": $threads}" >>"$legs"
+  /usr/bin/python3 - "$legs" "$steps" >"$out/$1.time.json" <<'PY'
+import json, sys
+legs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+th = sorted({l["threads"] for l in legs})
+print(json.dumps({"wall_s": sum(l["wall_s"] for l in legs), "steps": int(sys.argv[2]),
+                  "threads": th[0] if len(th) == 1 else th, "legs": len(legs)}))
+PY
   echo "$1: trained in $((SECONDS - t0)) s" >&2
 }
 

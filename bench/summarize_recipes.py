@@ -63,6 +63,7 @@ def main():
             c = itc.get(s) or full.get(s)
             tag = " (ITM)" if s not in itc and s in full else ""
             cells += [c[0] + tag, c[1] + tag] if c else ["-", "-"]
+        th = "+".join(map(str, th)) if isinstance(th, list) else th  # a run resumed at other thread counts
         w = f"{wall / 60:.1f} min ({th} thr)" if wall else "-"
         print(f"| {name} | {fam} | {objs} | {w} | " + " | ".join(cells) + " |")
 
