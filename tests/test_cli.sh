@@ -425,6 +425,15 @@ check "eval --task ground2 on the fine-tuned model (exit $rc): one cell per row"
 "$vlp" finetune --config configs/ft-cap-s-vqa.json --pretrained "$T/blipft" --batch-size 8 --train "$T/emoji/tasks/vqa-train.jsonl" \
   --no-eval --steps 3 --warmup 0 --out "$T/ftcapvqa" > /dev/null 2> "$T/err"; rc=$?
 check "finetune vqa on a captioning model from a shipped config (head lm) exits 0 (got $rc)" '[ $rc = 0 ] && grep -q "\"head\": \"lm\"" "$T/ftcapvqa/model/config.json"'
+# generated answers take the train answers' spelling in fine-tuning's evaluation as in vlp eval: the
+# decoder writes WordPiece "medium - light"; a model taught one answer must score 100%, not 0%
+grep '"skintone"' "$T/emoji/tasks/vqa-train.jsonl" | head -8 | sed 's/"answer": *"[^"]*"/"answer": "medium-light"/' > "$T/emoji/tasks/mono.jsonl"
+"$vlp" finetune --config configs/ft-cap-s-vqa.json --pretrained "$T/blipft" --batch-size 8 --train "$T/emoji/tasks/mono.jsonl" \
+  --val "$T/emoji/tasks/mono.jsonl" --steps 30 --warmup 0 --lr 3e-3 --eval-every 1000 --save-every 0 --out "$T/ftmono" > /dev/null 2> "$T/err"; rc=$?
+"$vlp" eval --task vqa --model "$T/ftmono/model" --data "$T/emoji/tasks/mono.jsonl" --train "$T/emoji/tasks/mono.jsonl" \
+  --protocol generate --predictions "$T/dsrun/pred_mono.jsonl" --json > "$T/ftout" 2> /dev/null; rc2=$?
+check "finetune's generative-VQA evaluation canonicalises answers like vlp eval (exit $rc/$rc2): $(tail -1 "$T/ftmono/metrics.jsonl" 2> /dev/null)" \
+  '[ $rc = 0 ] && [ $rc2 = 0 ] && tail -1 "$T/ftmono/metrics.jsonl" | grep -q "\"mono/accuracy\":1\b" && [ $(grep -c "\"answer\": *\"medium-light\"" "$T/dsrun/pred_mono.jsonl") = 8 ]'
 out=$("$vlp" info "$T/ftcapvqa/model" 2>&1)
 check "info on an lm-head model names the decoder, not classes" 'echo "$out" | grep -q "head lm (the decoder, [0-9]*-token vocabulary)"'
 "$vlp" eval --task vqa --model "$T/ftcapvqa/model" --data "$T/emoji/tasks/vqa-unseen.jsonl" --protocol rank \

@@ -160,6 +160,7 @@ typedef struct {
     vlp_ft_model *m;
     vlp_ft_data *val[8];
     vlp_task_set *vset[8], *train_set;
+    vlp_wordpiece *tok; /* generated answers take the train answers' spelling, as vlp eval does */
     char split[8][256];
     double t0, last_draw;
     int tty;
@@ -199,6 +200,9 @@ static int on_eval(void *ctx, vlp_trainer *t, int64_t step, char *buf, size_t ca
         vlp_task_metrics met;
         memset(&met, 0, sizeof met);
         rc = vlp_ft_predict(r->m, r->val[i], r->c->eval_batch, &p, NULL);
+        if (!rc && r->m->head == VLP_FT_HEAD_LM && r->m->task == VLP_TASK_VQA &&
+            vlp_ft_lm_canonical_answers(r->tok, r->train_set, p) < 0)
+            rc = VLP_ERR_NOMEM;
         if (!rc) rc = vlp_task_score(r->vset[i], p, r->m->task == VLP_TASK_VQA ? r->train_set : NULL, &met);
         if (!rc) {
             char k[300];
@@ -437,6 +441,7 @@ int vlp_cmd_finetune(int argc, char **argv) {
         goto done;
     }
     ctx.m = m;
+    ctx.tok = tok;
     if (!(dt = vlp_ft_data_new(m, ctx.train_set, tok))) {
         fprintf(stderr, "vlp finetune: %s\n", vlp_last_error());
         goto done;
