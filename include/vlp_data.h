@@ -124,6 +124,12 @@ int vlp_loader_next(vlp_loader *ld, vlp_batch *out);
  * flight are discarded; the buffers of the last returned batch become invalid. */
 int vlp_loader_seek(vlp_loader *ld, int64_t epoch, int64_t batch);
 int64_t vlp_loader_batches_per_epoch(const vlp_loader *ld);
+/* One epoch of an unshuffled loader over all n pairs, in dataset order, for evaluation: calls
+ * fn(ctx, batch, first) with first = the dataset index of the batch's first row. Fails (an
+ * error naming `who`) when the loader skips or reorders a pair, or delivers other than n;
+ * returns fn's first non-zero status. */
+int vlp_loader_each_in_order(vlp_loader *ld, int64_t n, const char *who,
+                             int (*fn)(void *ctx, const vlp_batch *b, int64_t first), void *ctx);
 /* Seconds vlp_loader_next spent waiting for data since the last call of this function. */
 double vlp_loader_take_wait_seconds(vlp_loader *ld);
 /* Pairs dropped so far with skip_bad_images, and the message of the last one ("" if none). */

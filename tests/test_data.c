@@ -656,6 +656,18 @@ static void test_custom_tokenizer(const vlp_dataset *ds) {
     CHECK(calls >= 3, "custom tokenizer called %d times", calls);
 }
 
+struct order_seen {
+    int64_t rows;
+    int calls, ok;
+};
+static int order_cb(void *ctx, const vlp_batch *b, int64_t first) {
+    struct order_seen *s = ctx;
+    s->ok = (s->calls == 0 || s->ok) && first == s->rows && b->index[0] == first;
+    s->rows += b->n;
+    s->calls++;
+    return 0;
+}
+
 static void test_bad_images(void) {
     char *p = tmp_path("bad-000000.tar");
     write_shard(p, 0, 7, 16, 4);
@@ -683,6 +695,32 @@ static void test_bad_images(void) {
     CHECK(ok, "skip: batch 1 loses k0004");
     CHECK(vlp_loader_skipped(ld) == 1 && contains(vlp_loader_last_skip_error(ld), "k0004"), "skipped %lld: %s",
           (long long)vlp_loader_skipped(ld), vlp_loader_last_skip_error(ld));
+    vlp_loader_free(ld);
+
+    /* evaluation's in-order pass: every pair once, in order, first = the batch's first index; a
+     * pair skipped for a bad image is an error naming it (features would land on wrong captions) */
+    struct order_seen seen = {0};
+    o.skip_bad_images = 0;
+    vlp_dataset *good = vlp_dataset_open(FIXTURE("data/pairs.csv"), NULL);
+    int64_t ng = good ? vlp_dataset_size(good) : 0;
+    ld = good ? vlp_loader_new(good, &o) : NULL;
+    rc = ld ? vlp_loader_each_in_order(ld, ng, "in-order test", order_cb, &seen) : -1;
+    CHECK(rc == 0 && seen.ok && seen.rows == ng && seen.calls == (ng + 2) / 3,
+          "in order: rc %d, %lld of %lld rows in %d batches (%s)", rc, (long long)seen.rows, (long long)ng, seen.calls,
+          rc ? vlp_last_error() : "");
+    vlp_loader_free(ld);
+    ld = good ? vlp_loader_new(good, &o) : NULL;
+    rc = ld ? vlp_loader_each_in_order(ld, ng + 1, "in-order test", order_cb, &(struct order_seen){0}) : 0;
+    CHECK(rc < 0 && contains(vlp_last_error(), "in-order test") && contains(vlp_last_error(), "of"),
+          "a pair count that does not match fails: %s", vlp_last_error());
+    vlp_loader_free(ld);
+    vlp_dataset_free(good);
+    o.skip_bad_images = 1;
+    ld = vlp_loader_new(ds, &o);
+    seen = (struct order_seen){0};
+    rc = vlp_loader_each_in_order(ld, 7, "in-order test", order_cb, &seen);
+    CHECK(rc < 0 && contains(vlp_last_error(), "skipped pair 4") && seen.calls == 1,
+          "a skipped pair stops the pass at its batch: %s (%d batches seen)", vlp_last_error(), seen.calls);
     vlp_loader_free(ld);
 
     /* replace: batch 1 stays full, k0004's slot holds another readable pair, the same one for

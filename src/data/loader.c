@@ -451,6 +451,37 @@ int vlp_loader_seek(vlp_loader *ld, int64_t epoch, int64_t batch) {
 
 int64_t vlp_loader_batches_per_epoch(const vlp_loader *ld) { return ld ? ld->batches : 0; }
 
+int vlp_loader_each_in_order(vlp_loader *ld, int64_t n, const char *who,
+                             int (*fn)(void *ctx, const vlp_batch *b, int64_t first), void *ctx) {
+    if (!ld || !fn) {
+        vlp_set_error("%s: NULL loader", who);
+        return VLP_ERR_ARG;
+    }
+    if (n > 0 && ld->batches <= 0) {
+        vlp_set_error("%s: the loader has no batches", who);
+        return VLP_ERR_ARG;
+    }
+    int64_t done = 0;
+    int rc = VLP_OK;
+    for (int64_t b = 0; !rc && b < ld->batches; b++) {
+        vlp_batch bt;
+        if ((rc = vlp_loader_next(ld, &bt))) break;
+        /* a pair lost here (a skipped bad image) would shift every later feature onto the wrong caption */
+        for (int i = 0; i < bt.n && !rc; i++)
+            if (bt.index[i] != done + i) {
+                vlp_set_error("%s: the loader skipped pair %lld", who, (long long)(done + i));
+                rc = VLP_ERR_IO;
+            }
+        if (!rc) rc = fn(ctx, &bt, done);
+        done += bt.n;
+    }
+    if (!rc && done != n) {
+        vlp_set_error("%s: read %lld of %lld pairs", who, (long long)done, (long long)n);
+        rc = VLP_ERR_IO;
+    }
+    return rc;
+}
+
 double vlp_loader_take_wait_seconds(vlp_loader *ld) {
     if (!ld) return 0;
     double w = ld->wait_s;

@@ -83,6 +83,18 @@ int vlp_retrieval_metrics(const float *sim, int64_t ni, int64_t nt, const int64_
 
 /* ---- over a dataset ------------------------------------------------------------------------ */
 
+typedef struct {
+    vlp_clip_runner *r;
+    float *fi, *ft;
+    int E;
+} embed_ctx;
+
+static int embed_batch(void *ctx, const vlp_batch *bt, int64_t first) {
+    embed_ctx *c = ctx;
+    if (vlp_clip_embed_pixels(c->r, bt->pixels, bt->n, 1, c->fi + first * c->E) < 0) return VLP_ERR_STATE;
+    return vlp_clip_embed_tokens(c->r, bt->tokens, bt->n, 1, c->ft + first * c->E) < 0 ? VLP_ERR_STATE : VLP_OK;
+}
+
 int vlp_embed_dataset(const vlp_clip *m, const vlp_dataset *ds, int batch, int workers, float **img, float **txt,
                       int64_t *n_out) {
     if (!m || !ds || !img || !txt || !n_out) {
@@ -106,27 +118,8 @@ int vlp_embed_dataset(const vlp_clip *m, const vlp_dataset *ds, int batch, int w
     float *fi = malloc((size_t)n * E * sizeof(float)), *ft = malloc((size_t)n * E * sizeof(float));
     int rc = ld && r && fi && ft ? VLP_OK : VLP_ERR_NOMEM;
     if (rc && ld && r) vlp_set_error("vlp_embed_dataset: out of memory for %lld features", (long long)n);
-    if (!rc && vlp_loader_batches_per_epoch(ld) <= 0) {
-        vlp_set_error("vlp_embed_dataset: the loader has no batches");
-        rc = VLP_ERR_ARG;
-    }
-    int64_t done = 0;
-    for (int64_t b = 0; !rc && b < vlp_loader_batches_per_epoch(ld); b++) {
-        vlp_batch bt;
-        if ((rc = vlp_loader_next(ld, &bt))) break;
-        for (int i = 0; i < bt.n && !rc; i++)
-            if (bt.index[i] != done + i) {
-                vlp_set_error("vlp_embed_dataset: the loader skipped pair %lld", (long long)(done + i));
-                rc = VLP_ERR_IO;
-            }
-        if (!rc) rc = vlp_clip_embed_pixels(r, bt.pixels, bt.n, 1, fi + done * E) < 0 ? VLP_ERR_STATE : VLP_OK;
-        if (!rc) rc = vlp_clip_embed_tokens(r, bt.tokens, bt.n, 1, ft + done * E) < 0 ? VLP_ERR_STATE : VLP_OK;
-        done += bt.n;
-    }
-    if (!rc && done != n) {
-        vlp_set_error("vlp_embed_dataset: embedded %lld of %lld pairs", (long long)done, (long long)n);
-        rc = VLP_ERR_IO;
-    }
+    embed_ctx ec = {r, fi, ft, E};
+    if (!rc) rc = vlp_loader_each_in_order(ld, n, "vlp_embed_dataset", embed_batch, &ec);
     vlp_clip_runner_free(r);
     vlp_loader_free(ld);
     if (rc) {

@@ -167,13 +167,59 @@ static int group_pairs(const vlp_dataset *ds, pair_groups *pg) {
     return VLP_OK;
 }
 
+typedef struct {
+    const vlp_vl_config *mc;
+    const pair_groups *pg;
+    vlp_graph *g;
+    vlp_tensor *px, *ids, *mask, *oi, *ot, *fin_i, *fin_t;
+    int32_t *mbuf;
+    float *fi, *ft;
+    itm_ctx *ic; /* NULL: no fusion inputs */
+    int batch;
+} encode_ctx;
+
+/* One loader batch through the encoders; its rows' features into place (rows first, first+1, ...). */
+static int encode_batch(void *ctx, const vlp_batch *bt, int64_t first) {
+    encode_ctx *c = ctx;
+    const vlp_vl_config *mc = c->mc;
+    int S = mc->image_size, T = mc->max_text_len, E = mc->embed_dim, rc;
+    for (int r = 0; r < c->batch; r++) { /* a short last batch repeats its first row */
+        int s = r < bt->n ? r : 0;
+        memcpy((float *)c->px->data + (size_t)r * 3 * S * S, bt->pixels + (size_t)s * 3 * S * S,
+               (size_t)3 * S * S * sizeof(float));
+        for (int k = 0; k < T; k++) {
+            int32_t id = bt->tokens[(size_t)s * T + k];
+            ((int32_t *)c->ids->data)[(size_t)r * T + k] = id;
+            c->mbuf[(size_t)r * T + k] = id != mc->pad_id;
+        }
+    }
+    if (c->mask->data) memcpy(c->mask->data, c->mbuf, (size_t)c->batch * T * sizeof *c->mbuf);
+    if ((rc = vlp_graph_forward(c->g))) return rc;
+    itm_ctx *ic = c->ic;
+    size_t isz = ic ? (size_t)ic->IL * ic->IW : 0, tsz = ic ? (size_t)T * ic->W : 0;
+    for (int r = 0; r < bt->n; r++) {
+        int64_t p = first + r;
+        if (c->fi) {
+            memcpy(c->fi + p * E, (float *)c->oi->data + (size_t)r * E, (size_t)E * sizeof(float));
+            memcpy(c->ft + p * E, (float *)c->ot->data + (size_t)r * E, (size_t)E * sizeof(float));
+        }
+        if (ic) {
+            if (c->pg->img_of_pair[p] >= 0)
+                memcpy(ic->img_in + c->pg->img_of_pair[p] * isz, (float *)c->fin_i->data + r * isz, isz * sizeof(float));
+            memcpy(ic->txt_in + p * tsz, (float *)c->fin_t->data + r * tsz, tsz * sizeof(float));
+            memcpy(ic->mask + p * T, c->mbuf + (size_t)r * T, (size_t)T * sizeof(int32_t));
+        }
+    }
+    return VLP_OK;
+}
+
 /* One pass over the dataset: the L2-normalised ITC features fi / ft [n, E] when fi is not
  * NULL, and the fusion inputs of ic (img_in per image, txt_in and mask per text) when
  * ic->img_in is not NULL. */
 static int encode_pairs(const vlp_vl *m, vlp_tokenize_fn tokenize, void *tctx, const vlp_dataset *ds, int batch,
                         const pair_groups *pg, float *fi, float *ft, itm_ctx *ic) {
     const vlp_vl_config *mc = &m->cfg;
-    int S = mc->image_size, T = mc->max_text_len, E = mc->embed_dim, emb = vlp_vl_fuses_embeddings(m);
+    int S = mc->image_size, T = mc->max_text_len, emb = vlp_vl_fuses_embeddings(m);
     int fuse = ic && ic->img_in;
     int64_t n = pg->n;
     vlp_tensor *px = NULL, *ids = NULL, *mask = NULL, *oi = NULL, *ot = NULL, *fin_i = NULL, *fin_t = NULL,
@@ -212,47 +258,8 @@ static int encode_pairs(const vlp_vl *m, vlp_tokenize_fn tokenize, void *tctx, c
      * embeddings) leaves its input unallocated */
     int32_t *mbuf = malloc((size_t)batch * T * sizeof *mbuf);
     if (!rc && !mbuf) rc = VLP_ERR_NOMEM;
-    int64_t done = 0;
-    size_t isz = fuse ? (size_t)ic->IL * ic->IW : 0, tsz = fuse ? (size_t)T * ic->W : 0;
-    for (int64_t bi = 0; !rc && bi < vlp_loader_batches_per_epoch(ld); bi++) {
-        vlp_batch bt;
-        if ((rc = vlp_loader_next(ld, &bt))) break;
-        for (int r = 0; r < batch; r++) { /* a short last batch repeats its first row */
-            int s = r < bt.n ? r : 0;
-            memcpy((float *)px->data + (size_t)r * 3 * S * S, bt.pixels + (size_t)s * 3 * S * S,
-                   (size_t)3 * S * S * sizeof(float));
-            for (int k = 0; k < T; k++) {
-                int32_t id = bt.tokens[(size_t)s * T + k];
-                ((int32_t *)ids->data)[(size_t)r * T + k] = id;
-                mbuf[(size_t)r * T + k] = id != mc->pad_id;
-            }
-        }
-        if (mask->data) memcpy(mask->data, mbuf, (size_t)batch * T * sizeof *mbuf);
-        if ((rc = vlp_graph_forward(g))) break;
-        for (int r = 0; r < bt.n; r++) {
-            int64_t p = bt.index[r];
-            if (p != done + r) {
-                vlp_set_error("vlp_vl_eval_retrieval: the loader skipped pair %lld", (long long)(done + r));
-                rc = VLP_ERR_IO;
-                break;
-            }
-            if (fi) {
-                memcpy(fi + p * E, (float *)oi->data + (size_t)r * E, (size_t)E * sizeof(float));
-                memcpy(ft + p * E, (float *)ot->data + (size_t)r * E, (size_t)E * sizeof(float));
-            }
-            if (fuse) {
-                if (pg->img_of_pair[p] >= 0)
-                    memcpy(ic->img_in + pg->img_of_pair[p] * isz, (float *)fin_i->data + r * isz, isz * sizeof(float));
-                memcpy(ic->txt_in + p * tsz, (float *)fin_t->data + r * tsz, tsz * sizeof(float));
-                memcpy(ic->mask + p * T, mbuf + (size_t)r * T, (size_t)T * sizeof(int32_t));
-            }
-        }
-        done += bt.n;
-    }
-    if (!rc && done != n) {
-        vlp_set_error("vlp_vl_eval_retrieval: encoded %lld of %lld pairs", (long long)done, (long long)n);
-        rc = VLP_ERR_IO;
-    }
+    encode_ctx ec = {mc, pg, g, px, ids, mask, oi, ot, fin_i, fin_t, mbuf, fi, ft, fuse ? ic : NULL, batch};
+    if (!rc) rc = vlp_loader_each_in_order(ld, n, "vlp_vl_eval_retrieval", encode_batch, &ec);
     free(mbuf);
     vlp_loader_free(ld);
     vlp_graph_free(g);
