@@ -30,7 +30,7 @@ static void help(void) {
            "See configs/ft-albef-s-vqa.json. Options (each overrides the field of FT.json named after it):\n"
            "  --config FILE       fine-tuning config\n"
            "  --pretrained DIR    the pre-trained model (e.g. runs/emoji-albef-s/model)\n"
-           "  --task vqa|mc|nlvr|ground2|ground3  --head NAME (default: the task's head)\n"
+           "  --task vqa|mc|nlvr|ground2|ground3|caption  --head NAME (default: the task's head)\n"
            "  --train FILE.jsonl  training examples;  --val FILE.jsonl (repeatable) evaluated every --eval-every\n"
            "                      steps and at the end (accuracy; vqa: mean over question types); --no-eval\n"
            "  --freeze PART       vision, text or embeddings (repeatable); --freeze none clears the config's\n"

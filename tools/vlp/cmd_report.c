@@ -17,7 +17,7 @@ static void report_usage(FILE *f) {
             "  metrics.jsonl                     the training log; fields with \"loss\" in their name are\n"
             "                                    drawn against \"step\"\n"
             "  eval_<task>_<split>.json          {\"task\", \"split\", \"data\", \"predictions\", \"n\", \"metrics\"}\n"
-            "                                    (written by vlp score --out)\n"
+            "                                    (written by vlp eval --task ... --out and vlp score --out)\n"
             "  predictions_<task>_<split>.jsonl  the predictions the gallery shows\n"
             "  --out FILE     the HTML page to write (required)\n"
             "  --gallery N    examples per run, task and split, half right and half wrong when both exist\n"
