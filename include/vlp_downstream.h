@@ -54,6 +54,11 @@ void vlp_clip_task_result_free(vlp_clip_task_result *r);
 /* Writes the predictions as JSON Lines in the scorer's format ({"answer": S} or {"label": L}) plus
  * "confidence" and, for mc and ground, "probs"; atomically (temporary file, then rename). */
 int vlp_clip_task_write_predictions(const vlp_clip_task_result *r, const char *path);
+/* The same with data (the set r predicts; may be NULL: as above): one row per non-empty data
+ * line, each row the data file skipped written {"skipped": true, "error": "FILE:LINE: problem"}. */
+int vlp_clip_task_write_predictions_rows(const vlp_clip_task_result *r, const vlp_task_set *data, const char *path);
+/* One such skipped row as JSON text (malloc'd, no newline; NULL when out of memory). */
+char *vlp_task_skipped_row_json(const vlp_task_bad_row *b);
 
 /* Linear probe: multinomial logistic regression on fixed features (full-batch gradient descent
  * with L2 weight decay, deterministic). x [n, d], labels in 0..classes-1. w gets [classes, d+1]

@@ -12,12 +12,15 @@
  * Bad rows (malformed JSON, a missing or mistyped field, a label out of range, an image that
  * cannot be opened when check_images is set, a row identical to an earlier one) are counted by
  * reason, described as "FILE:LINE: problem" and skipped; with strict set the first one is an
- * error. Empty lines are ignored.
+ * error. Empty lines are ignored. vlp_task_check_images (and vlp_ft_data_new_ex) drop rows whose
+ * images cannot be decoded the same way, as "FILE:LINE: image PATH: reason".
  *
  * Predictions are JSON Lines too, one row per example in the data file's order:
  * {"answer": S} (vqa), {"caption": S} (caption), {"label": L} (nlvr: true/false or 0/1;
  * ground, mc: the cell or choice index); other fields are ignored. A prediction file may have
- * one row per kept example or one row per non-empty data line (skipped rows included).
+ * one row per kept example or one row per non-empty data line (skipped rows included). A row
+ * {"skipped": true, ...} (as vlp eval writes for a skipped data row) predicts nothing: its
+ * example, if the data keeps it, is left out of the metrics (counted in n_skipped).
  *
  * Metrics follow the spec: answers compare after lowercasing and trimming whitespace; VQA
  * accuracy per type, "overall" = the mean over the types present, with the majority baseline
@@ -78,6 +81,13 @@ typedef enum {
     VLP_TASK_BAD_COUNT
 } vlp_task_bad_reason;
 
+/* One skipped row: where, why, and its "FILE:LINE: problem" message. */
+typedef struct {
+    int64_t line, row;        /* 1-based line; 0-based index among the non-empty lines */
+    vlp_task_bad_reason reason;
+    char *message;
+} vlp_task_bad_row;
+
 typedef struct {
     int strict;       /* 1: the first bad row is an error (VLP_ERR_IO) */
     int check_images; /* 1: rows whose image files cannot be opened are bad */
@@ -95,6 +105,7 @@ typedef struct {
     int64_t bad[VLP_TASK_BAD_COUNT];
     int n_messages;           /* the first VLP_TASK_MAX_MESSAGES problems, "FILE:LINE: ..." */
     char *messages[VLP_TASK_MAX_MESSAGES];
+    vlp_task_bad_row *bad_rows; /* all n_bad skipped rows, in file order */
 } vlp_task_set;
 
 /* opt may be NULL (lenient, no image checks). */
@@ -103,12 +114,23 @@ vlp_task_set *vlp_task_read(const char *path, vlp_task_kind kind, const vlp_task
 vlp_task_set *vlp_task_read_mem(const char *data, size_t size, const char *name, const char *base_dir,
                                 vlp_task_kind kind, const vlp_task_read_options *opt);
 void vlp_task_set_free(vlp_task_set *s);
+/* Drops the examples i with why[i] != NULL ("problem", e.g. "image P: cannot open"): counted
+ * under reason, described as "FILE:LINE: problem" (messages, bad_rows), the others kept in
+ * order. strict: nothing is dropped and the first such example (in file order) is the error
+ * (VLP_ERR_IO). Returns the number dropped or a negative status. */
+int vlp_task_drop(vlp_task_set *s, const char *const *why, vlp_task_bad_reason reason, int strict);
+/* Decodes every distinct image the examples read (caption, vqa, mc: "image"; nlvr: "left" and
+ * "right"; ground: the canvas "image", which evaluation crops into cells) once, and drops the
+ * rows with one that cannot be decoded as VLP_TASK_BAD_IMAGE, "FILE:LINE: image PATH: reason"
+ * (vlp_task_drop; strict: the first is the error). Returns the number dropped or a negative status. */
+int vlp_task_check_images(vlp_task_set *s, int strict);
 
 typedef struct {
     vlp_task_kind kind;
     int64_t n;
     char **text;  /* vqa: answer, caption: caption */
     int *label;   /* nlvr, ground, mc */
+    unsigned char *skipped; /* NULL, or n flags: 1 for a {"skipped": true} row (text "", label -1) */
 } vlp_task_predictions;
 
 /* Malformed rows or missing fields are errors naming the file and line. */
@@ -137,10 +159,12 @@ typedef struct {
     int64_t cand_len, ref_len;                        /* caption: total tokens */
     double cider_d;                                   /* caption */
     unsigned char *correct;  /* n flags: 1 where the prediction is right (caption: exact) */
+    int64_t n_skipped;       /* examples left out: their prediction row is {"skipped": true} */
 } vlp_task_metrics;
 
 /* Scores predictions against a task set. train (vqa only, may be NULL) gives the majority
- * baselines. Returns 0 or a negative status (row counts that do not match, kinds differ). */
+ * baselines. Examples whose prediction is a skipped row are left out (n and correct[] cover
+ * the scored ones). Returns 0 or a negative status (row counts that do not match, kinds differ). */
 int vlp_task_score(const vlp_task_set *data, const vlp_task_predictions *pred,
                    const vlp_task_set *train, vlp_task_metrics *out);
 void vlp_task_metrics_free(vlp_task_metrics *m);

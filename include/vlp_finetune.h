@@ -121,6 +121,12 @@ int vlp_ft_graph_declare(vlp_graph *g, const vlp_ft_model *m, int batch, int tra
  * some target token fits in max_text_len). The set and tok are borrowed (lm decodes with tok). */
 typedef struct vlp_ft_data vlp_ft_data;
 vlp_ft_data *vlp_ft_data_new(const vlp_ft_model *m, const vlp_task_set *set, vlp_wordpiece *tok);
+/* The same, but an image that cannot be decoded drops its rows from set (counted and described
+ * as the reader's bad rows: vlp_task_drop, "FILE:LINE: image PATH: reason") instead of failing;
+ * opt->strict (opt may be NULL): the first such row is the error, as in vlp_ft_data_new. The
+ * decoding is the data's own (each distinct image once). */
+vlp_ft_data *vlp_ft_data_new_ex(const vlp_ft_model *m, vlp_task_set *set, vlp_wordpiece *tok,
+                                const vlp_task_read_options *opt);
 void vlp_ft_data_free(vlp_ft_data *d);
 int64_t vlp_ft_data_size(const vlp_ft_data *d);
 /* Examples with a usable label (vqa: answer known to the model). */

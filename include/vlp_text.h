@@ -72,9 +72,9 @@ char *vlp_bpe_clean_text(const char *utf8);
  * is then deleted. A vlp_wordpiece may be shared by threads (its word cache is locked). */
 typedef struct vlp_wordpiece vlp_wordpiece;
 
-/* vocab.txt (one token per line, id = line number, lines stripped of whitespace; a duplicate
- * token maps to its last line, as the reference's dict); NULL = bert-base-uncased built into
- * libvlp. The vocabulary must contain [UNK]. NULL on error. */
+/* vocab.txt (one token per line, id = line number, lines stripped of whitespace); NULL =
+ * bert-base-uncased built into libvlp. The vocabulary must contain [UNK] and no token twice (a
+ * duplicate is an error naming the file, the token and both lines). NULL on error. */
 vlp_wordpiece *vlp_wordpiece_load(const char *path);
 void vlp_wordpiece_free(vlp_wordpiece *t);
 int vlp_wordpiece_vocab_size(const vlp_wordpiece *t); /* 30522 for bert-base-uncased */
@@ -112,6 +112,12 @@ const char *vlp_wordpiece_id_token(const vlp_wordpiece *t, int id);
 enum { VLP_WP_PAD = 0, VLP_WP_UNK, VLP_WP_CLS, VLP_WP_SEP, VLP_WP_MASK };
 /* The id of a special token (VLP_WP_*) or -1 if the vocabulary lacks it. */
 int vlp_wordpiece_special_id(const vlp_wordpiece *t, int which);
+/* Where the vocabulary came from, for messages: "'path'" or the built-in's description. */
+const char *vlp_wordpiece_source(const vlp_wordpiece *t);
+/* VLP_OK if the vocabulary has every special token of `which` (bits 1 << VLP_WP_*), else an
+ * error naming the source and each missing token ("who need ..." says what needs them). */
+int vlp_wordpiece_require_specials(const vlp_wordpiece *t, unsigned which, const char *who);
+#define VLP_WP_VL_SPECIALS ((1u << VLP_WP_PAD) | (1u << VLP_WP_CLS) | (1u << VLP_WP_SEP) | (1u << VLP_WP_MASK))
 
 #pragma GCC visibility pop
 

@@ -87,6 +87,8 @@ int vlp_vl_preset(const char *name, vlp_vl_config *cfg);
 int vlp_vl_config_validate(const vlp_vl_config *cfg);
 /* vlp's config.json (as written by vlp_vl_save): flat, strict, "family" required. */
 int vlp_vl_config_load(const char *path, vlp_vl_config *cfg);
+/* The config as the JSON object vlp_vl_save writes to config.json (malloc'd, free with free()). */
+char *vlp_vl_config_dumps(const vlp_vl_config *cfg);
 
 typedef struct {
     vlp_tensor *ln_w, *ln_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;

@@ -256,12 +256,39 @@ out=$("$vlp" --threads 1 caption "$T/blip" "$IMG" "$IMG" --max-len 6 2>&1); rc=$
 check "caption: one line per image (exit $rc)" '[ $rc = 0 ] && [ $(echo "$out" | grep -c "^$IMG	.") = 2 ]'
 out=$("$vlp" --threads 1 caption "$T/blip" "$IMG" --beam 3 --length-penalty 0.6 2>&1); rc=$?
 check "caption --beam 3 (exit $rc)" '[ $rc = 0 ] && echo "$out" | grep -q "^$IMG	."'
+# --model MODEL IMAGE... (the issue's form); beam search (beam 3, as eval --task caption) by default
+"$vlp" --threads 1 caption --model "$T/blip" "$IMG" "$IMG" > "$T/capd" 2> "$T/capd.err"; rc=$?
+"$vlp" --threads 1 caption --model "$T/blip" "$IMG" "$IMG" --beam 3 > "$T/capb" 2> "$T/capb.err"
+"$vlp" --threads 1 caption --model "$T/blip" "$IMG" "$IMG" --greedy > "$T/capg" 2> "$T/capg.err"
+"$vlp" --threads 1 caption "$T/blip" "$IMG" "$IMG" --beam 1 > "$T/cap1" 2> "$T/cap1.err"
+check "caption --model M IMAGE... (exit $rc): one line per image, default = --beam 3, reported as beam search" '[ $rc = 0 ] && [ $(grep -c "^$IMG	." "$T/capd") = 2 ] && cmp -s "$T/capd" "$T/capb" && grep -q "beam search (beam 3," "$T/capd.err" && cmp -s "$T/capd.err" "$T/capb.err"'
+check "caption --greedy = --beam 1, reported as greedy search" '[ -s "$T/capg" ] && cmp -s "$T/capg" "$T/cap1" && grep -q "greedy search" "$T/capg.err" && grep -q "greedy search" "$T/cap1.err" && ! grep -q "beam" "$T/capg.err"'
+expect_fail "caption: --greedy with --beam 4" 2 "do not combine" "$vlp" caption --model "$T/blip" "$IMG" --greedy --beam 4
+expect_fail "caption: --model without an image" 2 "IMAGE" "$vlp" caption --model "$T/blip"
+"$vlp" caption --help | grep -q "Default beam search with beam 3"
+check "caption --help says beam search is the default" '[ $? = 0 ]'
 a=$("$vlp" caption "$T/blip" "$IMG" --sample --seed 7 2>&1); b=$("$vlp" caption "$T/blip" "$IMG" --sample --seed 7 2>&1)
 check "caption --sample is reproducible from --seed" '[ -n "$a" ] && [ "$a" = "$b" ]'
 out=$("$vlp" --threads 1 match "$T/albef" "$IMG" "a dog" "two cats on a mat" 2>&1); rc=$?
 check "match: a probability per text (exit $rc)" '[ $rc = 0 ] && [ $(echo "$out" | awk -F"\t" "\$1 >= 0 && \$1 <= 1" | wc -l) = 2 ]'
 out=$("$vlp" --threads 1 fill "$T/vilt" "$IMG" "a [MASK] on the [MASK] ." --top 3 2>&1); rc=$?
 check "fill: a line per [MASK] with 3 candidates (exit $rc)" '[ $rc = 0 ] && [ $(echo "$out" | awk -F"\t" "NF == 4" | wc -l) = 2 ]'
+# the issue's flag forms give the positional forms' output
+a=$("$vlp" --threads 1 match --model "$T/albef" --image "$IMG" --text "a dog" --text "two cats on a mat" 2>&1); rc=$?
+check "match --model --image --text (exit $rc) = the positional form" '[ $rc = 0 ] && [ -n "$a" ] && [ "$a" = "$("$vlp" --threads 1 match "$T/albef" "$IMG" "a dog" "two cats on a mat" 2>&1)" ]'
+a=$("$vlp" --threads 1 fill --model "$T/vilt" --image "$IMG" --text "a [MASK] face" --top 3 2>&1); rc=$?
+check "fill --model --image --text (exit $rc): 3 candidates = the positional form" '[ $rc = 0 ] && [ $(echo "$a" | awk -F"\t" "NF == 4" | wc -l) = 1 ] && [ "$a" = "$("$vlp" --threads 1 fill "$T/vilt" "$IMG" "a [MASK] face" --top 3 2>&1)" ]'
+expect_fail "match: no --text" 2 "--text" "$vlp" match --model "$T/albef" --image "$IMG"
+expect_fail "fill: two texts" 2 "one TEXT" "$vlp" fill --model "$T/vilt" --image "$IMG" --text "a [MASK]" --text "b [MASK]"
+# a text longer than the model's 16 positions: match keeps [CLS] + its first 14 tokens + [SEP], so
+# it scores as those 14 words alone (one token each), never overflowing; fill refuses it (exit 1)
+long="a red dog sat on the green mat near two small cats and one big bird by the old tree in the park"
+w14=$(echo $long | cut -d' ' -f1-14); w13=$(echo $long | cut -d' ' -f1-13)
+n14=$("$vlp" tokenize --vocab tests/fixtures/bert/vocab.txt "$w14" | tr -cd , | wc -c)
+a=$("$vlp" --threads 1 match --model "$T/albef" --image "$IMG" --text "$long" --text "$w14" --text "$w13" 2>&1); rc=$?
+pl=$(echo "$a" | sed -n 1p | cut -f1); p14=$(echo "$a" | sed -n 2p | cut -f1); p13=$(echo "$a" | sed -n 3p | cut -f1)
+check "match: a text over max_text_len is truncated to [CLS] 14 tokens [SEP] (exit $rc; $pl = $p14 != $p13)" '[ $rc = 0 ] && [ "$n14" = 13 ] && [ -n "$pl" ] && [ "$pl" = "$p14" ] && [ "$p14" != "$p13" ]'
+expect_fail "fill: a text over the model's positions" 1 "longer than the model's positions" "$vlp" fill --model "$T/vilt" --image "$IMG" --text "$long [MASK]"
 expect_fail "match: captioning model refused" 1 "captioning model" "$vlp" match "$T/blip" "$IMG" "x"
 expect_fail "caption: fusion model refused" 1 "needs a captioning" "$vlp" caption "$T/vilt" "$IMG"
 expect_fail "fill: text without [MASK]" 2 "no [MASK]" "$vlp" fill "$T/vilt" "$IMG" "no mask here"
@@ -329,6 +356,56 @@ out=$("$vlp" eval --model "$T/vlrun/model" --data "$T/pairs.tsv" --rerank 2 2>&1
 check "eval --rerank on a VL model (exit $rc) prints ITC and ITM@2 rows" '[ $rc = 0 ] && echo "$out" | grep -q "ITC " && echo "$out" | grep -q "ITM@2 "'
 sed 's/"mlm": 1}/"mlm": 1, "nsp": 1}/' "$T/vl.json" > "$T/vlbad.json"
 expect_fail "train: unknown VL objective" 2 "nsp" "$vlp" train --config "$T/vlbad.json" --data "$T/pairs.tsv" --out "$T/vlrun2"
+# an objective the architecture cannot serve: the message names the field or objective and the family
+printf '{"model": "tiny", "objectives": {"mlm": 1}}' > "$T/clipmlm.json"
+expect_fail "train: MLM on a CLIP dual encoder" 2 "'objectives' (mlm) needs a VL 'family'" "$vlp" train --config "$T/clipmlm.json" --data "$T/pairs.tsv" --out "$T/vlrun2"
+sed 's/"family": "albef"/"family": "captioning"/; s/"itm": 1, "mlm": 1}/"lm": 1, "mlm": 1}/' "$T/vl.json" > "$T/capmlm.json"
+expect_fail "train: MLM on a captioning model" 2 "objective 'mlm' needs a fusion family (single_stream, dual_stream or mome), not captioning" "$vlp" train --config "$T/capmlm.json" --data "$T/pairs.tsv" --out "$T/vlrun2"
+sed 's/"mlm": 1}/"mlm": 1, "lm": 1}/' "$T/vl.json" > "$T/albeflm.json"
+expect_fail "train: LM on a dual_stream model" 2 "objective 'lm' needs the captioning family, not dual_stream" "$vlp" train --config "$T/albeflm.json" --data "$T/pairs.tsv" --out "$T/vlrun2"
+# vocabularies: a duplicate token, or special tokens a VL model needs, named with the file
+{ echo "[PAD]"; echo "[UNK]"; echo "[CLS]"; echo "[SEP]"; echo "[MASK]"; echo "dog"; echo "cat"; echo "dog"; } > "$T/dup.txt"
+expect_fail "vl-init: duplicate vocabulary token" 1 "$T/dup.txt': duplicate token 'dog' on lines 6 and 8" "$vlp" vl-init --preset albef-tiny --vocab "$T/dup.txt" "$T/x"
+expect_fail "tokenize: duplicate vocabulary token" 1 "duplicate token 'dog' on lines 6 and 8" "$vlp" tokenize --vocab "$T/dup.txt" "a dog"
+{ echo "[PAD]"; echo "[UNK]"; echo "[SEP]"; echo "dog"; } > "$T/nospec.txt"
+expect_fail "vl-init: vocabulary without [CLS] and [MASK]" 1 "$T/nospec.txt': the vocabulary lacks the special tokens [CLS], [MASK] (vision-language models need [PAD], [CLS], [SEP], [MASK])" "$vlp" vl-init --preset albef-tiny --vocab "$T/nospec.txt" "$T/x"
+sed "s|^{|{\"vocab\": \"$T/nospec.txt\", |" "$T/vl.json" > "$T/vlnospec.json"
+expect_fail "train: vocabulary without [CLS] and [MASK]" 1 "$T/nospec.txt': the vocabulary lacks the special tokens [CLS], [MASK]" "$vlp" train --config "$T/vlnospec.json" --data "$T/pairs.tsv" --out "$T/vlrun2"
+sed "s|^{|{\"vocab\": \"$T/novocab.txt\", |" "$T/vl.json" > "$T/vlnovocab.json"
+expect_fail "train: missing vocabulary" 1 "cannot open '$T/novocab.txt'" "$vlp" train --config "$T/vlnovocab.json" --data "$T/pairs.tsv" --out "$T/vlrun2"
+# captions longer than max_text_len (16) in VL training data: every row is [CLS] 14 tokens [SEP], and a
+# step on them trains
+{ printf 'filepath\ttitle\n'; for k in 1 2 3 4; do printf '%s\t%s %s\n' "$PWD/$I/coins.png" "$long" "$k"; done; } > "$T/long.tsv"
+"$vlp" --threads 2 train --config "$T/vl.json" --data "$T/long.tsv" --batch-size 4 --workers 1 --out "$T/vllong" \
+  --dump-batches 1 > /dev/null 2> "$T/err"; rc=$?
+tk="$T/vllong/batches/tokens_0000.npy"
+rows=$( [ -f "$tk" ] && od -An -v -td4 -j$((10 + $(od -An -tu2 -j8 -N2 "$tk" | tr -d ' '))) "$tk" | tr -s ' ' '\n' | sed '/^$/d' | paste -sd' ' | awk '{ for (i = 1; i <= NF; i += 16) { r = ""; for (k = 0; k < 16; k++) r = r " " $(i + k); print r } }')
+check "VL data: captions over max_text_len are [CLS] ... [SEP] in 16 positions (exit $rc)" '[ $rc = 0 ] && [ $(echo "$rows" | wc -l) = 4 ] && [ $(echo "$rows" | awk "\$1 == 101 && \$16 == 102 && NF == 16" | wc -l) = 4 ] && [ $(echo "$rows" | awk "{ for (i = 2; i < 16; i++) if (\$i == 0 || \$i == 101 || \$i == 102) print }" | wc -l) = 0 ]'
+VLP_PROGRESS=0 "$vlp" --threads 2 train --config "$T/vl.json" --data "$T/long.tsv" --batch-size 4 --steps 1 \
+  --workers 1 --out "$T/vllong2" > /dev/null 2> "$T/err"; rc=$?
+check "VL train on captions over max_text_len exits 0 (got $rc)" '[ $rc = 0 ] && [ -f "$T/vllong2/model/model.safetensors" ]'
+# the recipes as vlp train resolves them (--print-config): issue 6's emoji-s shapes, batch, steps, seed,
+# bert-base-uncased WordPiece, emoji-s's AdamW and schedule, and each family's layers and objectives
+"$vlp" train --config configs/emoji-s.json --print-config > "$T/rc-s.json" 2> "$T/err"; rc=$?
+check "train --print-config on emoji-s (exit $rc)" '[ $rc = 0 ] && grep -q "^  \"family\": \"clip\"" "$T/rc-s.json"'
+opt() { sed -n '/^  "optimizer"/,/^  "clip_grad_norm"/p' "$1"; }
+rk() { grep -q "^$2\"$3\": $4,\{0,1\}\$" "$1"; } # rk FILE INDENT KEY VALUE: one line of the pretty JSON
+recipe() { # recipe NAME FAMILY OBJECTIVES then KEY=VALUE model fields
+  local f="$T/rc-$1.json" n=$1 fam=$2 obj=$3 ok=1; shift 3
+  "$vlp" train --config "configs/emoji-$n-s.json" --print-config > "$f" 2> "$T/err" || ok=0
+  rk "$f" "  " family "\"$fam\"" && rk "$f" "  " batch_size 256 && rk "$f" "  " steps 600 && rk "$f" "  " seed 0 || ok=0
+  rk "$f" "  " vocab '"bert-base-uncased (built in)"' && rk "$f" "    " vocab_size 30522 || ok=0
+  [ "$(sed -n '/^  "objectives"/,/\]/p' "$f" | grep -o '"[a-z]*"' | grep -v objectives | paste -sd,)" = "$obj" ] || ok=0
+  [ -n "$(opt "$f")" ] && [ "$(opt "$f")" = "$(opt "$T/rc-s.json")" ] || ok=0
+  for kv in image_size=64 patch_size=8 width=128 heads=2 max_text_len=32 "$@"; do rk "$f" "    " "${kv%%=*}" "${kv#*=}" || ok=0; done
+  check "recipe emoji-$n-s: $fam, $obj, $*" '[ $ok = 1 ]'
+}
+recipe vilt single_stream '"itm","mlm","mim"' layers=6
+recipe albef dual_stream '"itc","itm","mlm"' vision_layers=4 vision_width=128 vision_heads=2 layers=4 fusion_layers=2
+recipe vlmo mome '"itc","itm","mlm"' layers=6 fusion_layers=2
+recipe cap captioning '"itc","lm"' vision_layers=4 vision_width=128 vision_heads=2 layers=4
+fl=$(sed -n 's/^    "fusion_layers": \([0-9]*\),\{0,1\}$/\1/p' "$T/rc-cap.json")
+check "recipe emoji-cap-s is CoCa-style: unimodal decoder layers below the ${fl:-?} multimodal ones" '[ -n "$fl" ] && [ "$fl" -ge 1 ] && [ "$fl" -le 3 ]'
 # CoCa: a captioning decoder with a unimodal lower layer, ITC + LM; ITC retrieval and captions from it
 cat > "$T/coca.json" <<EOF
 {"family": "captioning", "objectives": {"itc": 1, "lm": 1},
@@ -375,6 +452,23 @@ for t in mc ground2 vqa nlvr; do
   a=$(sed -n '/"metrics"/,$p' "$T/dsrun/eval_${t}_style.json"); b=$(sed -n '/"metrics"/,$p' "$T/score_$t.json")
   check "eval --task $t metrics = vlp score's" '[ -n "$a" ] && [ "$a" = "$b" ]'
 done
+# a row whose image cannot be decoded: skipped, reported as FILE:LINE, a skipped marker at its line in
+# the predictions (vlp score gives the same metrics); --strict: exit 1
+echo "not an image" > "$T/emoji/tasks/broken.png"
+BI='NR == 3 {sub(/"image": "[^"]*"/, "\"image\": \"broken.png\"")} {print}'
+awk "$BI" "$T/emoji/tasks/vqa-style.jsonl" > "$T/emoji/tasks/vqa-badimg.jsonl"
+awk "$BI" "$T/emoji/tasks/vqa-train.jsonl" > "$T/emoji/tasks/vqa-trainbadimg.jsonl"
+rows=$(grep -c . "$T/emoji/tasks/vqa-badimg.jsonl")
+"$vlp" eval --task vqa --model $M --data "$T/emoji/tasks/vqa-badimg.jsonl" --train "$T/emoji/tasks/vqa-train.jsonl" \
+  --predictions "$T/pbad.jsonl" --out "$T/ebad.json" > /dev/null 2> "$T/err"; rc=$?
+check "eval --task vqa: an unreadable image's row skipped (exit $rc), reported with its line, marked in the predictions" \
+  '[ $rc = 0 ] && grep -q "vqa-badimg.jsonl:3: image .*broken.png: " "$T/err" && grep -q "1 of $rows rows skipped" "$T/err" && [ "$(grep -c . "$T/pbad.jsonl")" = "$rows" ] && [ $(grep -c "\"skipped\"" "$T/pbad.jsonl") = 1 ] && sed -n 3p "$T/pbad.jsonl" | grep -q "^{\"skipped\":true,\"error\":\".*vqa-badimg.jsonl:3: image " && grep -q "\"skipped\": 1," "$T/ebad.json" && grep -q "^  \"n\": $((rows - 1)),$" "$T/ebad.json"'
+"$vlp" score --task vqa --data "$T/emoji/tasks/vqa-badimg.jsonl" --train "$T/emoji/tasks/vqa-train.jsonl" --predictions "$T/pbad.jsonl" \
+  --out "$T/sbad.json" > /dev/null 2>&1; rc=$?
+a=$(sed -n '/"metrics"/,$p' "$T/ebad.json"); b=$(sed -n '/"metrics"/,$p' "$T/sbad.json")
+check "score on predictions with a skipped row (exit $rc) = eval's metrics" '[ $rc = 0 ] && [ -n "$a" ] && [ "$a" = "$b" ]'
+expect_fail "eval --task vqa --strict: an unreadable image" 1 "vqa-badimg.jsonl:3: image " "$vlp" eval --task vqa --model $M \
+  --data "$T/emoji/tasks/vqa-badimg.jsonl" --train "$T/emoji/tasks/vqa-train.jsonl" --strict
 "$vlp" report "$T/dsrun" --out "$T/ds.html" > /dev/null 2>&1; rc=$?
 check "report reads the eval files (exit $rc)" '[ $rc = 0 ] && grep -q "ground2" "$T/ds.html"'
 out=$("$vlp" probe --model $M --train "$T/emoji/tasks/vqa-train.jsonl" --data "$T/emoji/tasks/vqa-style.jsonl" \
@@ -397,6 +491,13 @@ check "eval --task vqa on the fine-tuned model exits 0 (got $rc), $got answers f
 "$vlp" score --task vqa --data "$T/emoji/tasks/vqa-style.jsonl" --predictions "$T/dsrun/pred_vqa_ft.jsonl" --out "$T/score_ft.json" > /dev/null 2>&1
 a=$(sed -n '/"metrics"/,$p' "$T/dsrun/eval_vqa_ft.json"); b=$(sed -n '/"metrics"/,$p' "$T/score_ft.json")
 check "eval of the fine-tuned model = vlp score's metrics" '[ -n "$a" ] && [ "$a" = "$b" ]'
+n=$(grep -c . "$T/emoji/tasks/vqa-trainbadimg.jsonl")
+"$vlp" finetune "${FT[@]}" --task vqa --train "$T/emoji/tasks/vqa-trainbadimg.jsonl" --val "$T/emoji/tasks/vqa-badimg.jsonl" \
+  --steps 1 --out "$T/ftbadimg" > /dev/null 2> "$T/err"; rc=$?
+check "finetune: unreadable images' rows skipped (exit $rc), reported with their lines (train and val)" \
+  '[ $rc = 0 ] && grep -q "vqa-trainbadimg.jsonl: 1 of $n rows skipped (unreadable image 1)" "$T/err" && grep -q "vqa-trainbadimg.jsonl:3: image .*broken.png: " "$T/err" && grep -q "vqa-badimg.jsonl:3: image .*broken.png: " "$T/err" && grep -q " $((n - 1)) train examples" "$T/err" && [ -f "$T/ftbadimg/model/model.safetensors" ]'
+expect_fail "finetune --strict: an unreadable image" 1 "vqa-trainbadimg.jsonl:3: image " "$vlp" finetune "${FT[@]}" --task vqa \
+  --train "$T/emoji/tasks/vqa-trainbadimg.jsonl" --steps 1 --out "$T/ftbadimg2" --strict
 "$vlp" finetune "${FT[@]}" --task mc --train "$T/emoji/tasks/mc-train.jsonl" --steps 4 --save-every 1 --stop-after 2 \
   --out "$T/ftmc" > /dev/null 2> "$T/err"; rc1=$?
 "$vlp" finetune "${FT[@]}" --task mc --train "$T/emoji/tasks/mc-train.jsonl" --steps 4 --save-every 1 --resume \

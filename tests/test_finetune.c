@@ -534,6 +534,69 @@ static void test_resume(vlp_task_set *nlvr, vlp_task_set *vqa) {
 
 /* ---- bad input --------------------------------------------------------------------------------- */
 
+/* Images that cannot be decoded: a missing file (row 2) and a corrupt one two rows share (rows
+ * 4, 5). vlp_ft_data_new_ex drops those rows from the set, counted and described as the reader's
+ * bad rows; the kept rows predict as the same rows without them; strict (and vlp_ft_data_new,
+ * which only reads the set) fail on the first, naming file:line. */
+static void test_bad_images(vlp_ft_model *m) {
+    char p[400];
+    snprintf(p, sizeof p, "%s/corrupt.bmp", tmpdir);
+    FILE *f = fopen(p, "w");
+    if (f) {
+        fputs("BM this is not a bitmap", f);
+        fclose(f);
+    }
+#define MC_ROW(img, q) "{\"image\": \"" img "\", \"question\": \"" q "\", \"choices\": [\"a\", \"b\", \"c\", \"d\"], \"label\": 1}\n"
+    const char *bad = MC_ROW("img_0.bmp", "q") MC_ROW("missing.bmp", "q") MC_ROW("img_1.bmp", "q")
+                          MC_ROW("corrupt.bmp", "q") MC_ROW("corrupt.bmp", "r"),
+               *good = MC_ROW("img_0.bmp", "q") MC_ROW("img_1.bmp", "q");
+#undef MC_ROW
+    vlp_task_set *s = vlp_task_read_mem(bad, strlen(bad), "gone.jsonl", tmpdir, VLP_TASK_MC, NULL),
+                 *g = vlp_task_read_mem(good, strlen(good), "good.jsonl", tmpdir, VLP_TASK_MC, NULL);
+    if (!s || !g) {
+        CHECK(0, "task sets: %s", vlp_last_error());
+        vlp_task_set_free(s);
+        vlp_task_set_free(g);
+        return;
+    }
+    CHECK(!vlp_ft_data_new(m, s, tok) && strstr(vlp_last_error(), "gone.jsonl:2: image ") &&
+              strstr(vlp_last_error(), "missing.bmp") && s->n == 5,
+          "vlp_ft_data_new: an unreadable image is an error: %s", vlp_last_error());
+    vlp_task_read_options strict = {.strict = 1};
+    CHECK(!vlp_ft_data_new_ex(m, s, tok, &strict) && strstr(vlp_last_error(), "gone.jsonl:2: image ") &&
+              strstr(vlp_last_error(), "missing.bmp") && s->n == 5 && s->n_bad == 0,
+          "strict: the first bad row is the error, the set unchanged: %s", vlp_last_error());
+    vlp_ft_data *d = vlp_ft_data_new_ex(m, s, tok, NULL), *dg = vlp_ft_data_new(m, g, tok);
+    CHECK(d && vlp_ft_data_size(d) == 2 && s->n == 2 && s->n_rows == 5 && s->n_bad == 3 &&
+              s->bad[VLP_TASK_BAD_IMAGE] == 3 && s->ex[0].line == 1 && s->ex[1].line == 3,
+          "bad image rows dropped and counted (%s; %lld kept, %lld bad)", d ? "ok" : vlp_last_error(),
+          (long long)s->n, (long long)s->n_bad);
+    int lines_ok = s->n_bad == 3 && s->bad_rows && s->n_messages == 3;
+    for (int i = 0; lines_ok && i < 3; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "gone.jsonl:%d: image ", (int[]){2, 4, 5}[i]);
+        lines_ok = s->bad_rows[i].line == (int[]){2, 4, 5}[i] && s->bad_rows[i].row == (int[]){1, 3, 4}[i] &&
+                   s->bad_rows[i].reason == VLP_TASK_BAD_IMAGE && strstr(s->bad_rows[i].message, want) &&
+                   strstr(s->bad_rows[i].message, i ? "corrupt.bmp: " : "missing.bmp: cannot open");
+    }
+    CHECK(lines_ok, "each bad row described as FILE:LINE: image PATH: reason (%s)",
+          s->n_messages ? s->messages[0] : "no messages");
+    /* the kept rows keep their own pixels: the same scores as a file of just those rows */
+    vlp_task_predictions *pa = NULL, *pb = NULL;
+    float *qa = NULL, *qb = NULL;
+    int ra = d ? vlp_ft_predict(m, d, 4, &pa, &qa) : -1, rb = dg ? vlp_ft_predict(m, dg, 4, &pb, &qb) : -1;
+    CHECK(ra == 0 && rb == 0 && pa->n == 2 && pb->n == 2 && !memcmp(qa, qb, 2 * 4 * sizeof(float)),
+          "kept rows predict as the clean file: %s", vlp_last_error());
+    vlp_task_predictions_free(pa);
+    vlp_task_predictions_free(pb);
+    free(qa);
+    free(qb);
+    vlp_ft_data_free(d);
+    vlp_ft_data_free(dg);
+    vlp_task_set_free(s);
+    vlp_task_set_free(g);
+}
+
 static void test_bad_input(vlp_task_set *mc, vlp_task_set *vqa) {
     char p[400];
     snprintf(p, sizeof p, "%s/no-such-checkpoint", tmpdir);
@@ -571,14 +634,7 @@ static void test_bad_input(vlp_task_set *mc, vlp_task_set *vqa) {
         }
     }
     vlp_task_set_free(s);
-    /* an image that cannot be read */
-    const char *gone = "{\"image\": \"missing.bmp\", \"question\": \"q\", \"choices\": [\"a\", \"b\", \"c\", \"d\"], "
-                       "\"label\": 1}\n";
-    s = vlp_task_read_mem(gone, strlen(gone), "gone.jsonl", tmpdir, VLP_TASK_MC, NULL);
-    CHECK(s && !vlp_ft_data_new(m, s, tok) && strstr(vlp_last_error(), "gone.jsonl:1") &&
-              strstr(vlp_last_error(), "missing.bmp"),
-          "unreadable image: %s", vlp_last_error());
-    vlp_task_set_free(s);
+    test_bad_images(m);
     /* fewer labelled examples than a batch */
     vlp_ft_data *d = vlp_ft_data_new(m, mc, tok);
     vlp_batch_source src;

@@ -2,6 +2,7 @@
  * computed by hand (the formulas are written out below) and on cases computed by the
  * independent Python implementation tests/tools/caption_metrics_ref.py. */
 #include "test.h"
+#include "test_util.h"
 #include "vlp.h"
 #include "vlp_eval.h"
 
@@ -268,6 +269,70 @@ static void test_labels(void) {
     vlp_task_set_free(s);
 }
 
+static unsigned char grey_px(void *ctx, int x, int y, int c) {
+    (void)ctx;
+    return (unsigned char)(40 * c + x + y);
+}
+
+/* Rows whose images cannot be decoded (vlp_task_check_images) join the reader's bad rows in file
+ * order; a prediction row {"skipped": true} leaves its example out of the metrics. */
+static void test_skipped(void) {
+    char p[600];
+    snprintf(p, sizeof p, "%s/good.bmp", tmpdir);
+    test_write_bmp(p, 8, 8, grey_px, NULL);
+    write_tmp("corrupt.png", "\x89PNG but no more");
+#define ROW(img, q, l) "{\"image\": \"" img "\", \"question\": \"" q "\", \"choices\": [\"a\", \"b\", \"c\", \"d\"], \"label\": " l "}\n"
+    const char *d = ROW("good.bmp", "q1", "1") ROW("missing.png", "q2", "1") "{not json\n" ROW("good.bmp", "q4", "1")
+        ROW("corrupt.png", "q5", "2") ROW("corrupt.png", "q6", "3");
+#undef ROW
+    vlp_task_set *s = vlp_task_read_mem(d, strlen(d), "d.jsonl", tmpdir, VLP_TASK_MC, NULL);
+    CHECK(s && s->n == 5 && s->n_bad == 1 && s->bad_rows && s->bad_rows[0].line == 3 &&
+              s->bad_rows[0].reason == VLP_TASK_BAD_JSON && strstr(s->bad_rows[0].message, "d.jsonl:3: "),
+          "reader: one bad row recorded with its line: %s", s ? (s->n_messages ? s->messages[0] : "-") : vlp_last_error());
+    if (!s) return;
+    CHECK(vlp_task_check_images(s, 1) == VLP_ERR_IO && strstr(vlp_last_error(), "d.jsonl:2: image ") &&
+              strstr(vlp_last_error(), "missing.png: cannot open") && s->n == 5 && s->n_bad == 1,
+          "strict: the first unreadable image (in file order) is the error, nothing dropped: %s", vlp_last_error());
+    int k = vlp_task_check_images(s, 0);
+    CHECK(k == 3 && s->n == 2 && s->n_rows == 6 && s->n_bad == 4 && s->bad[VLP_TASK_BAD_IMAGE] == 3 &&
+              s->bad[VLP_TASK_BAD_JSON] == 1 && s->ex[0].line == 1 && s->ex[1].line == 4,
+          "3 rows dropped (%d), 2 kept (%lld), 4 bad (%lld)", k, (long long)s->n, (long long)s->n_bad);
+    int order = s->n_bad == 4;
+    for (int i = 0; order && i < 4; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "d.jsonl:%d: %s", (int[]){2, 3, 5, 6}[i], i == 1 ? "not JSON" : "image ");
+        order = s->bad_rows[i].line == (int[]){2, 3, 5, 6}[i] && s->bad_rows[i].row == (int[]){1, 2, 4, 5}[i] &&
+                !strncmp(s->bad_rows[i].message, want, strlen(want));
+    }
+    CHECK(order, "bad rows in file order, described FILE:LINE: image PATH: reason (%s)",
+          s->n_bad > 2 ? s->bad_rows[2].message : "-");
+    CHECK(s->n_bad < 3 || (strstr(s->bad_rows[2].message, "corrupt.png: ") &&
+                          !strstr(strstr(s->bad_rows[2].message, "corrupt.png: ") + 1, "corrupt.png")),
+          "the path said once: %s", s->n_bad > 2 ? s->bad_rows[2].message : "-");
+    CHECK(vlp_task_check_images(s, 1) == 0 && s->n == 2, "checking again: nothing left to drop");
+    vlp_task_set_free(s);
+    /* predictions by data row, skipped rows marked: scored on the data read without image checks */
+    s = vlp_task_read_mem(d, strlen(d), "d.jsonl", tmpdir, VLP_TASK_MC, NULL);
+    vlp_task_predictions *pr = vlp_task_predictions_read(
+        write_tmp("skip.jsonl", "{\"label\": 1}\n{\"skipped\": true, \"error\": \"d.jsonl:2: image\"}\n"
+                                "{\"skipped\": true}\n{\"label\": 0}\n{\"skipped\": true}\n{\"skipped\": true}\n"),
+        VLP_TASK_MC);
+    CHECK(pr && pr->n == 6 && pr->skipped && pr->skipped[1] && !pr->skipped[3] && pr->label[1] == -1,
+          "skipped prediction rows read: %s", vlp_last_error());
+    vlp_task_metrics m;
+    if (s && pr && vlp_task_score(s, pr, NULL, &m) == 0) {
+        CHECK(m.n == 2 && m.n_skipped == 3 && NEAR(m.accuracy, 0.5) && NEAR(m.chance, 0.25) && m.correct[0] &&
+                  !m.correct[1],
+              "skipped examples left out: n %lld, skipped %lld, accuracy %g", (long long)m.n, (long long)m.n_skipped,
+              m.accuracy);
+        vlp_task_metrics_free(&m);
+    } else {
+        CHECK(0, "score with skipped rows: %s", vlp_last_error());
+    }
+    vlp_task_predictions_free(pr);
+    vlp_task_set_free(s);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/vlp_test_metrics_%d", (int)getpid());
     char cmd[300];
@@ -278,6 +343,7 @@ int main(void) {
     test_reader();
     test_vqa();
     test_labels();
+    test_skipped();
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd) != 0) printf("note: could not remove %s\n", tmpdir);
     return test_finish();

@@ -97,11 +97,14 @@ static vlp_train_config tiny_train(int64_t steps) {
     return t;
 }
 
-/* preset, with MIM switched on for single-stream so every objective is exercised somewhere */
+/* preset, with MIM switched on for single-stream so every objective is exercised somewhere;
+ * "coca-tiny": blip-tiny with a unimodal lower decoder layer and ITC + LM (CoCa, emoji-cap-s's shape) */
 static vlp_vl *tiny_model(const char *preset, uint64_t seed) {
     vlp_vl_config c;
-    if (vlp_vl_preset(preset, &c)) return NULL;
+    int coca = !strcmp(preset, "coca-tiny");
+    if (vlp_vl_preset(coca ? "blip-tiny" : preset, &c)) return NULL;
     if (c.family == VLP_VL_SINGLE) c.w_mim = 1, c.mim_ratio = 0.5f;
+    if (coca) c.fusion_layers = 1, c.embed_dim = 16, c.w_itc = 1;
     return vlp_vl_new(&c, seed);
 }
 
@@ -967,6 +970,9 @@ int main(void) {
     test_learns("blip-tiny");
     test_resume("albef-tiny");
     test_resume("vilt-tiny");
+    test_resume("vlmo-tiny");
+    test_resume("blip-tiny");
+    test_resume("coca-tiny");
     test_wrong_family();
     test_momentum_resume();
     test_momentum_teacher_queue();

@@ -194,6 +194,10 @@ static void decode_and_edges(vlp_wordpiece *t) {
 }
 
 static void errors(vlp_wordpiece *t) {
+    /* the shipped vocabulary has every special token a VL model needs, and says where it is from */
+    CHECK(vlp_wordpiece_require_specials(t, VLP_WP_VL_SPECIALS, "vision-language models") == 0,
+          "built-in specials: %s", vlp_last_error());
+    CHECK(strstr(vlp_wordpiece_source(t), "built-in") != NULL, "built-in source: %s", vlp_wordpiece_source(t));
     CHECK(vlp_wordpiece_load("/nonexistent/vocab.txt") == NULL && strstr(vlp_last_error(), "/nonexistent/vocab.txt"),
           "missing file: %s", vlp_last_error());
     char path[] = "/tmp/vlp_wp_vocab_XXXXXX";
@@ -203,23 +207,55 @@ static void errors(vlp_wordpiece *t) {
         const char *v = "[PAD]\nhello\n";
         CHECK(write(fd, v, strlen(v)) == (ssize_t)strlen(v), "write");
         close(fd);
-        CHECK(vlp_wordpiece_load(path) == NULL && strstr(vlp_last_error(), "[UNK]"), "no [UNK]: %s", vlp_last_error());
-        /* a duplicate maps to its last line; lines are stripped; [CLS]/[SEP] missing */
+        CHECK(vlp_wordpiece_load(path) == NULL && strstr(vlp_last_error(), "[UNK]") && strstr(vlp_last_error(), path),
+              "no [UNK], named with the file: %s", vlp_last_error());
+        /* lines are stripped; [CLS]/[SEP] missing */
         FILE *f = fopen(path, "w");
-        fputs("[UNK]\nhello\n  x \r\nhello\n##lo\nhel", f);
+        fputs("[UNK]\nhello\n  x \r\nworld\n##lo\nhel", f);
         fclose(f);
         vlp_wordpiece *s = vlp_wordpiece_load(path);
         CHECK(s != NULL, "small vocab: %s", vlp_last_error());
         if (s) {
             CHECK(vlp_wordpiece_vocab_size(s) == 6, "6 lines (%d)", vlp_wordpiece_vocab_size(s));
-            CHECK(vlp_wordpiece_token_id(s, "hello") == 3 && vlp_wordpiece_token_id(s, "x") == 2, "dup / strip");
+            CHECK(vlp_wordpiece_token_id(s, "hello") == 1 && vlp_wordpiece_token_id(s, "x") == 2, "strip");
             int32_t ids[8];
-            int n = vlp_wordpiece_encode(s, "Hello hello", ids, 8);
-            CHECK(n == 2 && ids[0] == 3 && ids[1] == 3, "dup ids");
+            int n = vlp_wordpiece_encode(s, "Hello world", ids, 8);
+            CHECK(n == 2 && ids[0] == 1 && ids[1] == 3, "ids by line");
             n = vlp_wordpiece_encode(s, "hello helo", ids, 8);
             CHECK(n == 2 && ids[1] == 0, "helo -> [UNK] (no ##o)");
             CHECK(vlp_wordpiece_encode_pair(s, "a", NULL, 8, ids, NULL, NULL) < 0 && strstr(vlp_last_error(), "[CLS]"),
                   "pair without [CLS]");
+            /* a VL model needs [PAD], [CLS], [SEP] and [MASK]: each missing one is named, with the file */
+            CHECK(vlp_wordpiece_require_specials(s, VLP_WP_VL_SPECIALS, "vision-language models") != 0 &&
+                      strstr(vlp_last_error(), path) && strstr(vlp_last_error(), "lacks the special tokens [PAD], [CLS], "
+                                                                              "[SEP], [MASK] (vision-language models"),
+                  "VL specials missing: %s", vlp_last_error());
+            CHECK(vlp_wordpiece_require_specials(s, 1u << VLP_WP_UNK, "x") == 0, "[UNK] present");
+            CHECK(strstr(vlp_wordpiece_source(s), path) != NULL, "source names the file: %s", vlp_wordpiece_source(s));
+            vlp_wordpiece_free(s);
+        }
+        f = fopen(path, "w");
+        fputs("[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n", f); /* only [MASK] missing */
+        fclose(f);
+        s = vlp_wordpiece_load(path);
+        CHECK(s && vlp_wordpiece_require_specials(s, VLP_WP_VL_SPECIALS, "vision-language models") != 0 &&
+                  strstr(vlp_last_error(), "lacks the special token [MASK] (") && strstr(vlp_last_error(), path),
+              "only [MASK] missing: %s", vlp_last_error());
+        vlp_wordpiece_free(s);
+        /* duplicates (after stripping) are refused, naming the file, the token and both lines */
+        static const struct {
+            const char *text, *want;
+        } dups[] = {{"[UNK]\nhello\nx\nhello\n", "duplicate token 'hello' on lines 2 and 4"},
+                    {"[UNK]\n x\nhello\nx \r\n", "duplicate token 'x' on lines 2 and 4"},
+                    {"[UNK]\n[UNK]", "duplicate token '[UNK]' on lines 1 and 2"},
+                    {"[UNK]\n\nfoo\n  \n", "duplicate empty token (blank lines 2 and 4"}};
+        for (size_t k = 0; k < sizeof dups / sizeof dups[0]; k++) {
+            f = fopen(path, "w");
+            fputs(dups[k].text, f);
+            fclose(f);
+            s = vlp_wordpiece_load(path);
+            CHECK(!s && strstr(vlp_last_error(), dups[k].want) && strstr(vlp_last_error(), path),
+                  "duplicate %zu refused with '%s': %s", k, dups[k].want, s ? "(loaded)" : vlp_last_error());
             vlp_wordpiece_free(s);
         }
         unlink(path);

@@ -540,9 +540,24 @@ void vlp_clip_task_result_free(vlp_clip_task_result *r) {
 #include <jansson.h>
 #include <stdio.h>
 
+char *vlp_task_skipped_row_json(const vlp_task_bad_row *b) {
+    json_t *o = json_pack("{s:b, s:s}", "skipped", 1, "error", b && b->message ? b->message : "");
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(o);
+    return s;
+}
+
 int vlp_clip_task_write_predictions(const vlp_clip_task_result *r, const char *path) {
+    return vlp_clip_task_write_predictions_rows(r, NULL, path);
+}
+
+int vlp_clip_task_write_predictions_rows(const vlp_clip_task_result *r, const vlp_task_set *data, const char *path) {
     if (!r || !r->pred || !path) {
         vlp_set_error("vlp_clip_task_write_predictions: NULL argument");
+        return VLP_ERR_ARG;
+    }
+    if (data && (data->n != r->pred->n || (data->n_bad && !data->bad_rows))) {
+        vlp_set_error("%s: %lld predictions for %lld examples", path, (long long)r->pred->n, (long long)data->n);
         return VLP_ERR_ARG;
     }
     size_t pl = strlen(path);
@@ -557,7 +572,15 @@ int vlp_clip_task_write_predictions(const vlp_clip_task_result *r, const char *p
     }
     const vlp_task_predictions *p = r->pred;
     int rc = VLP_OK;
-    for (int64_t i = 0; !rc && i < p->n; i++) {
+    int64_t b = 0; /* the next skipped data row */
+    for (int64_t i = 0; !rc && i <= p->n; i++) {
+        /* the skipped rows before example i (all that are left after the last one) keep line N = row N */
+        while (!rc && data && b < data->n_bad && (i == p->n || data->bad_rows[b].row < data->ex[i].row)) {
+            char *s = vlp_task_skipped_row_json(&data->bad_rows[b++]);
+            if (!s || fprintf(f, "%s\n", s) < 0) rc = VLP_ERR_IO;
+            free(s);
+        }
+        if (rc || i == p->n) break;
         json_t *o = json_object();
         if (p->kind == VLP_TASK_VQA) json_object_set_new(o, "answer", json_string(p->text[i]));
         else if (p->kind == VLP_TASK_NLVR) json_object_set_new(o, "label", json_boolean(p->label[i]));

@@ -28,5 +28,8 @@ char *ev_path_join(const char *dir, const char *p);
 /* The directory part of path ("." when none), malloc'd. */
 char *ev_dirname(const char *path);
 char *ev_strdup(const char *s);
+/* "image PATH: reason" (malloc'd) from a decoder message err, its leading "PATH: " dropped
+ * (task_images.c; finetune.c uses it for the same messages). */
+char *ev_image_problem(const char *path, const char *err);
 
 #endif

@@ -510,6 +510,41 @@ int vlp_task_score(const vlp_task_set *data, const vlp_task_predictions *pred, c
                       data->path, (long long)data->n, (long long)data->n_rows);
         return VLP_ERR_ARG;
     }
+    if (pred->skipped) { /* examples whose prediction row is {"skipped": true}: left out */
+        int64_t m = 0;
+        for (int64_t i = 0; i < data->n; i++) m += pred->skipped[by_row ? data->ex[i].row : i] != 0;
+        if (m) {
+            vlp_task_set d = *data;
+            vlp_task_predictions p = {.kind = pred->kind};
+            int textual = data->kind == VLP_TASK_CAPTION || data->kind == VLP_TASK_VQA;
+            size_t k = (size_t)(data->n - m);
+            d.ex = malloc((k ? k : 1) * sizeof *d.ex);
+            if (textual) p.text = malloc((k ? k : 1) * sizeof *p.text);
+            else p.label = malloc((k ? k : 1) * sizeof *p.label);
+            if (!d.ex || (!p.text && !p.label)) {
+                free(d.ex);
+                free(p.text);
+                free(p.label);
+                vlp_set_error("score %s: out of memory", data->path);
+                return VLP_ERR_NOMEM;
+            }
+            d.n = 0;
+            for (int64_t i = 0; i < data->n; i++) {
+                int64_t q = by_row ? data->ex[i].row : i;
+                if (pred->skipped[q]) continue;
+                if (textual) p.text[d.n] = pred->text[q];
+                else p.label[d.n] = pred->label[q];
+                d.ex[d.n++] = data->ex[i];
+            }
+            p.n = d.n;
+            int rc = vlp_task_score(&d, &p, train, out);
+            out->n_skipped = m;
+            free(d.ex);
+            free(p.text);
+            free(p.label);
+            return rc;
+        }
+    }
     const int64_t n = data->n;
     out->kind = data->kind;
     out->n = n;

@@ -233,6 +233,8 @@ void vlp_task_set_free(vlp_task_set *s) {
     for (int64_t i = 0; i < s->n; i++) example_free(&s->ex[i]);
     free(s->ex);
     for (int i = 0; i < s->n_messages; i++) free(s->messages[i]);
+    for (int64_t i = 0; s->bad_rows && i < s->n_bad; i++) free(s->bad_rows[i].message);
+    free(s->bad_rows);
     free(s->path);
     free(s);
 }
@@ -393,6 +395,63 @@ static int add_message(vlp_task_set *s, const char *msg) {
     return 0;
 }
 
+/* Records a skipped row (msg is the full "FILE:LINE: problem"); -1 when out of memory. */
+static int add_bad(vlp_task_set *s, int64_t line, int64_t row, int reason, const char *msg) {
+    int64_t k = s->n_bad;
+    if ((k & (k - 1)) == 0) { /* capacity: the next power of two */
+        vlp_task_bad_row *p = realloc(s->bad_rows, (size_t)(k ? 2 * k : 1) * sizeof *p);
+        if (!p) return -1;
+        s->bad_rows = p;
+    }
+    char *m = ev_strdup(msg);
+    if (!m) return -1;
+    s->bad_rows[k] = (vlp_task_bad_row){.line = line, .row = row, .reason = (vlp_task_bad_reason)reason, .message = m};
+    s->n_bad++;
+    s->bad[reason]++;
+    return add_message(s, msg);
+}
+
+static int cmp_bad_row(const void *a, const void *b) {
+    int64_t x = ((const vlp_task_bad_row *)a)->row, y = ((const vlp_task_bad_row *)b)->row;
+    return (x > y) - (x < y);
+}
+
+int vlp_task_drop(vlp_task_set *s, const char *const *why, vlp_task_bad_reason reason, int strict) {
+    if (!s || !why || (unsigned)reason >= VLP_TASK_BAD_COUNT) {
+        vlp_set_error("vlp_task_drop: bad arguments");
+        return VLP_ERR_ARG;
+    }
+    int64_t first = -1, dropped = 0;
+    for (int64_t i = 0; i < s->n && first < 0; i++)
+        if (why[i]) first = i;
+    if (first < 0) return 0;
+    if (strict) {
+        vlp_set_error("%s:%lld: %s", s->path, (long long)s->ex[first].line, why[first]);
+        return VLP_ERR_IO;
+    }
+    int64_t k = 0;
+    int oom = 0;
+    for (int64_t i = 0; i < s->n; i++) {
+        if (!why[i]) {
+            s->ex[k++] = s->ex[i];
+            continue;
+        }
+        char msg[1200];
+        snprintf(msg, sizeof msg, "%s:%lld: %s", s->path, (long long)s->ex[i].line, why[i]);
+        if (!oom && add_bad(s, s->ex[i].line, s->ex[i].row, reason, msg)) oom = 1;
+        example_free(&s->ex[i]);
+        dropped++;
+    }
+    s->n = k;
+    /* the reader's bad rows and these in one file order (the rows are distinct) */
+    qsort(s->bad_rows, (size_t)s->n_bad, sizeof *s->bad_rows, cmp_bad_row);
+    if (oom) {
+        vlp_set_error("%s: out of memory", s->path);
+        return VLP_ERR_NOMEM;
+    }
+    return (int)(dropped < INT32_MAX ? dropped : INT32_MAX);
+}
+
 vlp_task_set *vlp_task_read_mem(const char *data, size_t size, const char *name, const char *base_dir,
                                 vlp_task_kind kind, const vlp_task_read_options *opt) {
     vlp_task_read_options o = opt ? *opt : (vlp_task_read_options){0};
@@ -474,9 +533,7 @@ vlp_task_set *vlp_task_read_mem(const char *data, size_t size, const char *name,
                 status = VLP_ERR_IO;
                 break;
             }
-            s->n_bad++;
-            s->bad[reason - 1]++;
-            if (add_message(s, msg)) {
+            if (add_bad(s, lineno, row_index, reason - 1, msg)) {
                 status = OOM;
                 break;
             }
@@ -526,6 +583,7 @@ void vlp_task_predictions_free(vlp_task_predictions *p) {
         for (int64_t i = 0; i < p->n; i++) free(p->text[i]);
     free(p->text);
     free(p->label);
+    free(p->skipped);
     free(p);
 }
 
@@ -563,20 +621,39 @@ vlp_task_predictions *vlp_task_predictions_read(const char *path, vlp_task_kind 
             break;
         }
         json_t *v = json_object_get(row, field);
+        int skip = json_is_true(json_object_get(row, "skipped"));
         if ((size_t)p->n == cap) {
             size_t nc = cap ? cap * 2 : 256;
             void *a = textual ? realloc(p->text, nc * sizeof *p->text) : realloc(p->label, nc * sizeof *p->label);
-            if (!a) {
+            if (a) {
+                if (textual) p->text = a;
+                else p->label = a;
+            }
+            unsigned char *sk = a && p->skipped ? realloc(p->skipped, nc) : NULL;
+            if (!a || (p->skipped && !sk)) {
                 vlp_set_error("%s:%lld: out of memory", path, (long long)lineno);
                 json_decref(row);
                 ok = 0;
                 break;
             }
-            if (textual) p->text = a;
-            else p->label = a;
+            if (sk) {
+                memset(sk + cap, 0, nc - cap);
+                p->skipped = sk;
+            }
             cap = nc;
         }
-        if (!v) {
+        if (skip && !p->skipped && !(p->skipped = calloc(cap, 1))) {
+            vlp_set_error("%s:%lld: out of memory", path, (long long)lineno);
+            ok = 0;
+        } else if (skip) { /* a data row the predictor skipped: nothing predicted */
+            p->skipped[p->n] = 1;
+            if (textual && !(p->text[p->n] = ev_strdup(""))) {
+                vlp_set_error("%s:%lld: out of memory", path, (long long)lineno);
+                ok = 0;
+            } else if (!textual) {
+                p->label[p->n] = -1;
+            }
+        } else if (!v) {
             vlp_set_error("%s:%lld: missing field \"%s\"", path, (long long)lineno, field);
             ok = 0;
         } else if (textual) {

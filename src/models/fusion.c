@@ -218,23 +218,32 @@ int vlp_vl_config_validate(const vlp_vl_config *c) {
             vlp_set_error("VL config: objective weights must be finite and >= 0");
             return VLP_ERR_ARG;
         }
-    if ((c->w_itc > 0 || (c->w_itm > 0 && c->family != VLP_VL_SINGLE)) &&
-        (c->embed_dim <= 0 || c->family == VLP_VL_SINGLE)) {
-        vlp_set_error("VL config: ITC (and ITM hard negatives) need embed_dim > 0 and a dual_stream, mome or "
-                      "captioning model");
+    const char *fam = vlp_vl_family_name(c->family);
+    /* objectives the family cannot serve first: they are the mistake, not embed_dim */
+    if (c->family == VLP_VL_CAPTION && (c->w_itm > 0 || c->w_mlm > 0)) {
+        int both = c->w_itm > 0 && c->w_mlm > 0;
+        vlp_set_error("VL config: objective%s %s need%s a fusion family (single_stream, dual_stream or mome), not "
+                      "captioning (a captioning model trains lm, itc with unimodal layers, and mim)", both ? "s" : "",
+                      both ? "'itm' and 'mlm'" : c->w_itm > 0 ? "'itm'" : "'mlm'", both ? "" : "s");
+        return VLP_ERR_ARG;
+    }
+    if (c->family != VLP_VL_CAPTION && c->w_lm > 0) {
+        vlp_set_error("VL config: objective 'lm' needs the captioning family, not %s (it has no causal decoder)", fam);
+        return VLP_ERR_ARG;
+    }
+    if (c->w_itc > 0 && c->family == VLP_VL_SINGLE) {
+        vlp_set_error("VL config: objective 'itc' needs unimodal encoders, which the single_stream family lacks "
+                      "(ITC and ITM hard negatives: dual_stream, mome or captioning with embed_dim > 0)");
+        return VLP_ERR_ARG;
+    }
+    if ((c->w_itc > 0 || (c->w_itm > 0 && c->family != VLP_VL_SINGLE)) && c->embed_dim <= 0) {
+        vlp_set_error("VL config: objective '%s' of the %s family needs embed_dim > 0 (ITC%s)",
+                      c->w_itc > 0 ? "itc" : "itm", fam, c->w_itc > 0 ? " projections" : " hard negatives");
         return VLP_ERR_ARG;
     }
     if (c->family == VLP_VL_CAPTION && c->w_itc > 0 && !caption_itc(c)) {
         vlp_set_error("VL config: captioning ITC (CoCa) reads the text after unimodal decoder layers: fusion_layers "
                       "must be in 1..layers-1 (got %d of %d layers)", c->fusion_layers, c->layers);
-        return VLP_ERR_ARG;
-    }
-    if (c->family == VLP_VL_CAPTION && (c->w_itm > 0 || c->w_mlm > 0)) {
-        vlp_set_error("VL config: captioning models train lm (and mim), not itm or mlm");
-        return VLP_ERR_ARG;
-    }
-    if (c->family != VLP_VL_CAPTION && c->w_lm > 0) {
-        vlp_set_error("VL config: the lm objective needs the captioning family");
         return VLP_ERR_ARG;
     }
     if (c->w_itc + c->w_itm + c->w_mlm + c->w_mim + c->w_lm <= 0) {
@@ -823,6 +832,18 @@ static json_t *config_json(const vlp_vl_config *c) {
     json_object_set_new(r, "mean", mean);
     json_object_set_new(r, "std", std);
     return r;
+}
+
+char *vlp_vl_config_dumps(const vlp_vl_config *c) {
+    if (!c) {
+        vlp_set_error("vlp_vl_config_dumps: NULL argument");
+        return NULL;
+    }
+    json_t *j = config_json(c);
+    char *s = j ? json_dumps(j, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7)) : NULL;
+    json_decref(j);
+    if (!s) vlp_set_error("vlp_vl_config_dumps: out of memory");
+    return s;
 }
 
 int vlp_vl_config_load(const char *path, vlp_vl_config *c) {

@@ -47,6 +47,7 @@ struct vlp_wordpiece {
     vocab_table init, cont;
     int special[5];
     int max_chars;
+    char name[520]; /* "'path'" or the built-in vocabulary's description, for messages */
     pthread_mutex_t mu;
     cache_slot *cache;
     size_t cache_mask, cache_used;
@@ -83,8 +84,9 @@ static int table_init(vocab_table *tb, int n) {
     return 0;
 }
 
-/* Inserts or overwrites (a later duplicate line wins, as in the reference's dict). */
-static void table_put(vocab_table *tb, const char *base, uint32_t off, uint32_t len, int32_t id) {
+/* Inserts the key; returns -1, or the id of an earlier equal key (which is kept: a vocabulary
+ * with duplicates is refused, since its ids would not round-trip through the tokens). */
+static int32_t table_put(vocab_table *tb, const char *base, uint32_t off, uint32_t len, int32_t id) {
     uint64_t h = hash_bytes(base + off, len);
     for (size_t i = (size_t)h & tb->mask;; i = (i + 1) & tb->mask) {
         vocab_slot *s = &tb->slots[i];
@@ -92,12 +94,9 @@ static void table_put(vocab_table *tb, const char *base, uint32_t off, uint32_t 
             s->hash = h, s->off = off, s->len = len, s->id1 = id + 1;
             int nc = utf8_count((const uint8_t *)base + off, len);
             if (nc > tb->max_chars) tb->max_chars = nc;
-            return;
+            return -1;
         }
-        if (s->hash == h && s->len == len && !memcmp(base + s->off, base + off, len)) {
-            s->id1 = id + 1;
-            return;
-        }
+        if (s->hash == h && s->len == len && !memcmp(base + s->off, base + off, len)) return s->id1 - 1;
     }
 }
 
@@ -114,6 +113,7 @@ static vlp_wordpiece *build(const uint8_t *txt, size_t n, const char *name) {
     vlp_wordpiece *t = calloc(1, sizeof *t);
     u32s line = {0};
     if (!t) goto nomem;
+    snprintf(t->name, sizeof t->name, "%s", name);
     /* Lines split on '\n'; a final '\n' does not start another line (Python readline). */
     size_t nlines = 0;
     for (size_t i = 0; i < n; i++) nlines += txt[i] == '\n';
@@ -157,7 +157,16 @@ static vlp_wordpiece *build(const uint8_t *txt, size_t n, const char *name) {
             len = utf8_encode(line.v + a, b - a, (uint8_t *)t->tok_bytes + o);
         }
         t->tok_bytes[o + len] = 0;
-        table_put(&t->init, t->tok_bytes, (uint32_t)o, (uint32_t)len, (int32_t)k);
+        int32_t first = table_put(&t->init, t->tok_bytes, (uint32_t)o, (uint32_t)len, (int32_t)k);
+        if (first >= 0) { /* lines count from 1, as editors show them */
+            if (len)
+                vlp_set_error("vlp_wordpiece_load: %s: duplicate token '%.80s%s' on lines %d and %zu (each token must "
+                              "appear once)", name, t->tok_bytes + o, len > 80 ? "..." : "", first + 1, k + 1);
+            else
+                vlp_set_error("vlp_wordpiece_load: %s: duplicate empty token (blank lines %d and %zu; each token must "
+                              "appear once)", name, first + 1, k + 1);
+            goto fail;
+        }
         if (len >= 2 && t->tok_bytes[o] == '#' && t->tok_bytes[o + 1] == '#')
             table_put(&t->cont, t->tok_bytes, (uint32_t)o + 2, (uint32_t)len - 2, (int32_t)k);
         o += len + 1;
@@ -265,6 +274,29 @@ const char *vlp_wordpiece_id_token(const vlp_wordpiece *t, int id) {
 int vlp_wordpiece_special_id(const vlp_wordpiece *t, int which) {
     if (!t || which < 0 || which > VLP_WP_MASK) return -1;
     return t->special[which];
+}
+
+const char *vlp_wordpiece_source(const vlp_wordpiece *t) { return t ? t->name : ""; }
+
+int vlp_wordpiece_require_specials(const vlp_wordpiece *t, unsigned which, const char *who) {
+    static const char *const names[5] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"};
+    if (!t) {
+        vlp_set_error("vlp_wordpiece_require_specials: NULL tokenizer");
+        return VLP_ERR_ARG;
+    }
+    char miss[64] = "", need[64] = "";
+    int nmiss = 0;
+    for (int i = 0; i < 5; i++) {
+        if (!(which & (1u << i))) continue;
+        snprintf(need + strlen(need), sizeof need - strlen(need), "%s%s", need[0] ? ", " : "", names[i]);
+        if (t->special[i] >= 0) continue;
+        nmiss++;
+        snprintf(miss + strlen(miss), sizeof miss - strlen(miss), "%s%s", miss[0] ? ", " : "", names[i]);
+    }
+    if (!nmiss) return VLP_OK;
+    vlp_set_error("%s: the vocabulary lacks the special token%s %s (%s need%s %s)", t->name, nmiss > 1 ? "s" : "",
+                  miss, who && who[0] ? who : "this use", who && who[0] ? "" : "s", need);
+    return VLP_ERR_ARG;
 }
 
 /* ---- word cache ------------------------------------------------------------------------- */

@@ -5,6 +5,7 @@
 #include "vlp_finetune.h"
 
 #include "core/internal.h"
+#include "eval/eval_internal.h"
 #include "finetune_internal.h"
 #include "io/json_file.h"
 #include "train_internal.h"
@@ -615,9 +616,17 @@ static int cmp_i64(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+static void free_why(char **why_img, int64_t n_img, const char **why) {
+    for (int64_t i = 0; why_img && i < n_img; i++) free(why_img[i]);
+    free(why_img);
+    free(why);
+}
+
 static int cmp_str_p(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-vlp_ft_data *vlp_ft_data_new(const vlp_ft_model *m, const vlp_task_set *s, vlp_wordpiece *tok) {
+/* drop: rows whose images cannot be decoded leave s (vlp_task_drop) instead of failing; with
+ * drop 0, s is only read. */
+static vlp_ft_data *data_new(const vlp_ft_model *m, vlp_task_set *s, vlp_wordpiece *tok, int drop) {
     if (!m || !s || !tok) {
         vlp_set_error("vlp_ft_data_new: NULL argument");
         return NULL;
@@ -634,7 +643,8 @@ vlp_ft_data *vlp_ft_data_new(const vlp_ft_model *m, const vlp_task_set *s, vlp_w
     }
     vlp_ft_data *d = calloc(1, sizeof *d);
     str_ref *refs = NULL;
-    char **sorted = NULL;
+    char **sorted = NULL, **why_img = NULL;
+    const char **why = NULL;
     if (!d) goto oom;
     const vlp_vl_config *c = &m->vl->cfg;
     d->set = s;
@@ -667,16 +677,40 @@ vlp_ft_data *vlp_ft_data_new(const vlp_ft_model *m, const vlp_task_set *s, vlp_w
     }
     size_t isz = (size_t)d->S * d->S * 3;
     if (!(d->img = malloc((d->n_img ? (size_t)d->n_img : 1) * isz))) goto oom;
+    if (!(why_img = calloc((size_t)(d->n_img ? d->n_img : 1), sizeof *why_img)) ||
+        !(why = calloc((size_t)(n ? n : 1), sizeof *why)))
+        goto oom;
+    int64_t n_unread = 0;
     for (int64_t i = 0, id = -1; i < nref; i++) {
-        if (i && !strcmp(refs[i].s, refs[i - 1].s)) continue;
+        if (i && !strcmp(refs[i].s, refs[i - 1].s)) {
+            if (why_img[id] && !why[refs[i].i % n]) why[refs[i].i % n] = why_img[id];
+            continue;
+        }
         id++;
         if (load_rgb(refs[i].s, d->S, d->img + (size_t)id * isz)) {
+            /* the decoded pixels are the check: each distinct image is read once, here */
             int64_t k = refs[i].i % n;
-            char msg[600];
-            snprintf(msg, sizeof msg, "%s", vlp_last_error());
-            vlp_set_error("%s:%lld: image %s: %s", s->path, (long long)s->ex[k].line, refs[i].s, msg);
-            goto fail;
+            char *msg = ev_image_problem(refs[i].s, vlp_last_error());
+            if (!msg) goto oom;
+            why_img[id] = msg;
+            if (!why[k]) why[k] = msg;
+            n_unread++;
         }
+    }
+    if (n_unread && !drop) { /* the first such row in file order is the error */
+        vlp_task_drop(s, why, VLP_TASK_BAD_IMAGE, 1);
+        goto fail;
+    }
+    if (n_unread) { /* those rows leave the set; the kept rows keep their image ids, in order */
+        int64_t j = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (!why[i]) {
+                d->img_a[j] = d->img_a[i];
+                d->img_b[j] = d->img_b[i];
+                j++;
+            }
+        if (vlp_task_drop(s, why, VLP_TASK_BAD_IMAGE, 0) < 0) goto fail;
+        d->n = n = s->n;
     }
     /* texts */
     for (int64_t i = 0; i < n; i++) {
@@ -734,14 +768,25 @@ vlp_ft_data *vlp_ft_data_new(const vlp_ft_model *m, const vlp_task_set *s, vlp_w
     if (m->head == VLP_FT_HEAD_LM && vlp_ft_lm_prepare(m, d, tok)) goto fail;
     free(sorted);
     free(refs);
+    free_why(why_img, d->n_img, why);
     return d;
 oom:
     vlp_set_error("vlp_ft_data_new: out of memory");
 fail:
     free(sorted);
     free(refs);
+    free_why(why_img, d ? d->n_img : 0, why);
     vlp_ft_data_free(d);
     return NULL;
+}
+
+vlp_ft_data *vlp_ft_data_new(const vlp_ft_model *m, const vlp_task_set *s, vlp_wordpiece *tok) {
+    return data_new(m, (vlp_task_set *)s, tok, 0); /* drop 0: s is only read */
+}
+
+vlp_ft_data *vlp_ft_data_new_ex(const vlp_ft_model *m, vlp_task_set *s, vlp_wordpiece *tok,
+                                const vlp_task_read_options *opt) {
+    return data_new(m, s, tok, !(opt && opt->strict));
 }
 
 static void put_image(const vlp_ft_data *d, int64_t id, float *out) {

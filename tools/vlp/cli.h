@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "vlp_eval.h"
 #include "vlp_train.h"
 
 enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
@@ -72,5 +73,8 @@ int cli_json_optimizer(const char *cmd, struct json_t *root, const char *path, v
 /* The split a task file holds: "{task}-{part}.jsonl" -> part; otherwise the file name without
  * its extension. */
 void cli_task_split(const char *path, const char *task, char *out, size_t n);
+/* A task file's skipped rows on stderr: "vlp CMD: FILE: K of N rows skipped (reason counts)"
+ * and the first ten "FILE:LINE: problem" messages; nothing when none (cli_json.c). */
+void cli_report_bad_rows(const char *cmd, const vlp_task_set *s);
 
 #endif

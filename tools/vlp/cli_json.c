@@ -43,6 +43,21 @@ int cli_json_check_keys(const char *cmd, json_t *o, const char *const *known, co
     return 0;
 }
 
+void cli_report_bad_rows(const char *cmd, const vlp_task_set *s) {
+    if (!s || !s->n_bad) return;
+    static const char *const why[VLP_TASK_BAD_COUNT] = {"not JSON", "missing/mistyped field", "out of range",
+                                                        "unreadable image", "duplicate"};
+    fprintf(stderr, "vlp %s: %s: %lld of %lld rows skipped (", cmd, s->path, (long long)s->n_bad, (long long)s->n_rows);
+    for (int i = 0, first = 1; i < VLP_TASK_BAD_COUNT; i++)
+        if (s->bad[i]) {
+            fprintf(stderr, "%s%s %lld", first ? "" : ", ", why[i], (long long)s->bad[i]);
+            first = 0;
+        }
+    fprintf(stderr, ")\n");
+    for (int i = 0; i < s->n_messages && i < 10; i++) fprintf(stderr, "  %s\n", s->messages[i]);
+    if (s->n_bad > 10) fprintf(stderr, "  ...\n");
+}
+
 void cli_task_split(const char *path, const char *task, char *out, size_t n) {
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;

@@ -11,13 +11,15 @@
 #include <string.h>
 #include <unistd.h>
 
-int vlp_ft_lm_eval_predict(const char *model, const vlp_task_set *ds, const vlp_task_set *train, const char *protocol,
-                           int rank_k, const vlp_vl_gen_config *gc, int batch, vlp_clip_task_result *out);
+int vlp_ft_lm_eval_predict(const char *model, vlp_task_set *ds, int strict, const vlp_task_set *train,
+                           const char *protocol, int rank_k, const vlp_vl_gen_config *gc, int batch,
+                           vlp_clip_task_result *out);
 
 /* 1: model is not a fine-tuned lm-head model (the caller predicts otherwise); 0 done; <0 error
- * (printed here). */
-int vlp_ft_lm_eval_predict(const char *model, const vlp_task_set *ds, const vlp_task_set *train, const char *protocol,
-                           int rank_k, const vlp_vl_gen_config *gc, int batch, vlp_clip_task_result *out) {
+ * (printed here). Rows whose images cannot be decoded leave ds (strict: an error). */
+int vlp_ft_lm_eval_predict(const char *model, vlp_task_set *ds, int strict, const vlp_task_set *train,
+                           const char *protocol, int rank_k, const vlp_vl_gen_config *gc, int batch,
+                           vlp_clip_task_result *out) {
     memset(out, 0, sizeof *out);
     vlp_ft_model *m = vlp_ft_load(model);
     if (!m) {
@@ -50,7 +52,8 @@ int vlp_ft_lm_eval_predict(const char *model, const vlp_task_set *ds, const vlp_
     }
     snprintf(vocab, sizeof vocab, "%s/vocab.txt", dir);
     vlp_wordpiece *tok = vlp_wordpiece_load(access(vocab, R_OK) ? NULL : vocab);
-    vlp_ft_data *d = tok ? vlp_ft_data_new(m, ds, tok) : NULL;
+    vlp_task_read_options ro = {.strict = strict};
+    vlp_ft_data *d = tok ? vlp_ft_data_new_ex(m, ds, tok, &ro) : NULL;
     int rc = !d ? VLP_ERR_ARG
              : rank ? vlp_ft_lm_rank(m, d, train, batch, rank_k, &out->pred, &out->confidence)
                     : vlp_ft_lm_generate(m, d, gc, batch > 16 ? 16 : batch, &out->pred, &out->confidence);

@@ -20,9 +20,11 @@
 #include <unistd.h>
 
 int vlp_cmd_eval_task(int argc, char **argv);
-int vlp_ft_eval_predict(const char *model, const vlp_task_set *ds, int batch, vlp_clip_task_result *out); /* cmd_finetune.c */
-int vlp_ft_lm_eval_predict(const char *model, const vlp_task_set *ds, const vlp_task_set *train, const char *protocol,
-                           int rank_k, const vlp_vl_gen_config *gc, int batch, vlp_clip_task_result *out); /* cmd_eval_lm.c */
+/* Both drop rows whose images cannot be decoded from ds as they load them (strict: an error). */
+int vlp_ft_eval_predict(const char *model, vlp_task_set *ds, int strict, int batch, vlp_clip_task_result *out); /* cmd_finetune.c */
+int vlp_ft_lm_eval_predict(const char *model, vlp_task_set *ds, int strict, const vlp_task_set *train,
+                           const char *protocol, int rank_k, const vlp_vl_gen_config *gc, int batch,
+                           vlp_clip_task_result *out); /* cmd_eval_lm.c */
 
 static void help(void) {
     printf("usage: vlp eval --task vqa|nlvr|ground2|ground3|mc|caption --model M --data FILE.jsonl [options]\n"
@@ -42,7 +44,8 @@ static void help(void) {
            "           A dual encoder does not generate (exit 1).\n"
            "Metrics as `vlp score` computes them (same code, same numbers).\n"
            "  --predictions OUT.jsonl  write one row per example, in the data file's order ({\"answer\"} or {\"label\"},\n"
-           "                    plus confidence, probs; caption: {\"caption\", \"cider_d\", \"exact\"})\n"
+           "                    plus confidence, probs; caption: {\"caption\", \"cider_d\", \"exact\"}); a skipped row\n"
+           "                    is {\"skipped\": true, \"error\": ...}, so row N is the data file's non-empty line N\n"
            "  --out EVAL.json   write eval_<task>_<split>.json for `vlp report` (predictions default to\n"
            "                    predictions_<task>_<split>.jsonl next to it)\n"
            "  --train FILE      vqa: the train file (default: vqa-train.jsonl next to the data file)\n"
@@ -60,6 +63,8 @@ static void help(void) {
            "                    (BLIP's shortlist; default 128; 0 = every answer of the type)\n"
            "  --json            print the result as JSON instead of a table\n"
            "  --strict          a bad row in the data file is an error (default: counted and skipped)\n"
+           "Bad rows (missing fields, labels out of range, duplicates, images that cannot be decoded) are\n"
+           "reported as FILE:LINE: problem and skipped; metrics cover the kept rows, the JSON has \"skipped\".\n"
            "exit status: 0 success, 1 failure, 2 usage error\n");
 }
 
@@ -97,6 +102,12 @@ static json_t *result_json(const char *task_s, const char *split, const char *da
     free(ap);
     free(at);
     return o;
+}
+
+/* The rows of the data file in the result: non-empty lines, skipped ones. */
+static void rows_json(json_t *o, const vlp_task_set *ds) {
+    json_object_set_new(o, "rows", json_integer(ds->n_rows));
+    json_object_set_new(o, "skipped", json_integer(ds->n_bad));
 }
 
 /* Writes o to out (when given) and prints it (--json); CLI_OK or CLI_FAIL. */
@@ -154,9 +165,10 @@ static void cap_fail(int64_t *bad, char *msg, size_t cap, int64_t i, const char 
     else snprintf(msg, cap, "%s", e);
 }
 
-/* Predictions in file order: {"caption": S, "cider_d": x, "exact": b}; atomically. */
-static int cap_write_predictions(const char *path, char **caps, const double *cider, const unsigned char *exact,
-                                 int64_t n) {
+/* Predictions in file order: {"caption": S, "cider_d": x, "exact": b}, the data's skipped rows
+ * {"skipped": true, "error": ...}; atomically. */
+static int cap_write_predictions(const char *path, const vlp_task_set *ds, char **caps, const double *cider,
+                                 const unsigned char *exact, int64_t n) {
     size_t pl = strlen(path);
     char *tmp = malloc(pl + 8);
     if (!tmp) return -1;
@@ -168,7 +180,13 @@ static int cap_write_predictions(const char *path, char **caps, const double *ci
         return -1;
     }
     int ok = 1;
-    for (int64_t i = 0; ok && i < n; i++) {
+    for (int64_t i = 0, b = 0; ok && i <= n; i++) {
+        while (ok && b < ds->n_bad && (i == n || ds->bad_rows[b].row < ds->ex[i].row)) {
+            char *s = vlp_task_skipped_row_json(&ds->bad_rows[b++]);
+            ok = s && fprintf(f, "%s\n", s) > 0;
+            free(s);
+        }
+        if (!ok || i == n) break;
         json_t *o = json_pack("{s:s, s:f, s:b}", "caption", caps[i], "cider_d", cider[i], "exact", exact[i] != 0);
         char *s = o ? json_dumps(o, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8)) : NULL;
         ok = s && fprintf(f, "%s\n", s) > 0;
@@ -282,7 +300,7 @@ static int eval_caption(const cap_args *a, const vlp_task_set *ds) {
         free(js);
         goto done;
     }
-    if (a->pred && cap_write_predictions(a->pred, caps, cider, met.correct, n)) {
+    if (a->pred && cap_write_predictions(a->pred, ds, caps, cider, met.correct, n)) {
         free(js);
         goto done;
     }
@@ -290,6 +308,7 @@ static int eval_caption(const cap_args *a, const vlp_task_set *ds) {
                     method);
     json_t *metrics = json_loads(js, 0, NULL);
     free(js);
+    rows_json(o, ds);
     json_object_set_new(o, "family", json_string(vlp_vl_family_name(m->cfg.family)));
     json_object_set_new(o, "decode", json_pack("{s:i, s:i, s:i, s:f}", "beam", gc.beam, "max_len", gc.max_len,
                                                "min_len", gc.min_len, "length_penalty", (double)gc.length_penalty));
@@ -299,6 +318,8 @@ static int eval_caption(const cap_args *a, const vlp_task_set *ds) {
     if (!a->as_json) {
         printf("%s / %s: %lld examples, generative %s (%.1f s, %.2f images/s)\n  method: %s\n", a->task_s, a->split,
                (long long)met.n, a->model, secs, secs > 0 ? (double)n / secs : 0.0, method);
+        if (ds->n_bad) printf("  %lld of %lld rows skipped (bad rows, listed on stderr)\n", (long long)ds->n_bad,
+                              (long long)ds->n_rows);
         printf("  exact match  ");
         pct(met.accuracy);
         printf("\n  BLEU-4       %9.4f  (precisions %.4f %.4f %.4f %.4f, brevity penalty %.4f, %lld/%lld tokens)\n",
@@ -432,6 +453,7 @@ int vlp_cmd_eval_task(int argc, char **argv) {
         }
     }
     int rc = CLI_FAIL, scored = 0;
+    int reported = 0; /* the bad rows are reported once the images are checked too */
     vlp_clip *m = NULL;
     vlp_task_set *ds = NULL, *tr = NULL;
     vlp_clip_task_result res = {0};
@@ -441,11 +463,14 @@ int vlp_cmd_eval_task(int argc, char **argv) {
         fprintf(stderr, "vlp eval: %s\n", vlp_last_error());
         goto done;
     }
-    if (ds->n_bad) {
-        fprintf(stderr, "vlp eval: %s: %lld of %lld rows skipped\n", data, (long long)ds->n_bad, (long long)ds->n_rows);
-        for (int i = 0; i < ds->n_messages && i < 10; i++) fprintf(stderr, "  %s\n", ds->messages[i]);
-    }
     if (kind == VLP_TASK_CAPTION) {
+        /* the decoder reads the images again per batch: one decode of each distinct image first */
+        if (vlp_task_check_images(ds, ro.strict) < 0) {
+            fprintf(stderr, "vlp eval: %s\n", vlp_last_error());
+            goto done;
+        }
+        cli_report_bad_rows("eval", ds);
+        reported = 1;
         cap_args ca = {.task_s = task_s, .split = split, .model = model, .data = data, .pred = pred, .out = out,
                        .as_json = as_json, .batch = (int)batch, .gc = gc};
         rc = eval_caption(&ca, ds);
@@ -483,15 +508,37 @@ int vlp_cmd_eval_task(int argc, char **argv) {
         goto done;
     }
     vlp_clip_task_options opt = {.batch = (int)batch, .on_progress = isatty(2) ? on_progress : NULL};
+    /* the dual encoder embeds from the files: one decode of each distinct image first (the
+     * fine-tuned paths check the images as they load their pixels) */
+    if (m && vlp_task_check_images(ds, ro.strict) < 0) {
+        fprintf(stderr, "vlp eval: %s\n", vlp_last_error());
+        goto done;
+    }
+    if (m) {
+        cli_report_bad_rows("eval", ds);
+        reported = 1;
+    }
+    if (m && !ds->n) {
+        fprintf(stderr, "vlp eval: %s: no examples left to evaluate\n", data);
+        goto done;
+    }
     double t0 = cli_now();
     /* a captioning model fine-tuned with the lm head answers with its decoder (cmd_eval_lm.c) */
-    if (finetuned && kind == VLP_TASK_VQA && (lm = vlp_ft_lm_eval_predict(model, ds, tr, protocol, (int)rank_k, &gc, (int)batch, &res)) < 0)
+    if (finetuned && kind == VLP_TASK_VQA &&
+        (lm = vlp_ft_lm_eval_predict(model, ds, ro.strict, tr, protocol, (int)rank_k, &gc, (int)batch, &res)) < 0)
         goto done; /* the message is printed */
-    if (lm && (finetuned || vl_zero ? vlp_ft_eval_predict(model, ds, (int)batch, &res) : vlp_clip_task_predict(m, ds, tr, &opt, &res))) {
+    if (lm && (finetuned || vl_zero ? vlp_ft_eval_predict(model, ds, ro.strict, (int)batch, &res)
+                                    : vlp_clip_task_predict(m, ds, tr, &opt, &res))) {
         fprintf(stderr, "vlp eval: %s\n", vlp_last_error());
         goto done;
     }
     double secs = cli_now() - t0;
+    if (!reported) cli_report_bad_rows("eval", ds);
+    reported = 1;
+    if (!ds->n) {
+        fprintf(stderr, "vlp eval: %s: no examples left to evaluate\n", data);
+        goto done;
+    }
     if (vlp_task_score(ds, res.pred, tr, &met)) {
         fprintf(stderr, "vlp eval: %s\n", vlp_last_error());
         goto done;
@@ -501,7 +548,7 @@ int vlp_cmd_eval_task(int argc, char **argv) {
         fprintf(stderr, "vlp eval: %s\n", vlp_last_error());
         goto done;
     }
-    if (pred && vlp_clip_task_write_predictions(&res, pred)) {
+    if (pred && vlp_clip_task_write_predictions_rows(&res, ds, pred)) {
         fprintf(stderr, "vlp eval: %s\n", vlp_last_error());
         goto done;
     }
@@ -509,6 +556,7 @@ int vlp_cmd_eval_task(int argc, char **argv) {
                             !lm ? (protocol && !strcmp(protocol, "rank") ? "fine-tuned decoder, rank" : "fine-tuned decoder, generate")
                             : finetuned ? "fine-tuned" : vl_zero ? "zero-shot ITM head" : "zero-shot dual encoder", res.method),
            *metrics = json_loads(js, 0, NULL);
+    rows_json(o, ds);
     if (kind == VLP_TASK_NLVR) json_object_set_new(o, "unsupported", json_integer(res.n_unsupported));
     json_object_set_new(o, "seconds", json_real(secs));
     json_object_set_new(o, "metrics", metrics ? metrics : json_object());
@@ -516,6 +564,8 @@ int vlp_cmd_eval_task(int argc, char **argv) {
     if (!as_json) {
         printf("%s / %s: %lld examples, %s %s (%.1f s)\n  method: %s\n", task_s, split, (long long)met.n,
                finetuned ? "fine-tuned" : "zero-shot", model, secs, res.method);
+        if (ds->n_bad) printf("  %lld of %lld rows skipped (bad rows, listed on stderr)\n", (long long)ds->n_bad,
+                              (long long)ds->n_rows);
         if (kind == VLP_TASK_VQA) {
             printf("  %-14s %8s %9s %9s\n", "type", "n", "accuracy", "majority");
             for (int t = 0; t < met.n_types; t++) {
@@ -547,6 +597,7 @@ int vlp_cmd_eval_task(int argc, char **argv) {
     }
     json_decref(o);
 done:
+    if (ds && !reported) cli_report_bad_rows("eval", ds);
     free(js);
     if (scored) vlp_task_metrics_free(&met);
     vlp_clip_task_result_free(&res);

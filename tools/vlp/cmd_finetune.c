@@ -43,6 +43,9 @@ static void help(void) {
            "  --image-size N      ground2/ground3: the canvas size (default: grid x the pre-trained image size)\n"
            "  --stop-after N      stop (with a checkpoint) after step N of the schedule\n"
            "  --vocab FILE        WordPiece vocabulary (default: PRETRAINED/vocab.txt, else bert-base-uncased)\n"
+           "  --strict            a bad row in a train or val file is an error (\"strict\": true); by default rows\n"
+           "                      with missing fields, labels out of range, duplicates or images that cannot be\n"
+           "                      decoded are reported (FILE:LINE: problem) and skipped\n"
            "  --dump-batches N    (vqa, nlvr) write, instead of training, RUN_DIR/init (the model with its new\n"
            "                      head), RUN_DIR/batches (the examples of the first N steps, in order),\n"
            "                      RUN_DIR/probe (step-0 loss, scores, gradients), train.json and params.tsv, then\n"
@@ -57,7 +60,7 @@ typedef struct {
     int nval, freeze, image_size;
     vlp_train_config tc;
     float layer_decay;
-    int log_every, eval_every, save_every, keep, resume, eval_batch, dump;
+    int log_every, eval_every, save_every, keep, resume, eval_batch, dump, strict;
     int64_t stop_after;
 } ft_cfg;
 
@@ -85,7 +88,7 @@ static int read_config(const char *path, ft_cfg *c) {
     static const char *known[] = {"name", "description", "pretrained", "task", "head", "data", "freeze",
                                   "layer_decay", "batch_size", "steps", "accum_steps", "optimizer", "schedule",
                                   "clip_grad_norm", "seed", "log_every", "eval_every", "save_every",
-                                  "keep_checkpoints", "eval_batch", "out", "vocab", "image_size", NULL};
+                                  "keep_checkpoints", "eval_batch", "out", "vocab", "image_size", "strict", NULL};
     static const char *kdata[] = {"train", "val", NULL};
     int rc = check_keys(root, known, path);
     if (!rc) rc = get_str(root, "pretrained", c->pretrained, sizeof c->pretrained, path);
@@ -108,6 +111,14 @@ static int read_config(const char *path, ft_cfg *c) {
                 rc = s ? add_val(c, s) : -1;
             }
             if (rc) fprintf(stderr, "vlp finetune: %s: data.val must be a file or a list of up to 8 files\n", path);
+        }
+    }
+    json_t *st = json_object_get(root, "strict");
+    if (!rc && st) {
+        if (json_is_boolean(st)) c->strict = json_is_true(st);
+        else {
+            fprintf(stderr, "vlp finetune: %s: 'strict' must be true or false\n", path);
+            rc = -1;
         }
     }
     json_t *fr = json_object_get(root, "freeze");
@@ -290,6 +301,8 @@ int vlp_cmd_finetune(int argc, char **argv) {
             c.resume = 1;
         } else if (!strcmp(a, "--no-eval")) {
             no_eval = 1;
+        } else if (!strcmp(a, "--strict")) {
+            c.strict = 1;
         } else if (!strcmp(a, "--pretrained")) dst = c.pretrained, cap = sizeof c.pretrained;
         else if (!strcmp(a, "--task")) dst = c.task, cap = sizeof c.task;
         else if (!strcmp(a, "--head")) dst = c.head, cap = sizeof c.head;
@@ -379,6 +392,7 @@ int vlp_cmd_finetune(int argc, char **argv) {
     vlp_batch_source src = {0};
     char **answers = NULL;
     int n_answers = 0, head;
+    vlp_task_read_options ro = {.strict = c.strict};
     char vocab[4200] = "";
     if (c.vocab[0]) snprintf(vocab, sizeof vocab, "%s", c.vocab);
     else {
@@ -401,15 +415,10 @@ int vlp_cmd_finetune(int argc, char **argv) {
         vlp_vl_free(vl);
         goto done;
     }
-    if (!(ctx.train_set = vlp_task_read(c.train, task, NULL))) {
+    if (!(ctx.train_set = vlp_task_read(c.train, task, &ro))) {
         fprintf(stderr, "vlp finetune: %s\n", vlp_last_error());
         vlp_vl_free(vl);
         goto done;
-    }
-    if (ctx.train_set->n_bad) {
-        fprintf(stderr, "vlp finetune: %s: %lld of %lld rows skipped\n", c.train, (long long)ctx.train_set->n_bad,
-                (long long)ctx.train_set->n_rows);
-        for (int i = 0; i < ctx.train_set->n_messages && i < 10; i++) fprintf(stderr, "  %s\n", ctx.train_set->messages[i]);
     }
     int classes = 2;
     if (task == VLP_TASK_VQA && head != VLP_FT_HEAD_LM) { /* lm (captioning) generates: no answer list */
@@ -442,13 +451,20 @@ int vlp_cmd_finetune(int argc, char **argv) {
     }
     ctx.m = m;
     ctx.tok = tok;
-    if (!(dt = vlp_ft_data_new(m, ctx.train_set, tok))) {
+    /* rows whose images cannot be decoded leave the sets as the pixels load (each image once) */
+    dt = vlp_ft_data_new_ex(m, ctx.train_set, tok, &ro);
+    cli_report_bad_rows("finetune", ctx.train_set);
+    if (!dt) {
         fprintf(stderr, "vlp finetune: %s\n", vlp_last_error());
         goto done;
     }
     for (int i = 0; i < c.nval; i++) {
         cli_task_split(c.val[i], c.task, ctx.split[i], sizeof ctx.split[i]);
-        if (!(ctx.vset[i] = vlp_task_read(c.val[i], task, NULL)) || !(ctx.val[i] = vlp_ft_data_new(m, ctx.vset[i], tok))) {
+        if ((ctx.vset[i] = vlp_task_read(c.val[i], task, &ro))) {
+            ctx.val[i] = vlp_ft_data_new_ex(m, ctx.vset[i], tok, &ro);
+            cli_report_bad_rows("finetune", ctx.vset[i]);
+        }
+        if (!ctx.vset[i] || !ctx.val[i]) {
             fprintf(stderr, "vlp finetune: --val: %s\n", vlp_last_error());
             goto done;
         }
@@ -527,7 +543,7 @@ done:
 
 /* ---- vlp eval on a fine-tuned model ------------------------------------------------------------ */
 
-int vlp_ft_eval_predict(const char *model, const vlp_task_set *ds, int batch, vlp_clip_task_result *out);
+int vlp_ft_eval_predict(const char *model, vlp_task_set *ds, int strict, int batch, vlp_clip_task_result *out);
 
 /* A pre-trained fusion model on multiple choice with no fine-tuning: the mc head is the
  * pre-training ITM head itself, so the untouched model scores the choices (ALBEF/ViLT zero-shot).
@@ -538,8 +554,9 @@ static vlp_ft_model *zero_shot_mc(const char *model, const vlp_task_set *ds) {
 }
 
 /* Predictions of a fine-tuned checkpoint in the result type of the zero-shot evaluation, so
- * `vlp eval --task` scores, prints and writes them with the same code (cmd_eval_task.c). */
-int vlp_ft_eval_predict(const char *model, const vlp_task_set *ds, int batch, vlp_clip_task_result *out) {
+ * `vlp eval --task` scores, prints and writes them with the same code (cmd_eval_task.c). Rows
+ * whose images cannot be decoded leave ds as the pixels load (strict: an error). */
+int vlp_ft_eval_predict(const char *model, vlp_task_set *ds, int strict, int batch, vlp_clip_task_result *out) {
     memset(out, 0, sizeof *out);
     char vocab[4200], dir[4096];
     snprintf(dir, sizeof dir, "%s", model);
@@ -553,7 +570,8 @@ int vlp_ft_eval_predict(const char *model, const vlp_task_set *ds, int batch, vl
     int zero_shot = !vlp_ft_is_finetuned(model) && ds->kind == VLP_TASK_MC;
     vlp_ft_model *m = zero_shot ? zero_shot_mc(model, ds) : vlp_ft_load(model);
     vlp_wordpiece *tok = m ? vlp_wordpiece_load(access(vocab, R_OK) ? NULL : vocab) : NULL;
-    vlp_ft_data *d = tok ? vlp_ft_data_new(m, ds, tok) : NULL;
+    vlp_task_read_options ro = {.strict = strict};
+    vlp_ft_data *d = tok ? vlp_ft_data_new_ex(m, ds, tok, &ro) : NULL;
     float *probs = NULL;
     int rc = d ? vlp_ft_predict(m, d, batch, &out->pred, &probs) : VLP_ERR_ARG;
     int64_t n = ds->n;

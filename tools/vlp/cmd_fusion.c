@@ -1,6 +1,6 @@
 /* Fusion / captioning model commands (include/vlp_vl.h):
  *   vlp vl-init  a randomly initialised VL model of a family preset
- *   vlp caption  captions for images (captioning family): greedy, beam or nucleus
+ *   vlp caption  captions for images (captioning family): beam search (default), greedy or nucleus
  *   vlp match    image-text matching probability of texts for an image (ITM head)
  *   vlp fill     the most likely tokens at each [MASK] of a text, given an image (MLM head)
  * Text goes through BERT WordPiece: MODEL/vocab.txt when present, else bert-base-uncased. */
@@ -100,7 +100,9 @@ int vlp_cmd_vl_init(int argc, char **argv) {
             printf("usage: vlp vl-init --preset NAME [--vocab vocab.txt] [--seed N] OUT_DIR\n"
                    "Writes a randomly initialised fusion / captioning model: OUT_DIR/model.safetensors and\n"
                    "OUT_DIR/config.json (with its family and objectives), sized for the WordPiece vocabulary\n"
-                   "(--vocab FILE, copied to OUT_DIR/vocab.txt; default bert-base-uncased, built in).\n"
+                   "(--vocab FILE, copied to OUT_DIR/vocab.txt; default bert-base-uncased, built in). The\n"
+                   "vocabulary needs [UNK], [PAD], [CLS], [SEP] and [MASK], and each token once: a missing\n"
+                   "special token or a duplicate is an error (exit 1) naming the file and the token.\n"
                    "Presets: vilt, albef, albef-coattn, vlmo, blip (base sizes), each also as NAME-tiny.\n");
             return CLI_OK;
         } else if (!strcmp(a, "--preset")) {
@@ -131,14 +133,15 @@ int vlp_cmd_vl_init(int argc, char **argv) {
         fprintf(stderr, "vlp vl-init: %s\n", vlp_last_error());
         return CLI_FAIL;
     }
+    if (vlp_wordpiece_require_specials(t, VLP_WP_VL_SPECIALS, "vision-language models")) {
+        fprintf(stderr, "vlp vl-init: %s\n", vlp_last_error()); /* names the file and each missing token */
+        vlp_wordpiece_free(t);
+        return CLI_FAIL;
+    }
     int pad = vlp_wordpiece_special_id(t, VLP_WP_PAD), cls = vlp_wordpiece_special_id(t, VLP_WP_CLS),
         sep = vlp_wordpiece_special_id(t, VLP_WP_SEP), msk = vlp_wordpiece_special_id(t, VLP_WP_MASK);
     cfg.vocab_size = vlp_wordpiece_vocab_size(t);
     vlp_wordpiece_free(t);
-    if (pad < 0 || cls < 0 || sep < 0 || msk < 0) {
-        fprintf(stderr, "vlp vl-init: the vocabulary lacks one of [PAD], [CLS], [SEP], [MASK]\n");
-        return CLI_FAIL;
-    }
     cfg.pad_id = pad;
     cfg.cls_id = cfg.bos_id = cls;
     cfg.sep_id = cfg.eos_id = sep;
@@ -171,12 +174,15 @@ int vlp_cmd_vl_init(int argc, char **argv) {
 
 /* ---- caption ---------------------------------------------------------------------------------- */
 
+/* vlp caption's beam when none is asked for: BLIP's captioning evaluation, as vlp eval --task caption */
+#define CAPTION_DEFAULT_BEAM 3
+
 int vlp_cmd_caption(int argc, char **argv) {
     const char *model = NULL;
     const char **images = calloc((size_t)argc + 1, sizeof *images);
-    int n = 0;
+    int n = 0, beam_given = 0, greedy = 0;
     vlp_vl_gen_config gc;
-    vlp_vl_gen_defaults(&gc);
+    vlp_vl_gen_defaults(&gc); /* max 20 tokens, min 1, length penalty 1; the beam is set below */
     if (!images) return CLI_FAIL;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -184,11 +190,17 @@ int vlp_cmd_caption(int argc, char **argv) {
         double d;
         const char *s;
         if (cli_is_help(a)) {
-            printf("usage: vlp caption MODEL_DIR IMAGE... [--beam K] [--max-len N] [--min-len N]\n"
-                   "                   [--length-penalty F] [--sample [--top-p P] [--temperature T] [--seed S]]\n"
-                   "Captions each image with a captioning model (vlp vl-init --preset blip...; key/value-cached\n"
-                   "decoding). Default greedy; --beam K beam search (score = sum log p / length^F, default\n"
-                   "F = 1); --sample nucleus sampling (top-p 0.9, temperature 1). Prints IMAGE<TAB>caption.\n");
+            printf("usage: vlp caption --model MODEL_DIR IMAGE... [--beam K | --greedy | --sample [--top-p P]\n"
+                   "                   [--temperature T] [--seed S]] [--max-len N] [--min-len N] [--length-penalty F]\n"
+                   "Captions each image with a captioning model (vlp vl-init --preset blip..., vlp train --config\n"
+                   "configs/emoji-cap-s.json; key/value-cached decoding). Default beam search with beam %d (as\n"
+                   "vlp eval --task caption; score = sum log p / length^F, length penalty F default 1);\n"
+                   "--beam K another width; --greedy (= --beam 1) greedy search; --sample nucleus sampling\n"
+                   "(top-p 0.9, temperature 1). Lengths: --max-len 20, --min-len 1 tokens by default.\n"
+                   "Prints IMAGE<TAB>caption per image; the decoding method goes to stderr.\n"
+                   "The model may also be given first without --model: vlp caption MODEL_DIR IMAGE...\n"
+                   "exit status: 0 success, 1 failure (an image or the model unreadable), 2 usage error\n",
+                   CAPTION_DEFAULT_BEAM);
             free(images);
             return CLI_OK;
         }
@@ -199,13 +211,19 @@ int vlp_cmd_caption(int argc, char **argv) {
             return CLI_USAGE;                                                                       \
         }                                                                                           \
         dst = (int)v;                                                                               \
+        beam_given |= !strcmp(name, "--beam");                                                      \
         continue;                                                                                   \
     }
         NUM_FLAG("--beam", 1, 64, gc.beam)
         NUM_FLAG("--max-len", 1, 4096, gc.max_len)
         NUM_FLAG("--min-len", 0, 4096, gc.min_len)
 #undef NUM_FLAG
-        if (!strcmp(a, "--seed")) {
+        if (!strcmp(a, "--model")) {
+            if (!(model = cli_value("caption", argc, argv, &i))) {
+                free(images);
+                return CLI_USAGE;
+            }
+        } else if (!strcmp(a, "--seed")) {
             if (!(s = cli_value("caption", argc, argv, &i)) || !cli_int("caption", a, s, 0, 2147483647L, &v)) {
                 free(images);
                 return CLI_USAGE;
@@ -221,26 +239,37 @@ int vlp_cmd_caption(int argc, char **argv) {
             *(lp ? &gc.length_penalty : tp ? &gc.top_p : &gc.temperature) = (float)d;
         } else if (!strcmp(a, "--sample")) {
             gc.sample = 1;
+        } else if (!strcmp(a, "--greedy")) {
+            greedy = 1;
         } else if (a[0] == '-') {
             fprintf(stderr, "vlp caption: unknown option '%s' (see vlp caption --help)\n", a);
             free(images);
             return CLI_USAGE;
-        } else if (!model) {
-            model = a;
         } else {
             images[n++] = a;
         }
     }
+    /* without --model the first operand is the model (the older form vlp caption MODEL_DIR IMAGE...) */
+    if (!model && n) {
+        model = images[0];
+        memmove(images, images + 1, (size_t)--n * sizeof *images);
+    }
     if (!model || !n) {
-        fprintf(stderr, "vlp caption: give MODEL_DIR and at least one IMAGE\n");
+        fprintf(stderr, "vlp caption: give --model MODEL_DIR and at least one IMAGE\n");
         free(images);
         return CLI_USAGE;
     }
-    if (gc.sample && gc.beam > 1) {
-        fprintf(stderr, "vlp caption: --sample and --beam do not combine\n");
+    if ((gc.sample || greedy) && beam_given && gc.beam > 1) {
+        fprintf(stderr, "vlp caption: --beam %d and %s do not combine\n", gc.beam, gc.sample ? "--sample" : "--greedy");
         free(images);
         return CLI_USAGE;
     }
+    if (gc.sample && greedy) {
+        fprintf(stderr, "vlp caption: --sample and --greedy do not combine\n");
+        free(images);
+        return CLI_USAGE;
+    }
+    if (!beam_given) gc.beam = gc.sample || greedy ? 1 : CAPTION_DEFAULT_BEAM;
     int rc = CLI_FAIL;
     vlp_vl *m = load_model("caption", model, 1);
     vlp_wordpiece *tok = m ? load_tokenizer("caption", model, m) : NULL;
@@ -250,6 +279,13 @@ int vlp_cmd_caption(int argc, char **argv) {
     if (!tok) goto done;
     if (gc.max_len + 1 > m->cfg.max_text_len) gc.max_len = m->cfg.max_text_len - 1;
     if (gc.min_len > gc.max_len) gc.min_len = gc.max_len;
+    if (gc.sample)
+        fprintf(stderr, "vlp caption: nucleus sampling (top-p %g, temperature %g, seed %llu), %d..%d tokens\n",
+                (double)gc.top_p, (double)gc.temperature, (unsigned long long)gc.seed, gc.min_len, gc.max_len);
+    else if (gc.beam > 1)
+        fprintf(stderr, "vlp caption: beam search (beam %d, length penalty %g), %d..%d tokens\n", gc.beam,
+                (double)gc.length_penalty, gc.min_len, gc.max_len);
+    else fprintf(stderr, "vlp caption: greedy search, %d..%d tokens\n", gc.min_len, gc.max_len);
     int S = m->cfg.image_size, N1 = vlp_vl_image_tokens(m), W = m->cfg.vision_width, lens[1];
     px = malloc((size_t)3 * S * S * sizeof(float));
     feat = malloc((size_t)N1 * W * sizeof(float));
@@ -281,46 +317,89 @@ done:
     return rc;
 }
 
+/* --model, --image and --text (repeatable for match) name their parts; operands fill the parts
+ * not named, in the order MODEL_DIR IMAGE TEXT... (the older positional form). Returns the
+ * number of texts, or -1 after a message (usage). */
+static int fusion_args(const char *cmd, int argc, char **argv, int max_texts, const char **model, const char **image,
+                       const char **texts, long *top) {
+    int nt = 0, nop = 0;
+    const char **ops = calloc((size_t)argc + 1, sizeof *ops);
+    if (!ops) return -1;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "--model") || !strcmp(a, "--image") || !strcmp(a, "--text")) {
+            if (!(v = cli_value(cmd, argc, argv, &i))) goto bad;
+            if (a[2] == 't') {
+                if (nt == max_texts) goto too_many;
+                texts[nt++] = v;
+            } else {
+                *(a[2] == 'm' ? model : image) = v;
+            }
+        } else if (top && !strcmp(a, "--top")) {
+            if (!(v = cli_value(cmd, argc, argv, &i)) || !cli_int(cmd, "--top", v, 1, 100, top)) goto bad;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "vlp %s: unknown option '%s' (see vlp %s --help)\n", cmd, a, cmd);
+            goto bad;
+        } else {
+            ops[nop++] = a;
+        }
+    }
+    int k = 0;
+    if (!*model && k < nop) *model = ops[k++];
+    if (!*image && k < nop) *image = ops[k++];
+    while (k < nop) {
+        if (nt == max_texts) goto too_many;
+        texts[nt++] = ops[k++];
+    }
+    free(ops);
+    return nt;
+too_many:
+    fprintf(stderr, "vlp %s: one TEXT only (quote it)\n", cmd);
+bad:
+    free(ops);
+    return -1;
+}
+
 /* ---- match ------------------------------------------------------------------------------------ */
 
 int vlp_cmd_match(int argc, char **argv) {
-    const char *pos[3] = {NULL, NULL, NULL};
+    const char *model = NULL, *image = NULL;
     const char **texts = calloc((size_t)argc + 1, sizeof *texts);
-    int np = 0, nt = 0;
     if (!texts) return CLI_FAIL;
-    for (int i = 0; i < argc; i++) {
+    for (int i = 0; i < argc; i++)
         if (cli_is_help(argv[i])) {
-            printf("usage: vlp match MODEL_DIR IMAGE TEXT...\n"
+            printf("usage: vlp match --model MODEL_DIR --image IMAGE --text TEXT [--text TEXT...]\n"
                    "The image-text matching probability (ITM head on the fused [CLS]) of each TEXT for IMAGE,\n"
-                   "with a fusion model (single_stream, dual_stream or mome). Prints probability<TAB>text.\n");
+                   "with a fusion model (single_stream, dual_stream or mome). Prints probability<TAB>text.\n"
+                   "A text longer than the model's positions keeps its first tokens ([CLS] ... [SEP]).\n"
+                   "The older positional form vlp match MODEL_DIR IMAGE TEXT... works too.\n"
+                   "exit status: 0 success, 1 failure (the model or the image unreadable), 2 usage error\n");
             free(texts);
             return CLI_OK;
         }
-        if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "vlp match: unknown option '%s' (see vlp match --help)\n", argv[i]);
-            free(texts);
-            return CLI_USAGE;
-        }
-        if (np < 2) pos[np++] = argv[i];
-        else texts[nt++] = argv[i];
+    int nt = fusion_args("match", argc, argv, argc, &model, &image, texts, NULL);
+    if (nt < 0) {
+        free(texts);
+        return CLI_USAGE;
     }
-    if (np < 2 || !nt) {
-        fprintf(stderr, "vlp match: give MODEL_DIR, IMAGE and at least one TEXT\n");
+    if (!model || !image || !nt) {
+        fprintf(stderr, "vlp match: give --model MODEL_DIR, --image IMAGE and at least one --text TEXT\n");
         free(texts);
         return CLI_USAGE;
     }
     int rc = CLI_FAIL;
-    vlp_vl *m = load_model("match", pos[0], 0);
-    vlp_wordpiece *tok = m ? load_tokenizer("match", pos[0], m) : NULL;
+    vlp_vl *m = load_model("match", model, 0);
+    vlp_wordpiece *tok = m ? load_tokenizer("match", model, m) : NULL;
     fuse_graph fg = {0};
     float *px = NULL;
     if (!tok) goto done;
     int S = m->cfg.image_size, T = m->cfg.max_text_len;
     px = malloc((size_t)3 * S * S * sizeof(float));
-    if (!px || load_pixels("match", m, pos[1], px)) goto done;
+    if (!px || load_pixels("match", m, image, px)) goto done;
     if (build_fused(m, nt, T, 1, &fg)) goto done;
     for (int b = 0; b < nt; b++) {
         memcpy((float *)fg.px->data + (size_t)b * 3 * S * S, px, (size_t)3 * S * S * sizeof(float));
+        /* truncated to the model's T positions, as in training: [CLS] first T - 2 tokens [SEP] */
         if (vlp_wordpiece_encode_pair(tok, texts[b], NULL, T, (int32_t *)fg.ids->data + (size_t)b * T, NULL,
                                       (int32_t *)fg.mask->data + (size_t)b * T) < 0) {
             fprintf(stderr, "vlp match: text %d: %s\n", b + 1, vlp_last_error());
@@ -345,36 +424,28 @@ done:
 /* ---- fill -------------------------------------------------------------------------------------- */
 
 int vlp_cmd_fill(int argc, char **argv) {
-    const char *pos[3] = {NULL, NULL, NULL};
-    int np = 0;
+    const char *model = NULL, *image = NULL, *text = NULL;
     long top = 5;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            printf("usage: vlp fill MODEL_DIR IMAGE TEXT [--top K]\n"
+    for (int i = 0; i < argc; i++)
+        if (cli_is_help(argv[i])) {
+            printf("usage: vlp fill --model MODEL_DIR --image IMAGE --text TEXT [--top K]\n"
                    "The K most likely tokens (default 5) at each [MASK] of TEXT, given IMAGE, from the MLM\n"
-                   "head of a fusion model. Prints one line per [MASK]: position, then token:probability.\n");
+                   "head of a fusion model. Prints one line per [MASK]: position, then token:probability.\n"
+                   "The older positional form vlp fill MODEL_DIR IMAGE TEXT works too.\n"
+                   "exit status: 0 success, 1 failure (the model or the image unreadable, the text longer\n"
+                   "than the model's positions), 2 usage error (no [MASK] in the text)\n");
             return CLI_OK;
-        } else if (!strcmp(a, "--top")) {
-            const char *v = cli_value("fill", argc, argv, &i);
-            if (!v || !cli_int("fill", "--top", v, 1, 100, &top)) return CLI_USAGE;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "vlp fill: unknown option '%s' (see vlp fill --help)\n", a);
-            return CLI_USAGE;
-        } else if (np < 3) {
-            pos[np++] = a;
-        } else {
-            fprintf(stderr, "vlp fill: one TEXT only (quote it)\n");
-            return CLI_USAGE;
         }
-    }
-    if (np < 3) {
-        fprintf(stderr, "vlp fill: give MODEL_DIR, IMAGE and TEXT (with [MASK] where tokens are wanted)\n");
+    int nt = fusion_args("fill", argc, argv, 1, &model, &image, &text, &top);
+    if (nt < 0) return CLI_USAGE;
+    if (!model || !image || !text) {
+        fprintf(stderr, "vlp fill: give --model MODEL_DIR, --image IMAGE and --text TEXT (with [MASK] where tokens "
+                        "are wanted)\n");
         return CLI_USAGE;
     }
     int rc = CLI_FAIL;
-    vlp_vl *m = load_model("fill", pos[0], 0);
-    vlp_wordpiece *tok = m ? load_tokenizer("fill", pos[0], m) : NULL;
+    vlp_vl *m = load_model("fill", model, 0);
+    vlp_wordpiece *tok = m ? load_tokenizer("fill", model, m) : NULL;
     fuse_graph fg = {0};
     float *px = NULL;
     int32_t *ids = NULL;
@@ -382,10 +453,10 @@ int vlp_cmd_fill(int argc, char **argv) {
     int S = m->cfg.image_size, T = m->cfg.max_text_len, V = m->cfg.vocab_size, len = 0, nmask = 0;
     px = malloc((size_t)3 * S * S * sizeof(float));
     ids = malloc((size_t)T * sizeof(int32_t));
-    if (!px || !ids || load_pixels("fill", m, pos[1], px)) goto done;
+    if (!px || !ids || load_pixels("fill", m, image, px)) goto done;
     /* [CLS] piece [MASK] piece ... [SEP]: the tokenizer never matches "[MASK]" in text itself */
     ids[len++] = m->cfg.cls_id;
-    const char *p = pos[2];
+    const char *p = text;
     for (;;) {
         const char *q = strstr(p, "[MASK]");
         size_t plen = q ? (size_t)(q - p) : strlen(p);

@@ -32,22 +32,6 @@ static void score_usage(FILE *f) {
             "exit status: 0 scored, 1 unreadable or mismatched files, 2 usage error\n");
 }
 
-static void report_bad(const char *cmd, const vlp_task_set *s) {
-    if (!s->n_bad) return;
-    static const char *const why[VLP_TASK_BAD_COUNT] = {"not JSON", "missing/mistyped field", "out of range",
-                                                        "unreadable image", "duplicate"};
-    fprintf(stderr, "vlp %s: %s: %lld of %lld rows skipped (", cmd, s->path, (long long)s->n_bad, (long long)s->n_rows);
-    int first = 1;
-    for (int i = 0; i < VLP_TASK_BAD_COUNT; i++)
-        if (s->bad[i]) {
-            fprintf(stderr, "%s%s %lld", first ? "" : ", ", why[i], (long long)s->bad[i]);
-            first = 0;
-        }
-    fprintf(stderr, ")\n");
-    for (int i = 0; i < s->n_messages && i < 10; i++) fprintf(stderr, "  %s\n", s->messages[i]);
-    if (s->n_bad > 10) fprintf(stderr, "  ...\n");
-}
-
 static void pct(double x) {
     if (isfinite(x)) printf("%8.2f%%", 100 * x);
     else printf("%9s", "-");
@@ -153,7 +137,7 @@ int vlp_cmd_score(int argc, char **argv) {
         fprintf(stderr, "vlp score: %s\n", vlp_last_error());
         goto done;
     }
-    report_bad("score", ds);
+    cli_report_bad_rows("score", ds);
     if (kind == VLP_TASK_VQA && !train) {
         const char *slash = strrchr(data, '/');
         size_t dl = slash ? (size_t)(slash - data + 1) : 0;
@@ -170,7 +154,7 @@ int vlp_cmd_score(int argc, char **argv) {
             fprintf(stderr, "vlp score: --train: %s\n", vlp_last_error());
             goto done;
         }
-        report_bad("score", tr);
+        cli_report_bad_rows("score", tr);
     }
     if (!(p = vlp_task_predictions_read(pred, kind))) {
         fprintf(stderr, "vlp score: %s\n", vlp_last_error());
@@ -185,6 +169,9 @@ int vlp_cmd_score(int argc, char **argv) {
         fprintf(stderr, "vlp score: %s\n", vlp_last_error());
         goto done;
     }
+    if (m.n_skipped)
+        fprintf(stderr, "vlp score: %s: %lld examples left out: their prediction rows are skipped rows\n", pred,
+                (long long)m.n_skipped);
     if (as_json) printf("%s\n", js);
     else print_table(&m, task_s, split, data);
     if (out) {
@@ -197,6 +184,9 @@ int vlp_cmd_score(int argc, char **argv) {
         json_object_set_new(o, "predictions", json_string(ap));
         if (at) json_object_set_new(o, "train", json_string(at));
         json_object_set_new(o, "n", json_integer(m.n));
+        /* data rows not scored: skipped by the reader, or skipped rows of the predictions */
+        json_object_set_new(o, "rows", json_integer(ds->n_rows));
+        json_object_set_new(o, "skipped", json_integer(ds->n_bad + m.n_skipped));
         json_object_set_new(o, "metrics", metrics ? metrics : json_object());
         if (json_dump_file(o, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) == 0)
             rc = CLI_OK;

@@ -33,6 +33,8 @@ static void help(void) {
            "  --steps N | --epochs N   length of the run; --batch-size N; --accum N (micro-batches per step)\n"
            "  --lr X  --min-lr X  --warmup N  --wd X  --beta1 X  --beta2 X  --eps X  --clip-norm X\n"
            "  --loss clip|siglip --seed N --workers N --log-every N --eval-every N --save-every N --keep N\n"
+           "  --print-config     print the run as resolved from RUN.json and the flags (JSON: model, objectives,\n"
+           "                     batch, steps, seed, optimiser, schedule, data) and exit; reads no data\n"
            "  --strict           an unreadable image or caption stops the run (default: replaced by another\n"
            "                     pair, counted, and named in a warning)\n"
            "  --stop-after N     stop (with a checkpoint) after step N of the schedule; --max-minutes X likewise\n"
@@ -58,7 +60,7 @@ typedef struct {
     int nval;
     vlp_train_config tc;
     int64_t epochs;
-    int workers, log_every, eval_every, save_every, keep, resume, rrc, dump, dump_compact, strict;
+    int workers, log_every, eval_every, save_every, keep, resume, rrc, dump, dump_compact, strict, print_config;
     int64_t stop_after;
     double max_minutes;
     /* VL runs ("family" in the config) */
@@ -201,8 +203,19 @@ static int read_config(const char *path, run_cfg *r) {
     int rc = check_keys(root, known, path);
     json_t *v;
     if (!rc && json_object_get(root, "family")) rc = load_vl_cfg(root, r, path);
-    else if (!rc && json_object_get(root, "objectives")) {
-        fprintf(stderr, "vlp train: %s: 'objectives' needs a VL 'family'\n", path);
+    else if (!rc && (v = json_object_get(root, "objectives"))) {
+        /* a CLIP run is a dual encoder: its only objective is the contrastive loss ("loss") */
+        char names[160] = "";
+        const char *key;
+        json_t *w;
+        if (json_is_object(v))
+            json_object_foreach(v, key, w) {
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", names[0] ? ", " : " (", key);
+            }
+        if (names[0]) strncat(names, ")", sizeof names - strlen(names) - 1);
+        fprintf(stderr, "vlp train: %s: 'objectives'%s needs a VL 'family' (single_stream, dual_stream, mome or "
+                        "captioning): without one this is a CLIP dual encoder, trained by the contrastive 'loss' "
+                        "(clip or siglip) alone\n", path, names);
         rc = -1;
     } else if (!rc && (v = json_object_get(root, "model"))) rc = load_model_cfg(v, r, path);
     if (!rc) rc = get_str(root, "vocab", r->vocab, sizeof r->vocab, path);
@@ -815,6 +828,85 @@ static int run_trainer(run_cfg *r, run_ctx *ctx, vlp_trainer *t, vlp_loader *ld)
     return CLI_OK;
 }
 
+/* A fresh VL model's vocabulary size and special ids come from its tokenizer ([CLS] starts a
+ * caption, [SEP] ends it); -1 after a message naming the vocabulary and the missing tokens. */
+static int vl_apply_vocab(run_cfg *r, const vlp_wordpiece *tok) {
+    if (vlp_wordpiece_require_specials(tok, VLP_WP_VL_SPECIALS, "vision-language models")) {
+        fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+        return -1;
+    }
+    vlp_vl_config *c = &r->vlc;
+    c->vocab_size = vlp_wordpiece_vocab_size(tok);
+    c->pad_id = vlp_wordpiece_special_id(tok, VLP_WP_PAD);
+    c->cls_id = c->bos_id = vlp_wordpiece_special_id(tok, VLP_WP_CLS);
+    c->sep_id = c->eos_id = vlp_wordpiece_special_id(tok, VLP_WP_SEP);
+    c->mask_id = vlp_wordpiece_special_id(tok, VLP_WP_MASK);
+    if (vlp_vl_config_validate(c)) {
+        fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+/* --print-config: the run as resolved from RUN.json and the flags, by the code a run uses, as
+ * one JSON object on stdout; nothing is read but the config (and a VL run's vocabulary). */
+static int print_config(run_cfg *r) {
+    json_t *o = json_object(), *m = NULL;
+    if (r->vl && !r->init[0]) {
+        vlp_wordpiece *tok = vlp_wordpiece_load(r->vocab[0] ? r->vocab : NULL);
+        if (!tok) {
+            fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+            json_decref(o);
+            return CLI_FAIL;
+        }
+        int bad = vl_apply_vocab(r, tok);
+        vlp_wordpiece_free(tok);
+        char *js = bad ? NULL : vlp_vl_config_dumps(&r->vlc);
+        m = js ? json_loads(js, 0, NULL) : NULL;
+        free(js);
+        if (!m) {
+            json_decref(o);
+            return CLI_FAIL;
+        }
+        json_object_set(o, "family", json_object_get(m, "family"));
+        json_object_set(o, "objectives", json_object_get(m, "objectives"));
+    } else if (!r->vl && !r->init[0]) {
+        const vlp_clip_config *c = &r->model;
+        m = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}", "name", r->model_desc,
+                      "embed_dim", c->embed_dim, "image_size", c->image_size, "patch_size", c->patch_size,
+                      "vision_width", c->vision_width, "vision_layers", c->vision_layers, "vision_heads",
+                      c->vision_heads, "vision_mlp", c->vision_mlp, "context_length", c->context_length, "vocab_size",
+                      c->vocab_size, "text_width", c->text_width, "text_layers", c->text_layers, "text_heads",
+                      c->text_heads, "text_mlp", c->text_mlp);
+        json_object_set_new(o, "family", json_string("clip"));
+    }
+    if (r->init[0]) json_object_set_new(o, "init", json_string(r->init));
+    if (m) json_object_set_new(o, "model", m);
+    if (r->vl) json_object_set_new(o, "vocab", json_string(r->vocab[0] ? r->vocab : "bert-base-uncased (built in)"));
+    json_t *val = json_array();
+    for (int i = 0; i < r->nval; i++) json_array_append_new(val, json_string(r->val[i]));
+    json_object_set_new(o, "data", json_pack("{s:s, s:o, s:i}", "train", r->data, "val", val, "workers", r->workers));
+    json_object_set_new(o, "batch_size", json_integer(r->tc.batch_size));
+    json_object_set_new(o, "accum_steps", json_integer(r->tc.accum_steps));
+    json_object_set_new(o, "steps", json_integer(r->tc.steps));
+    json_object_set_new(o, "epochs", json_integer(r->epochs));
+    json_object_set_new(o, "seed", json_integer((json_int_t)r->tc.seed));
+    json_object_set_new(o, "optimizer", json_pack("{s:s, s:f, s:[f, f], s:f, s:f}", "name", "adamw", "lr",
+                                                  (double)r->tc.lr, "betas", (double)r->tc.beta1, (double)r->tc.beta2,
+                                                  "eps", (double)r->tc.eps, "weight_decay", (double)r->tc.weight_decay));
+    json_object_set_new(o, "schedule", json_pack("{s:s, s:I, s:f}", "name", "warmup_cosine", "warmup",
+                                                 (json_int_t)r->tc.warmup, "min_lr", (double)r->tc.min_lr));
+    json_object_set_new(o, "clip_grad_norm", json_real((double)r->tc.clip_norm));
+    if (!r->vl) json_object_set_new(o, "loss", json_string(r->tc.loss == VLP_ITC_SIGLIP ? "siglip" : "clip"));
+    json_object_set_new(o, "out", json_string(r->out));
+    char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(7)); /* float fields */
+    json_decref(o);
+    if (!txt) return CLI_FAIL;
+    puts(txt);
+    free(txt);
+    return CLI_OK;
+}
+
 static int run_vl(run_cfg *r) {
     int rc = CLI_FAIL;
     run_ctx ctx = {.r = r};
@@ -833,22 +925,8 @@ static int run_vl(run_cfg *r) {
     if (r->init[0]) {
         m = vlp_vl_load(r->init);
     } else {
-        vlp_vl_config *c = &r->vlc;
-        int sp[4] = {vlp_wordpiece_special_id(tok, VLP_WP_PAD), vlp_wordpiece_special_id(tok, VLP_WP_CLS),
-                     vlp_wordpiece_special_id(tok, VLP_WP_SEP), vlp_wordpiece_special_id(tok, VLP_WP_MASK)};
-        for (int i = 0; i < 4; i++)
-            if (sp[i] < 0) {
-                fprintf(stderr, "vlp train: the vocabulary %s lacks [PAD], [CLS], [SEP] or [MASK]\n",
-                        r->vocab[0] ? r->vocab : "bert-base-uncased");
-                goto done;
-            }
-        /* the ids and the vocabulary come from the tokenizer ([CLS] starts a caption, [SEP] ends it) */
-        c->vocab_size = V;
-        c->pad_id = sp[0];
-        c->cls_id = c->bos_id = sp[1];
-        c->sep_id = c->eos_id = sp[2];
-        c->mask_id = sp[3];
-        m = vlp_vl_config_validate(c) ? NULL : vlp_vl_new(c, r->tc.seed);
+        if (vl_apply_vocab(r, tok)) goto done; /* names the file and each missing token */
+        m = vlp_vl_new(&r->vlc, r->tc.seed);
     }
     if (!m) {
         fprintf(stderr, "vlp train: %s\n", vlp_last_error());
@@ -987,6 +1065,8 @@ int vlp_cmd_train(int argc, char **argv) {
             r->dump_compact = 1;
         } else if (!strcmp(a, "--strict")) {
             r->strict = 1;
+        } else if (!strcmp(a, "--print-config")) {
+            r->print_config = 1;
         } else if (!strcmp(a, "--loss")) {
             VAL();
             if (!strcmp(v, "clip")) r->tc.loss = VLP_ITC_CLIP;
@@ -1036,6 +1116,10 @@ int vlp_cmd_train(int argc, char **argv) {
     }
     if (!have_model && !r->init[0]) {
         rc = fail_usage("no model: give --config RUN.json, --model PRESET|CONFIG or --init DIR", NULL);
+        goto out;
+    }
+    if (r->print_config) {
+        rc = print_config(r);
         goto out;
     }
     if (!r->data[0]) {

@@ -24,7 +24,7 @@ static const struct {
     {"eval", vlp_cmd_eval, "retrieval Recall@K and zero-shot accuracy of a CLIP model on a dataset"},
     {"plot", vlp_cmd_plot, "loss and metric curves of a training run as SVG"},
     {"vl-init", vlp_cmd_vl_init, "write a randomly initialised fusion / captioning model (ViLT, ALBEF, VLMo, BLIP)"},
-    {"caption", vlp_cmd_caption, "captions for images: greedy, beam search or nucleus sampling"},
+    {"caption", vlp_cmd_caption, "captions for images: beam search (default), greedy or nucleus sampling"},
     {"match", vlp_cmd_match, "image-text matching probability of texts for an image (ITM)"},
     {"fill", vlp_cmd_fill, "the most likely tokens at each [MASK] of a text, given an image"},
     {"demo", vlp_cmd_demo, "train a small transformer on a toy task and print the loss"},
