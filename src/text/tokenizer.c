@@ -45,7 +45,14 @@ vlp_tokenizer *vlp_tokenizer_load(int kind, const char *path) {
     if (kind == VLP_TOKENIZER_WORDPIECE) {
         if (!(t->wp = vlp_wordpiece_load(path))) goto fail;
     } else {
-        if (!(t->bpe = vlp_bpe_load(path))) goto fail;
+        if (!(t->bpe = vlp_bpe_load(path))) {
+            if (path && !strstr(vlp_last_error(), path)) { /* name the file (a vocab.txt given for BPE?) */
+                char msg[512];
+                snprintf(msg, sizeof msg, "%s", vlp_last_error());
+                vlp_set_error("%s: not a CLIP BPE merges file: %s", path, msg);
+            }
+            goto fail;
+        }
         t->bpe_vocab = vlp_bpe_vocab_size(t->bpe);
         if (t->bpe_vocab <= VLP_BPE_EOT) {
             vlp_set_error("%s: a BPE vocabulary of %d tokens has no <|startoftext|> / <|endoftext|> (ids %d, %d)",

@@ -617,7 +617,7 @@ static int cmp_i64(const void *a, const void *b) {
 
 static int cmp_str_p(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-vlp_ft_data *vlp_ft_data_new(const vlp_ft_model *m, const vlp_task_set *s, vlp_wordpiece *tok) {
+vlp_ft_data *vlp_ft_data_new(const vlp_ft_model *m, const vlp_task_set *s, vlp_tokenizer *tok) {
     if (!m || !s || !tok) {
         vlp_set_error("vlp_ft_data_new: NULL argument");
         return NULL;
@@ -627,8 +627,8 @@ vlp_ft_data *vlp_ft_data_new(const vlp_ft_model *m, const vlp_task_set *s, vlp_w
                       vlp_task_name(m->task));
         return NULL;
     }
-    if (vlp_wordpiece_vocab_size(tok) != m->vl->cfg.vocab_size) {
-        vlp_set_error("the tokenizer has %d tokens, the model's vocabulary %d", vlp_wordpiece_vocab_size(tok),
+    if (vlp_tokenizer_vocab_size(tok) != m->vl->cfg.vocab_size) {
+        vlp_set_error("the tokenizer has %d tokens, the model's vocabulary %d", vlp_tokenizer_vocab_size(tok),
                       m->vl->cfg.vocab_size);
         return NULL;
     }
@@ -694,7 +694,7 @@ vlp_ft_data *vlp_ft_data_new(const vlp_ft_model *m, const vlp_task_set *s, vlp_w
         for (int k = 0; k < d->per; k++) {
             const char *txt = m->task == VLP_TASK_MC ? e->choices[k] : e->text;
             size_t o = (size_t)(i * d->per + k) * (size_t)d->T;
-            if (vlp_wordpiece_encode_pair(tok, txt ? txt : "", NULL, d->T, d->ids + o, NULL, d->mask + o) < 0) {
+            if (vlp_tokenizer_encode_pair(tok, txt ? txt : "", NULL, d->T, d->ids + o, NULL, d->mask + o) < 0) {
                 char msg[600];
                 snprintf(msg, sizeof msg, "%s", vlp_last_error());
                 vlp_set_error("%s:%lld: %s", s->path, (long long)e->line, msg);

@@ -297,14 +297,14 @@ typedef struct {
     int stopped;
     vlp_dataset *val[8];
     int nval;
-    vlp_wordpiece *tok; /* VL runs */
+    vlp_tokenizer *tok; /* VL runs */
     vlp_loader *ld;
     int64_t skipped;    /* bad pairs already warned about */
 } run_ctx;
 
 /* WordPiece [CLS] text [SEP], padded: the loader's tokenize callback for VL runs. */
 static int wp_tokenize(void *ctx, const char *text, int T, int32_t *ids) {
-    int n = vlp_wordpiece_encode_pair(ctx, text, NULL, T, ids, NULL, NULL);
+    int n = vlp_tokenizer_encode_pair(ctx, text, NULL, T, ids, NULL, NULL);
     return n < 0 ? n : 0;
 }
 
@@ -823,46 +823,21 @@ static int run_vl(run_cfg *r) {
     vlp_loader *ld = NULL;
     vlp_trainer *t = NULL;
     uint8_t *cont = NULL;
-    vlp_wordpiece *tok = vlp_wordpiece_load(r->vocab[0] ? r->vocab : NULL);
-    if (!tok) {
-        fprintf(stderr, "vlp train: %s\n", vlp_last_error());
-        return CLI_FAIL;
+    vlp_tokenizer *tok = NULL;
+    const char *vocab = r->vocab[0] ? r->vocab : NULL;
+    if (r->init[0]) { /* the initial model's own tokenizer, unless "vocab" names another */
+        if ((m = vlp_vl_load(r->init))) tok = vlp_vl_tokenizer_load(&m->cfg, r->init, vocab);
+    } else { /* the model config's tokenizer ("tokenizer": "wordpiece" or "clip_bpe") gives the ids */
+        vlp_vl_config *c = &r->vlc;
+        if ((tok = vlp_tokenizer_load(c->tokenizer, vocab)) && !vlp_vl_config_set_tokenizer(c, tok, vocab))
+            m = vlp_vl_config_validate(c) ? NULL : vlp_vl_new(c, r->tc.seed);
     }
     ctx.tok = tok;
-    int V = vlp_wordpiece_vocab_size(tok);
-    if (r->init[0]) {
-        m = vlp_vl_load(r->init);
-    } else {
-        vlp_vl_config *c = &r->vlc;
-        int sp[4] = {vlp_wordpiece_special_id(tok, VLP_WP_PAD), vlp_wordpiece_special_id(tok, VLP_WP_CLS),
-                     vlp_wordpiece_special_id(tok, VLP_WP_SEP), vlp_wordpiece_special_id(tok, VLP_WP_MASK)};
-        for (int i = 0; i < 4; i++)
-            if (sp[i] < 0) {
-                fprintf(stderr, "vlp train: the vocabulary %s lacks [PAD], [CLS], [SEP] or [MASK]\n",
-                        r->vocab[0] ? r->vocab : "bert-base-uncased");
-                goto done;
-            }
-        /* the ids and the vocabulary come from the tokenizer ([CLS] starts a caption, [SEP] ends it) */
-        c->vocab_size = V;
-        c->pad_id = sp[0];
-        c->cls_id = c->bos_id = sp[1];
-        c->sep_id = c->eos_id = sp[2];
-        c->mask_id = sp[3];
-        m = vlp_vl_config_validate(c) ? NULL : vlp_vl_new(c, r->tc.seed);
-    }
-    if (!m) {
+    if (!m || !tok) {
         fprintf(stderr, "vlp train: %s\n", vlp_last_error());
         goto done;
     }
-    if (m->cfg.vocab_size != V) {
-        fprintf(stderr, "vlp train: the tokenizer has %d tokens, the model's vocabulary %d\n", V, m->cfg.vocab_size);
-        goto done;
-    }
-    if (!(cont = malloc((size_t)V))) goto done;
-    for (int i = 0; i < V; i++) {
-        const char *s = vlp_wordpiece_id_token(tok, i);
-        cont[i] = s && s[0] == '#' && s[1] == '#';
-    }
+    if (!(cont = vlp_tokenizer_word_flags(tok))) goto done; /* whole-word MLM */
     vlp_dataset_options dopt = {.csv_img_key = r->csv_img[0] ? r->csv_img : NULL,
                                 .csv_caption_key = r->csv_cap[0] ? r->csv_cap : NULL};
     if (!(ds = vlp_dataset_open(r->data, &dopt))) {
@@ -898,13 +873,21 @@ static int run_vl(run_cfg *r) {
             (long long)bpe, r->tc.batch_size, (long long)r->tc.steps, (double)r->tc.steps / (double)bpe,
             (double)r->tc.lr, (long long)r->tc.warmup, r->out);
     rc = run_trainer(r, &ctx, t, ld);
+    if (rc == CLI_OK && vocab) { /* the tokenizer travels with the model */
+        char mp[4200];
+        snprintf(mp, sizeof mp, "%s/model", r->out);
+        if (access(mp, F_OK) == 0 && vlp_vl_tokenizer_save(m->cfg.tokenizer, vocab, mp)) {
+            fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+            rc = CLI_FAIL;
+        }
+    }
 done:
     for (int i = 0; i < ctx.nval; i++) vlp_dataset_free(ctx.val[i]);
     vlp_trainer_free(t);
     vlp_loader_free(ld);
     vlp_dataset_free(ds);
     vlp_vl_free(m);
-    vlp_wordpiece_free(tok);
+    vlp_tokenizer_free(tok);
     free(cont);
     return rc;
 }
