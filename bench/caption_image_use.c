@@ -53,14 +53,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "caption_image_use: %s: %s\n", argv[1], m ? "not a captioning model" : vlp_last_error());
         return 1;
     }
-    char vocab[4200];
-    snprintf(vocab, sizeof vocab, "%s/vocab.txt", argv[1]);
-    FILE *vf = fopen(vocab, "r");
-    if (vf) fclose(vf);
-    vlp_wordpiece *tok = vlp_wordpiece_load(vf ? vocab : NULL);
+    vlp_tokenizer *tok = vlp_vl_tokenizer_load(&m->cfg, argv[1], NULL);
     FILE *f = fopen(argv[2], "r");
     if (!tok || !f) {
-        fprintf(stderr, "caption_image_use: cannot open %s or the vocabulary\n", argv[2]);
+        fprintf(stderr, "caption_image_use: %s\n", !tok ? vlp_last_error() : "cannot open the data file");
         return 1;
     }
     /* image paths in the TSV are relative to its directory */
@@ -105,7 +101,7 @@ int main(int argc, char **argv) {
         /* [CLS] caption [SEP]: the same token ids the LM objective trains on */
         int32_t type[64];
         int32_t mask[64];
-        int len = vlp_wordpiece_encode_pair(tok, caps[i], NULL, T < 64 ? T : 64, ids, type, mask);
+        int len = vlp_tokenizer_encode_pair(tok, caps[i], NULL, T < 64 ? T : 64, ids, type, mask);
         if (len < 2) continue;
         ids[0] = m->cfg.bos_id;
         double a = caption_logp(m, feat + (size_t)i * N1 * W, ids, len, &tok_own);
@@ -119,7 +115,7 @@ int main(int argc, char **argv) {
     free(px);
     free(feat);
     free(ids);
-    vlp_wordpiece_free(tok);
+    vlp_tokenizer_free(tok);
     vlp_vl_free(m);
     return 0;
 }

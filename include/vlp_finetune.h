@@ -120,12 +120,12 @@ int vlp_ft_graph_declare(vlp_graph *g, const vlp_ft_model *m, int batch, int tra
  * differs from the model's is an error naming its file and line; lm: an example is labelled when
  * some target token fits in max_text_len). The set and tok are borrowed (lm decodes with tok). */
 typedef struct vlp_ft_data vlp_ft_data;
-vlp_ft_data *vlp_ft_data_new(const vlp_ft_model *m, const vlp_task_set *set, vlp_wordpiece *tok);
+vlp_ft_data *vlp_ft_data_new(const vlp_ft_model *m, const vlp_task_set *set, vlp_tokenizer *tok);
 /* The same, but an image that cannot be decoded drops its rows from set (counted and described
  * as the reader's bad rows: vlp_task_drop, "FILE:LINE: image PATH: reason") instead of failing;
  * opt->strict (opt may be NULL): the first such row is the error, as in vlp_ft_data_new. The
  * decoding is the data's own (each distinct image once). */
-vlp_ft_data *vlp_ft_data_new_ex(const vlp_ft_model *m, vlp_task_set *set, vlp_wordpiece *tok,
+vlp_ft_data *vlp_ft_data_new_ex(const vlp_ft_model *m, vlp_task_set *set, vlp_tokenizer *tok,
                                 const vlp_task_read_options *opt);
 void vlp_ft_data_free(vlp_ft_data *d);
 int64_t vlp_ft_data_size(const vlp_ft_data *d);
@@ -157,7 +157,7 @@ int vlp_ft_lm_generate(const vlp_ft_model *m, const vlp_ft_data *d, const vlp_vl
  * prediction whose WordPiece ids equal those of a train answer becomes that answer's text
  * ("medium-light"); the others (answers never seen in train) stay as decoded. Returns the number
  * of predictions changed, or a negative vlp_status. */
-int vlp_ft_lm_canonical_answers(vlp_wordpiece *tok, const vlp_task_set *train, vlp_task_predictions *pred);
+int vlp_ft_lm_canonical_answers(vlp_tokenizer *tok, const vlp_task_set *train, vlp_task_predictions *pred);
 /* lm head, vqa: ranks, per example, the candidate answers of its question type (every distinct
  * normalised answer of that type in train, in order of first appearance) by the decoder's
  * log-likelihood of "answer [SEP]" after [CLS] question [SEP] (sum of the token log-probs; BLIP's

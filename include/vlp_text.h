@@ -119,6 +119,41 @@ const char *vlp_wordpiece_source(const vlp_wordpiece *t);
 int vlp_wordpiece_require_specials(const vlp_wordpiece *t, unsigned which, const char *who);
 #define VLP_WP_VL_SPECIALS ((1u << VLP_WP_PAD) | (1u << VLP_WP_CLS) | (1u << VLP_WP_SEP) | (1u << VLP_WP_MASK))
 
+/* ---- either tokenizer behind one interface ------------------------------------------------
+ * So that any text model can be fed by either tokenizer (a VL model's config names its own).
+ * WORDPIECE is the BERT input of vlp_wordpiece_*; CLIP_BPE lays BPE ids out the same way with
+ * <|startoftext|> as [CLS], <|endoftext|> as [SEP], and two ids past the BPE vocabulary as
+ * [MASK] and [PAD] (vocabulary 49408 + 2 for CLIP's); it has no [UNK]. */
+typedef struct vlp_tokenizer vlp_tokenizer;
+enum { VLP_TOKENIZER_WORDPIECE = 1, VLP_TOKENIZER_CLIP_BPE = 2 };
+/* "wordpiece" / "clip_bpe" -> kind, or -1; and back. */
+int vlp_tokenizer_kind_parse(const char *name);
+const char *vlp_tokenizer_kind_name(int kind);
+/* path: the WordPiece vocab.txt or BPE merges file; NULL = the built-in bert-base-uncased / CLIP. */
+vlp_tokenizer *vlp_tokenizer_load(int kind, const char *path);
+/* Takes ownership of wp. */
+vlp_tokenizer *vlp_tokenizer_from_wordpiece(vlp_wordpiece *wp);
+void vlp_tokenizer_free(vlp_tokenizer *t);
+int vlp_tokenizer_kind(const vlp_tokenizer *t);
+vlp_wordpiece *vlp_tokenizer_wordpiece(const vlp_tokenizer *t); /* NULL for BPE */
+int vlp_tokenizer_vocab_size(const vlp_tokenizer *t);
+int vlp_tokenizer_special_id(const vlp_tokenizer *t, int which); /* VLP_WP_*; -1 if absent */
+/* As vlp_wordpiece_encode(_n) / _encode_pair(_n) / _decode, for either kind. */
+int vlp_tokenizer_encode(vlp_tokenizer *t, const char *utf8, int32_t *ids, int cap);
+int vlp_tokenizer_encode_n(vlp_tokenizer *t, const char *utf8, size_t len, int32_t *ids, int cap);
+int vlp_tokenizer_encode_pair(vlp_tokenizer *t, const char *a, const char *b, int max_len, int32_t *ids,
+                              int32_t *type_ids, int32_t *mask);
+int vlp_tokenizer_encode_pair_n(vlp_tokenizer *t, const char *a, size_t alen, const char *b, size_t blen,
+                                int max_len, int32_t *ids, int32_t *type_ids, int32_t *mask);
+int vlp_tokenizer_decode(const vlp_tokenizer *t, const int32_t *ids, int n, int skip_special, char *out, size_t cap);
+/* One id as text (a WordPiece token, "##" kept; a BPE token decoded): snprintf's contract. */
+int vlp_tokenizer_id_text(const vlp_tokenizer *t, int id, char *out, size_t cap);
+/* Per id (vocab_size bytes, malloc'd): VLP_TOKEN_CONTINUES for a token that continues the word
+ * before it (WordPiece "##"), VLP_TOKEN_CONTINUED for one the next token continues (BPE without
+ * "</w>"): whole-word masking groups a word's tokens by either. */
+enum { VLP_TOKEN_CONTINUES = 1, VLP_TOKEN_CONTINUED = 2 };
+uint8_t *vlp_tokenizer_word_flags(const vlp_tokenizer *t);
+
 #pragma GCC visibility pop
 
 #ifdef __cplusplus

@@ -35,6 +35,7 @@
 
 #include "vlp.h"
 #include "vlp_fusion.h"
+#include "vlp_text.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -62,6 +63,7 @@ typedef struct {
     int act;           /* VLP_ACT_* */
     float ln_eps, dropout;
     int pad_id, cls_id, sep_id, mask_id, bos_id, eos_id;
+    int tokenizer; /* VLP_TOKENIZER_* (vlp_text.h) feeding the text side: WordPiece (default) or CLIP BPE */
     /* objectives: weight of each loss in the sum; 0 = not trained */
     float w_itc, w_itm, w_mlm, w_mim, w_lm;
     float mlm_prob;     /* 0.15 */
@@ -80,6 +82,19 @@ typedef struct {
     int itm_exclude_same_text;
     float mean[3], std[3];
 } vlp_vl_config;
+
+/* The tokenizer of a model (vlp_text.h): set_tokenizer takes the kind, vocabulary size and
+ * special ids from t (vocab: its file, for messages; an error names the missing specials);
+ * tokenizer_load opens the one cfg names, from vocab if given, else the model directory's
+ * vocab.txt / merges.txt[.gz], else the built-in vocabulary, and checks its size against cfg;
+ * tokenizer_save copies vocab (NULL: built-in, nothing to copy) into the model directory under
+ * vlp_vl_tokenizer_file's name. model: a directory or its .safetensors file. */
+int vlp_vl_config_set_tokenizer(vlp_vl_config *cfg, const vlp_tokenizer *t, const char *vocab);
+vlp_tokenizer *vlp_vl_tokenizer_load(const vlp_vl_config *cfg, const char *model, const char *vocab);
+/* The model directory's own vocabulary file for cfg's tokenizer into out: 1, or 0 (built in, out ""). */
+int vlp_vl_tokenizer_path(const vlp_vl_config *cfg, const char *model, char *out, size_t cap);
+int vlp_vl_tokenizer_save(int kind, const char *vocab, const char *model);
+const char *vlp_vl_tokenizer_file(int kind, const char *vocab);
 
 /* Presets: "vilt", "albef", "vlmo", "blip" (base sizes, BERT vocabulary) and the tiny
  * "vilt-tiny", "albef-tiny", "albef-coattn-tiny", "vlmo-tiny", "blip-tiny" for tests. */

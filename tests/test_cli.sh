@@ -345,6 +345,25 @@ EOF
 VLP_PROGRESS=0 "$vlp" --threads 2 train --config "$T/vl.json" --data "$T/pairs.tsv" --batch-size 4 --steps 2 \
   --log-every 1 --workers 1 --out "$T/vlrun" > /dev/null 2> "$T/err"; rc=$?
 check "VL train exits 0 (got $rc) and saves a dual_stream model; each objective's loss in progress and metrics" '[ $rc = 0 ] && grep -q "step 2/2  loss [0-9.]* (itc [0-9.]* itm [0-9.]* mlm [0-9.]*)" "$T/err" && grep -q dual_stream "$T/vlrun/model/config.json" && grep -q "\"loss_itm\":" "$T/vlrun/metrics.jsonl"'
+# any tokenizer feeds any text model: the same family trained on CLIP BPE ("tokenizer" in its model config);
+# the model carries its tokenizer, and match / fill / eval / caption use it
+sed 's/"embed_dim": 16}}/"embed_dim": 16, "tokenizer": "clip_bpe"}}/' "$T/vl.json" > "$T/vlbpe.json"
+VLP_PROGRESS=0 "$vlp" --threads 2 train --config "$T/vlbpe.json" --data "$T/pairs.tsv" --batch-size 4 --steps 2 \
+  --log-every 1 --workers 1 --out "$T/vlbpe" > /dev/null 2> "$T/err"; rc=$?
+check "VL train on CLIP BPE (exit $rc): the model records clip_bpe and a 49410-id vocabulary ([MASK], [PAD] past BPE)" '[ $rc = 0 ] && grep -q "\"tokenizer\": \"clip_bpe\"" "$T/vlbpe/model/config.json" && grep -q "\"vocab_size\": 49410" "$T/vlbpe/model/config.json" && grep -q "\"mask_id\": 49408" "$T/vlbpe/model/config.json" && grep -q "\"cls_id\": 49406" "$T/vlbpe/model/config.json" && grep -q "\"pad_id\": 49409" "$T/vlbpe/model/config.json" && grep -q "\"loss_mlm\":" "$T/vlbpe/metrics.jsonl"'
+out=$("$vlp" fill "$T/vlbpe/model" "$IMG" "a [MASK] face" --top 3 2>&1); rc=$?
+check "fill on a BPE model (exit $rc): 3 decoded tokens at the one [MASK]: $out" '[ $rc = 0 ] && [ $(echo "$out" | grep -c .) = 1 ] && [ $(echo "$out" | tr "\t" "\n" | grep -c ":0\.[0-9]*$") = 3 ]'
+out=$("$vlp" match "$T/vlbpe/model" "$IMG" "a smiling face" 2>&1); rc=$?
+check "match on a BPE model (exit $rc): $out" '[ $rc = 0 ] && echo "$out" | grep -q "0\.[0-9]"'
+out=$("$vlp" eval --model "$T/vlbpe/model" --data "$T/pairs.tsv" --rerank 2 2>&1); rc=$?
+check "eval --rerank on a BPE model (exit $rc)" '[ $rc = 0 ] && echo "$out" | grep -q "ITM@2 "'
+expect_fail "a WordPiece --vocab for a BPE model is refused, naming the file" 1 "vocab.txt: not a CLIP BPE merges file" "$vlp" eval --model "$T/vlbpe/model" --data "$T/pairs.tsv" --vocab tests/fixtures/bert/vocab.txt
+sed 's/"clip_bpe"/"sentencepiece"/' "$T/vlbpe/model/config.json" > "$T/badtok.json"; mkdir -p "$T/badtok"; cp "$T/badtok.json" "$T/badtok/config.json"; cp "$T/vlbpe/model/model.safetensors" "$T/badtok/"
+expect_fail "a model config naming an unknown tokenizer is refused, naming the field" 1 "tokenizer" "$vlp" match "$T/badtok" "$IMG" "x"
+"$vlp" vl-init --preset blip-tiny --tokenizer clip_bpe --seed 3 "$T/blipbpe" > /dev/null 2> "$T/err"; rc=$?
+out=$("$vlp" caption "$T/blipbpe" "$IMG" --max-len 6 2>&1); rc2=$?
+check "vl-init --tokenizer clip_bpe and caption decode BPE text (exit $rc/$rc2): '$out'" '[ $rc = 0 ] && [ $rc2 = 0 ] && grep -q "\"tokenizer\": \"clip_bpe\"" "$T/blipbpe/config.json" && [ -n "$out" ] && ! echo "$out" | grep -q "startoftext\|endoftext\|\[PAD\]"'
+expect_fail "vl-init: unknown --tokenizer" 2 "wordpiece or clip_bpe" "$vlp" vl-init --preset blip-tiny --tokenizer bpe "$T/x"
 # --dump-batches on a VL run (bench/torch_train_albef.py's input): batches, initial model, AdamW groups, step-0 probe
 "$vlp" --threads 2 train --config "$T/vl.json" --data "$T/pairs.tsv" --batch-size 4 --workers 1 --out "$T/vldump" \
   --dump-batches 2 > /dev/null 2> "$T/err"; rc=$?

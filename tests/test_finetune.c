@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 static char tmpdir[256];
-static vlp_wordpiece *tok;
+static vlp_tokenizer *tok;
 static const char *colours[4] = {"red", "green", "blue", "yellow"};
 static const unsigned char rgb[4][3] = {{220, 30, 30}, {30, 200, 40}, {40, 40, 220}, {230, 220, 30}};
 
@@ -70,7 +70,7 @@ static void write_ground(int n, int first, const char *name) {
 }
 
 /* A 64-token vocabulary whose special ids match the tiny presets ([PAD] 0, [CLS] 1, [SEP] 2, [MASK] 3). */
-static vlp_wordpiece *tiny_vocab(void) {
+static vlp_tokenizer *tiny_vocab(void) {
     char p[400];
     snprintf(p, sizeof p, "%s/vocab.txt", tmpdir);
     FILE *f = fopen(p, "w");
@@ -81,7 +81,7 @@ static vlp_wordpiece *tiny_vocab(void) {
     for (int i = 0; i < n; i++) fprintf(f, "%s\n", words[i]);
     for (int i = n; i < 64; i++) fprintf(f, "w%d\n", i);
     fclose(f);
-    return vlp_wordpiece_load(p);
+    return vlp_tokenizer_load(VLP_TOKENIZER_WORDPIECE, p);
 }
 
 static vlp_vl *tiny(const char *preset, uint64_t seed) {
@@ -894,7 +894,7 @@ static double ref_logp_n(vlp_ft_model *m, vlp_ft_data *d, int64_t ex, const char
     const int32_t *pre = vlp_ft_lm_prefix(d, ex, &P);
     int32_t seq[64], tmp[64];
     float *px = malloc((size_t)3 * S * S * sizeof(float)), *lg = malloc((size_t)T * V * sizeof(float));
-    int n = vlp_wordpiece_encode_pair(tok, text, NULL, T, tmp, NULL, NULL) - 1; /* without [CLS] */
+    int n = vlp_tokenizer_encode_pair(tok, text, NULL, T, tmp, NULL, NULL) - 1; /* without [CLS] */
     double lp = NAN;
     if (pre && px && lg && n > 0 && P + n <= T && !lm_pixels(m, d, ex, px)) {
         memcpy(seq, pre, (size_t)P * sizeof(int32_t));
@@ -1136,7 +1136,7 @@ static void test_lm_generate(vlp_task_set *vqa2, vlp_task_set *cap) {
             seq[L++] = best;
             if (best == c->eos_id) break;
         }
-        vlp_wordpiece_decode(tok, seq + P, L - P, 1, text, sizeof text);
+        vlp_tokenizer_decode(tok, seq + P, L - P, 1, text, sizeof text);
         CHECK(!rc && !strcmp(text, p->text[i]), "row %lld: generated '%s', greedy full forwards '%s'", (long long)i,
               p->text[i], text);
     }
@@ -1161,7 +1161,7 @@ static void test_lm_generate(vlp_task_set *vqa2, vlp_task_set *cap) {
         if (!rc) rc = vlp_vl_image_features(m->vl, px, 1, feat);
         if (!rc) rc = vlp_vl_generate(m->vl, feat, 1, &gc, out, &len);
         if (len > 0 && out[len - 1] == m->vl->cfg.eos_id) len--;
-        vlp_wordpiece_decode(tok, out, len, 1, text, sizeof text);
+        vlp_tokenizer_decode(tok, out, len, 1, text, sizeof text);
         CHECK(!rc && !strcmp(text, p->text[i]), "caption %lld: '%s', vlp_vl_generate '%s'", (long long)i, p->text[i],
               text);
     }
@@ -1182,7 +1182,7 @@ static void test_canonical_answers(void) {
         "{\"image\": \"a.png\", \"question\": \"what is it?\", \"answer\": \"keycap: *\", \"type\": \"identify\"}\n"
         "{\"image\": \"a.png\", \"question\": \"what is it?\", \"answer\": \"Face-Smiling\", \"type\": \"identify\"}\n";
     vlp_task_set *tr = vlp_task_read_mem(train_rows, strlen(train_rows), "train", ".", VLP_TASK_VQA, NULL);
-    vlp_wordpiece *bert = vlp_wordpiece_load(NULL);
+    vlp_tokenizer *bert = vlp_tokenizer_load(VLP_TOKENIZER_WORDPIECE, NULL);
     const char *gen[] = {"medium - light", "people & body", "keycap : *", "face - smiling", "medium", "dark - light"};
     const char *want[] = {"medium-light", "people & body", "keycap: *", "Face-Smiling", "medium", "dark - light"};
     int n = 6;
@@ -1197,7 +1197,7 @@ static void test_canonical_answers(void) {
           p && p->text ? p->text[3] : "", p && p->text ? p->text[4] : "", p && p->text ? p->text[5] : "");
     CHECK(vlp_ft_lm_canonical_answers(NULL, tr, p) < 0, "NULL tokenizer refused");
     vlp_task_predictions_free(p);
-    vlp_wordpiece_free(bert);
+    vlp_tokenizer_free(bert);
     vlp_task_set_free(tr);
 }
 
@@ -1261,7 +1261,7 @@ int main(void) {
     vlp_task_set_free(mc_v);
     vlp_task_set_free(gr);
     vlp_task_set_free(gr_v);
-    vlp_wordpiece_free(tok);
+    vlp_tokenizer_free(tok);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     if (system(cmd)) printf("could not remove %s\n", tmpdir);

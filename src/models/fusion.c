@@ -27,6 +27,7 @@ static void base_config(vlp_vl_config *c) {
     c->patch_size = 16;
     c->vocab_size = 30522;
     c->max_text_len = 40;
+    c->tokenizer = VLP_TOKENIZER_WORDPIECE;
     c->act = VLP_ACT_GELU;
     c->ln_eps = 1e-12f;
     /* BERT uncased: [PAD] 0, [CLS] 101, [SEP] 102, [MASK] 103; captions start at [CLS] as in BLIP's
@@ -204,6 +205,10 @@ int vlp_vl_config_validate(const vlp_vl_config *c) {
     }
     if (c->co_attention && c->vision_width % c->vision_heads) {
         vlp_set_error("VL config: co_attention needs vision_width divisible by vision_heads");
+        return VLP_ERR_ARG;
+    }
+    if (c->tokenizer != VLP_TOKENIZER_WORDPIECE && c->tokenizer != VLP_TOKENIZER_CLIP_BPE) {
+        vlp_set_error("VL config: tokenizer %d is neither wordpiece nor clip_bpe", c->tokenizer);
         return VLP_ERR_ARG;
     }
     int ids[6] = {c->pad_id, c->cls_id, c->sep_id, c->mask_id, c->bos_id, c->eos_id};
@@ -824,6 +829,7 @@ static json_t *config_json(const vlp_vl_config *c) {
 #undef I
 #undef F
     json_object_set_new(r, "act", json_string(acts[c->act]));
+    json_object_set_new(r, "tokenizer", json_string(vlp_tokenizer_kind_name(c->tokenizer)));
     json_t *mean = json_array(), *std = json_array();
     for (int i = 0; i < 3; i++) {
         json_array_append_new(mean, json_real((double)c->mean[i]));
@@ -886,6 +892,14 @@ int vlp_vl_config_load(const char *path, vlp_vl_config *c) {
         if (!strcmp(key, "format") || !strcmp(key, "family") || !strcmp(key, "objectives") ||
             !strcmp(key, "finetune"))
             continue;
+        if (!strcmp(key, "tokenizer")) { /* absent in models written before it: WordPiece */
+            if ((c->tokenizer = vlp_tokenizer_kind_parse(json_is_string(v) ? json_string_value(v) : NULL)) < 0) {
+                vlp_set_error("%s: field 'tokenizer' must be \"wordpiece\" or \"clip_bpe\"", path);
+                rc = VLP_ERR_ARG;
+                break;
+            }
+            continue;
+        }
         if (!strcmp(key, "act")) {
             const char *s = json_is_string(v) ? json_string_value(v) : "";
             c->act = !strcmp(s, "quick_gelu") ? VLP_ACT_QUICK_GELU

@@ -1,9 +1,11 @@
 /* Masked language modelling conditioned on the image: BERT's 15% selection with
  * 80% [MASK] / 10% random / 10% unchanged, optionally whole-word (a WordPiece word is
- * its first token plus the "##" continuations after it). The masking runs on the host
+ * its first token plus the "##" continuations after it; a CLIP BPE word runs up to its
+ * token with "</w>": is_cont holds vlp_tokenizer_word_flags). The masking runs on the host
  * (it decides inputs); the loss is the cross-entropy of the tied LM head on the fused
  * text states at the selected positions. */
 #include "vlp_vl.h"
+#include "vlp_text.h"
 
 #include "core/internal.h"
 
@@ -37,7 +39,8 @@ int vlp_mlm_mask(const vlp_vl_config *c, const int32_t *ids, const int32_t *mask
                 continue;
             }
             cand++;
-            int cont = c->mlm_whole_word && is_cont && t > 0 && word[t - 1] >= 0 && is_cont[id];
+            int cont = c->mlm_whole_word && is_cont && t > 0 && word[t - 1] >= 0 &&
+                       ((is_cont[id] & VLP_TOKEN_CONTINUES) || (is_cont[row[t - 1]] & VLP_TOKEN_CONTINUED));
             word[t] = cont ? word[t - 1] : nwords++;
         }
         /* pick words; at least one per row that has any */

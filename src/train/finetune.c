@@ -626,7 +626,7 @@ static int cmp_str_p(const void *a, const void *b) { return strcmp(*(char *const
 
 /* drop: rows whose images cannot be decoded leave s (vlp_task_drop) instead of failing; with
  * drop 0, s is only read. */
-static vlp_ft_data *data_new(const vlp_ft_model *m, vlp_task_set *s, vlp_wordpiece *tok, int drop) {
+static vlp_ft_data *data_new(const vlp_ft_model *m, vlp_task_set *s, vlp_tokenizer *tok, int drop) {
     if (!m || !s || !tok) {
         vlp_set_error("vlp_ft_data_new: NULL argument");
         return NULL;
@@ -636,8 +636,8 @@ static vlp_ft_data *data_new(const vlp_ft_model *m, vlp_task_set *s, vlp_wordpie
                       vlp_task_name(m->task));
         return NULL;
     }
-    if (vlp_wordpiece_vocab_size(tok) != m->vl->cfg.vocab_size) {
-        vlp_set_error("the tokenizer has %d tokens, the model's vocabulary %d", vlp_wordpiece_vocab_size(tok),
+    if (vlp_tokenizer_vocab_size(tok) != m->vl->cfg.vocab_size) {
+        vlp_set_error("the tokenizer has %d tokens, the model's vocabulary %d", vlp_tokenizer_vocab_size(tok),
                       m->vl->cfg.vocab_size);
         return NULL;
     }
@@ -728,7 +728,7 @@ static vlp_ft_data *data_new(const vlp_ft_model *m, vlp_task_set *s, vlp_wordpie
         for (int k = 0; k < d->per; k++) {
             const char *txt = m->task == VLP_TASK_MC ? e->choices[k] : e->text;
             size_t o = (size_t)(i * d->per + k) * (size_t)d->T;
-            if (vlp_wordpiece_encode_pair(tok, txt ? txt : "", NULL, d->T, d->ids + o, NULL, d->mask + o) < 0) {
+            if (vlp_tokenizer_encode_pair(tok, txt ? txt : "", NULL, d->T, d->ids + o, NULL, d->mask + o) < 0) {
                 char msg[600];
                 snprintf(msg, sizeof msg, "%s", vlp_last_error());
                 vlp_set_error("%s:%lld: %s", s->path, (long long)e->line, msg);
@@ -780,11 +780,11 @@ fail:
     return NULL;
 }
 
-vlp_ft_data *vlp_ft_data_new(const vlp_ft_model *m, const vlp_task_set *s, vlp_wordpiece *tok) {
+vlp_ft_data *vlp_ft_data_new(const vlp_ft_model *m, const vlp_task_set *s, vlp_tokenizer *tok) {
     return data_new(m, (vlp_task_set *)s, tok, 0); /* drop 0: s is only read */
 }
 
-vlp_ft_data *vlp_ft_data_new_ex(const vlp_ft_model *m, vlp_task_set *s, vlp_wordpiece *tok,
+vlp_ft_data *vlp_ft_data_new_ex(const vlp_ft_model *m, vlp_task_set *s, vlp_tokenizer *tok,
                                 const vlp_task_read_options *opt) {
     return data_new(m, s, tok, !(opt && opt->strict));
 }

@@ -44,7 +44,7 @@ int vlp_ft_lm_graph_declare(vlp_graph *g, const vlp_ft_model *m, int batch, int 
 
 /* ---- data --------------------------------------------------------------------------------- */
 
-int vlp_ft_lm_prepare(const vlp_ft_model *m, vlp_ft_data *d, vlp_wordpiece *tok) {
+int vlp_ft_lm_prepare(const vlp_ft_model *m, vlp_ft_data *d, vlp_tokenizer *tok) {
     const vlp_vl_config *c = &m->vl->cfg;
     int T = d->T, vqa = m->task == VLP_TASK_VQA;
     int64_t n = d->n;
@@ -70,10 +70,10 @@ int vlp_ft_lm_prepare(const vlp_ft_model *m, vlp_ft_data *d, vlp_wordpiece *tok)
         const char *a = e->answer ? e->answer : "";
         /* caption: [CLS] caption [SEP], every next token a target; vqa: [CLS] q [SEP] a [SEP], the
          * targets are the tokens of the second segment (the answer and its [SEP]) */
-        int len = vlp_wordpiece_encode_pair(tok, vqa ? (e->text ? e->text : "") : a, vqa ? a : NULL, T, ids, type,
+        int len = vlp_tokenizer_encode_pair(tok, vqa ? (e->text ? e->text : "") : a, vqa ? a : NULL, T, ids, type,
                                             mask);
         int plen = len < 0 ? -1
-                   : vqa   ? vlp_wordpiece_encode_pair(tok, e->text ? e->text : "", NULL, T - 1, pre, NULL, NULL)
+                   : vqa   ? vlp_tokenizer_encode_pair(tok, e->text ? e->text : "", NULL, T - 1, pre, NULL, NULL)
                            : 1;
         if (len < 0 || plen < 0) {
             char msg[600];
@@ -191,7 +191,7 @@ static int generate_chunk(const vlp_ft_model *m, const vlp_ft_data *d, const vlp
     for (int i = 0; i < k; i++) {
         int L = lens[i]; /* the text without the eos that ends it */
         if (L && out[(size_t)i * T + L - 1] == m->vl->cfg.eos_id) L--;
-        if (vlp_wordpiece_decode(d->tok, out + (size_t)i * T, L, 1, buf, 4096) < 0) {
+        if (vlp_tokenizer_decode(d->tok, out + (size_t)i * T, L, 1, buf, 4096) < 0) {
             rc = VLP_ERR_ARG;
             goto out;
         }
@@ -223,9 +223,9 @@ typedef struct {
 static int by_key(const void *a, const void *b) { return strcmp(((const ans_key *)a)->key, ((const ans_key *)b)->key); }
 
 /* "id,id,...": the WordPiece ids of text (no special tokens); NULL when out of memory. */
-static char *ids_key(vlp_wordpiece *tok, const char *text) {
+static char *ids_key(vlp_tokenizer *tok, const char *text) {
     int32_t ids[64];
-    int n = vlp_wordpiece_encode(tok, text ? text : "", ids, 64);
+    int n = vlp_tokenizer_encode(tok, text ? text : "", ids, 64);
     if (n < 0) n = 0;
     if (n > 64) n = 64; /* longer answers compare on their first 64 tokens */
     char *k = malloc((size_t)n * 12 + 1), *p = k;
@@ -235,7 +235,7 @@ static char *ids_key(vlp_wordpiece *tok, const char *text) {
     return k;
 }
 
-int vlp_ft_lm_canonical_answers(vlp_wordpiece *tok, const vlp_task_set *train, vlp_task_predictions *pred) {
+int vlp_ft_lm_canonical_answers(vlp_tokenizer *tok, const vlp_task_set *train, vlp_task_predictions *pred) {
     if (!tok || !train || !pred) {
         vlp_set_error("vlp_ft_lm_canonical_answers: NULL argument");
         return VLP_ERR_ARG;
@@ -399,13 +399,13 @@ static int score_rows(const vlp_ft_model *m, const float *feat, const int32_t *p
 }
 
 /* The continuation tokens of a text: its WordPiece tokens then [SEP], at most cap. */
-static int cont_tokens(vlp_wordpiece *tok, const char *s, int T, int cap, int32_t *out) {
+static int cont_tokens(vlp_tokenizer *tok, const char *s, int T, int cap, int32_t *out) {
     int32_t *ids = malloc((size_t)T * sizeof(int32_t));
     if (!ids) {
         vlp_set_error("lm head: out of memory");
         return VLP_ERR_NOMEM;
     }
-    int n = vlp_wordpiece_encode_pair(tok, s ? s : "", NULL, T, ids, NULL, NULL);
+    int n = vlp_tokenizer_encode_pair(tok, s ? s : "", NULL, T, ids, NULL, NULL);
     if (n >= 2) {
         n -= 1; /* drop [CLS]; keep the closing [SEP] */
         if (n > cap) n = cap;

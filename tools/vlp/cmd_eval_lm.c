@@ -42,16 +42,7 @@ int vlp_ft_lm_eval_predict(const char *model, vlp_task_set *ds, int strict, cons
         fprintf(stderr, "vlp eval: --protocol rank needs the vqa train file (--train): its answers are the candidates\n");
         return VLP_ERR_ARG;
     }
-    char vocab[4200], dir[4096];
-    snprintf(dir, sizeof dir, "%s", model);
-    size_t L = strlen(dir);
-    if (L > 12 && !strcmp(dir + L - 12, ".safetensors")) {
-        char *slash = strrchr(dir, '/');
-        if (slash) *slash = 0;
-        else snprintf(dir, sizeof dir, ".");
-    }
-    snprintf(vocab, sizeof vocab, "%s/vocab.txt", dir);
-    vlp_wordpiece *tok = vlp_wordpiece_load(access(vocab, R_OK) ? NULL : vocab);
+    vlp_tokenizer *tok = vlp_vl_tokenizer_load(&m->vl->cfg, model, NULL);
     vlp_task_read_options ro = {.strict = strict};
     vlp_ft_data *d = tok ? vlp_ft_data_new_ex(m, ds, tok, &ro) : NULL;
     int rc = !d ? VLP_ERR_ARG
@@ -67,7 +58,7 @@ int vlp_ft_lm_eval_predict(const char *model, vlp_task_set *ds, int strict, cons
                                  : "fine-tuned decoder (lm): answer decoded greedily after the question";
     if (rc) fprintf(stderr, "vlp eval: %s\n", vlp_last_error());
     vlp_ft_data_free(d);
-    vlp_wordpiece_free(tok);
+    vlp_tokenizer_free(tok);
     vlp_ft_free(m);
     return rc;
 }

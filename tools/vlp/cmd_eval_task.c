@@ -137,22 +137,10 @@ typedef struct {
     vlp_vl_gen_config gc;
 } cap_args;
 
-/* The model's WordPiece vocabulary: MODEL/vocab.txt when present, else bert-base-uncased. */
-static vlp_wordpiece *cap_tokenizer(const char *model, const vlp_vl *m) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/vocab.txt", model);
-    int own = access(path, R_OK) == 0;
-    vlp_wordpiece *t = vlp_wordpiece_load(own ? path : NULL);
-    if (!t) {
-        fprintf(stderr, "vlp eval: %s\n", vlp_last_error());
-        return NULL;
-    }
-    if (vlp_wordpiece_vocab_size(t) != m->cfg.vocab_size) {
-        fprintf(stderr, "vlp eval: the tokenizer (%s, %d tokens) does not fit the model's vocabulary of %d\n",
-                own ? path : "bert-base-uncased", vlp_wordpiece_vocab_size(t), m->cfg.vocab_size);
-        vlp_wordpiece_free(t);
-        return NULL;
-    }
+/* The model's tokenizer (its config's kind; MODEL/vocab.txt or merges.txt when present). */
+static vlp_tokenizer *cap_tokenizer(const char *model, const vlp_vl *m) {
+    vlp_tokenizer *t = vlp_vl_tokenizer_load(&m->cfg, model, NULL);
+    if (!t) fprintf(stderr, "vlp eval: %s\n", vlp_last_error());
     return t;
 }
 
@@ -222,7 +210,7 @@ static int eval_caption(const cap_args *a, const vlp_task_set *ds) {
         vlp_vl_free(m);
         return CLI_FAIL;
     }
-    vlp_wordpiece *tok = cap_tokenizer(a->model, m);
+    vlp_tokenizer *tok = cap_tokenizer(a->model, m);
     vlp_vl_gen_config gc = a->gc;
     if (gc.max_len + 1 > m->cfg.max_text_len) gc.max_len = m->cfg.max_text_len - 1; /* bos takes a position */
     if (gc.min_len > gc.max_len) gc.min_len = gc.max_len;
@@ -286,7 +274,7 @@ static int eval_caption(const cap_args *a, const vlp_task_set *ds) {
     cli_progress_end(&prog, n);
     double secs = cli_now() - t0;
     for (int64_t i = 0; i < n; i++) {
-        if (vlp_wordpiece_decode(tok, ids + (size_t)i * T, lens[i], 1, text, 65536) < 0 || !(caps[i] = strdup(text))) {
+        if (vlp_tokenizer_decode(tok, ids + (size_t)i * T, lens[i], 1, text, 65536) < 0 || !(caps[i] = strdup(text))) {
             fprintf(stderr, "vlp eval: example %lld: cannot decode the caption: %s\n", (long long)i, vlp_last_error());
             goto done;
         }
@@ -340,7 +328,7 @@ done:
     free(feat);
     free(ids);
     free(lens);
-    vlp_wordpiece_free(tok);
+    vlp_tokenizer_free(tok);
     vlp_vl_free(m);
     return rc;
 }

@@ -31,7 +31,7 @@ int vlp_eval_wants_vl(int argc, char **argv) {
 }
 
 static int wp_tokenize(void *ctx, const char *text, int T, int32_t *ids) {
-    int n = vlp_wordpiece_encode_pair(ctx, text, NULL, T, ids, NULL, NULL);
+    int n = vlp_tokenizer_encode_pair(ctx, text, NULL, T, ids, NULL, NULL);
     return n < 0 ? n : 0;
 }
 
@@ -121,16 +121,10 @@ int vlp_cmd_eval_vl(int argc, char **argv) {
         fprintf(stderr, "vlp eval: %s\n", vlp_last_error());
         return CLI_FAIL;
     }
-    char own[4200];
-    snprintf(own, sizeof own, "%s/vocab.txt", model);
-    if (!vocab && access(own, R_OK) == 0) vocab = own;
-    vlp_wordpiece *tok = vlp_wordpiece_load(vocab);
+    vlp_tokenizer *tok = vlp_vl_tokenizer_load(&m->cfg, model, vocab);
     int rc = CLI_OK;
-    if (!tok || vlp_wordpiece_vocab_size(tok) != m->cfg.vocab_size) {
-        if (tok)
-            fprintf(stderr, "vlp eval: the tokenizer (%s, %d tokens) does not fit the model's vocabulary of %d\n",
-                    vocab ? vocab : "bert-base-uncased", vlp_wordpiece_vocab_size(tok), m->cfg.vocab_size);
-        else fprintf(stderr, "vlp eval: %s\n", vlp_last_error());
+    if (!tok) {
+        fprintf(stderr, "vlp eval: %s\n", vlp_last_error());
         rc = CLI_FAIL;
     }
     /* no ITC heads but an ITM head: every pair through the fusion encoder */
@@ -211,7 +205,7 @@ int vlp_cmd_eval_vl(int argc, char **argv) {
         free(s);
     }
     json_decref(out);
-    vlp_wordpiece_free(tok);
+    vlp_tokenizer_free(tok);
     vlp_vl_free(m);
     return rc;
 }

@@ -42,7 +42,8 @@ static void help(void) {
            "  --eval-batch N      examples per evaluation pass (default 64)\n"
            "  --image-size N      ground2/ground3: the canvas size (default: grid x the pre-trained image size)\n"
            "  --stop-after N      stop (with a checkpoint) after step N of the schedule\n"
-           "  --vocab FILE        WordPiece vocabulary (default: PRETRAINED/vocab.txt, else bert-base-uncased)\n"
+           "  --vocab FILE        the tokenizer's vocabulary, of the kind the model's config names (default: the\n"
+           "                      pre-trained model's vocab.txt / merges.txt, else the built-in one)\n"
            "  --strict            a bad row in a train or val file is an error (\"strict\": true); by default rows\n"
            "                      with missing fields, labels out of range, duplicates or images that cannot be\n"
            "                      decoded are reported (FILE:LINE: problem) and skipped\n"
@@ -171,7 +172,7 @@ typedef struct {
     vlp_ft_model *m;
     vlp_ft_data *val[8];
     vlp_task_set *vset[8], *train_set;
-    vlp_wordpiece *tok; /* generated answers take the train answers' spelling, as vlp eval does */
+    vlp_tokenizer *tok; /* generated answers take the train answers' spelling, as vlp eval does */
     char split[8][256];
     double t0, last_draw;
     int tty;
@@ -241,17 +242,6 @@ static int on_eval(void *ctx, vlp_trainer *t, int64_t step, char *buf, size_t ca
     free(s);
     if (rc) fprintf(stderr, "vlp finetune: evaluation: %s\n", vlp_last_error());
     return rc;
-}
-
-static int copy_file(const char *src, const char *dst) {
-    FILE *in = fopen(src, "rb"), *o = in ? fopen(dst, "wb") : NULL;
-    int ok = in && o;
-    char b[65536];
-    size_t n;
-    while (ok && (n = fread(b, 1, sizeof b, in)) > 0) ok = fwrite(b, 1, n, o) == n;
-    if (in) fclose(in);
-    if (o && fclose(o)) ok = 0;
-    return ok ? 0 : -1;
 }
 
 int vlp_cmd_finetune(int argc, char **argv);
@@ -385,7 +375,7 @@ int vlp_cmd_finetune(int argc, char **argv) {
     run_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.c = &c;
-    vlp_wordpiece *tok = NULL;
+    vlp_tokenizer *tok = NULL;
     vlp_ft_model *m = NULL;
     vlp_ft_data *dt = NULL;
     vlp_trainer *t = NULL;
@@ -393,24 +383,21 @@ int vlp_cmd_finetune(int argc, char **argv) {
     char **answers = NULL;
     int n_answers = 0, head;
     vlp_task_read_options ro = {.strict = c.strict};
-    char vocab[4200] = "";
-    if (c.vocab[0]) snprintf(vocab, sizeof vocab, "%s", c.vocab);
-    else {
-        snprintf(vocab, sizeof vocab, "%s/vocab.txt", c.pretrained);
-        if (access(vocab, R_OK)) vocab[0] = 0;
-    }
+    char vocab[4200] = ""; /* the tokenizer's file: --vocab, else the pre-trained model's own ("": built in) */
     vlp_vl *vl = vlp_vl_load(c.pretrained);
     if (!vl) {
         fprintf(stderr, "vlp finetune: pre-trained model: %s\n", vlp_last_error());
         goto done;
     }
+    if (c.vocab[0]) snprintf(vocab, sizeof vocab, "%s", c.vocab);
+    else vlp_vl_tokenizer_path(&vl->cfg, c.pretrained, vocab, sizeof vocab);
     if (vlp_ft_pick_head(task, c.head, vl->cfg.family, &head)) {
         fprintf(stderr, "vlp finetune: %s: %s\n", c.pretrained, vlp_last_error());
         vlp_vl_free(vl);
         rc = CLI_USAGE;
         goto done;
     }
-    if (!(tok = vlp_wordpiece_load(vocab[0] ? vocab : NULL))) {
+    if (!(tok = vlp_vl_tokenizer_load(&vl->cfg, c.pretrained, vocab[0] ? vocab : NULL))) {
         fprintf(stderr, "vlp finetune: %s\n", vlp_last_error());
         vlp_vl_free(vl);
         goto done;
@@ -475,13 +462,13 @@ int vlp_cmd_finetune(int argc, char **argv) {
             cli_now() - t_load);
     if (c.dump) { /* the run's start for bench/torch_finetune_albef.py, then stop */
         char dst[4400];
-        snprintf(dst, sizeof dst, "%s/init/vocab.txt", c.out);
+        snprintf(dst, sizeof dst, "%s/init", c.out);
         if (vlp_ft_dump_batches(m, dt, &c.tc, c.layer_decay, c.dump, c.out)) {
             fprintf(stderr, "vlp finetune: --dump-batches: %s\n", vlp_last_error());
             goto done;
         }
-        if (vocab[0] && copy_file(vocab, dst)) {
-            fprintf(stderr, "vlp finetune: cannot copy %s to %s: %s\n", vocab, dst, strerror(errno));
+        if (vlp_vl_tokenizer_save(m->vl->cfg.tokenizer, vocab[0] ? vocab : NULL, dst)) {
+            fprintf(stderr, "vlp finetune: %s\n", vlp_last_error());
             goto done;
         }
         printf("wrote the first %d batches of %d examples to %s/batches, the initial model to %s/init and the "
@@ -516,9 +503,9 @@ int vlp_cmd_finetune(int argc, char **argv) {
     if (cli_interrupted() && vlp_trainer_step_count(t) < c.tc.steps) goto done;
     if (vlp_trainer_step_count(t) == c.tc.steps) {
         char dst[4400];
-        snprintf(dst, sizeof dst, "%s/model/vocab.txt", c.out);
-        if (vocab[0] && copy_file(vocab, dst)) { /* the tokenizer travels with the model */
-            fprintf(stderr, "vlp finetune: cannot copy %s to %s: %s\n", vocab, dst, strerror(errno));
+        snprintf(dst, sizeof dst, "%s/model", c.out);
+        if (vlp_vl_tokenizer_save(m->vl->cfg.tokenizer, vocab[0] ? vocab : NULL, dst)) { /* travels with the model */
+            fprintf(stderr, "vlp finetune: %s\n", vlp_last_error());
             goto done;
         }
         printf("%s/model: %s fine-tuned for %s (%s head) in %lld steps\n", c.out,
@@ -537,7 +524,7 @@ done:
     vlp_task_set_free(ctx.train_set);
     for (int i = 0; i < n_answers; i++) free(answers[i]);
     free(answers);
-    vlp_wordpiece_free(tok);
+    vlp_tokenizer_free(tok);
     return rc;
 }
 
@@ -558,18 +545,9 @@ static vlp_ft_model *zero_shot_mc(const char *model, const vlp_task_set *ds) {
  * whose images cannot be decoded leave ds as the pixels load (strict: an error). */
 int vlp_ft_eval_predict(const char *model, vlp_task_set *ds, int strict, int batch, vlp_clip_task_result *out) {
     memset(out, 0, sizeof *out);
-    char vocab[4200], dir[4096];
-    snprintf(dir, sizeof dir, "%s", model);
-    size_t L = strlen(dir);
-    if (L > 12 && !strcmp(dir + L - 12, ".safetensors")) {
-        char *slash = strrchr(dir, '/');
-        if (slash) *slash = 0;
-        else snprintf(dir, sizeof dir, ".");
-    }
-    snprintf(vocab, sizeof vocab, "%s/vocab.txt", dir);
     int zero_shot = !vlp_ft_is_finetuned(model) && ds->kind == VLP_TASK_MC;
     vlp_ft_model *m = zero_shot ? zero_shot_mc(model, ds) : vlp_ft_load(model);
-    vlp_wordpiece *tok = m ? vlp_wordpiece_load(access(vocab, R_OK) ? NULL : vocab) : NULL;
+    vlp_tokenizer *tok = m ? vlp_vl_tokenizer_load(&m->vl->cfg, model, NULL) : NULL;
     vlp_task_read_options ro = {.strict = strict};
     vlp_ft_data *d = tok ? vlp_ft_data_new_ex(m, ds, tok, &ro) : NULL;
     float *probs = NULL;
@@ -599,7 +577,7 @@ int vlp_ft_eval_predict(const char *model, vlp_task_set *ds, int strict, int bat
                                                : "fine-tuned pair head on both fused images (pair_mlp)";
     free(probs);
     vlp_ft_data_free(d);
-    vlp_wordpiece_free(tok);
+    vlp_tokenizer_free(tok);
     vlp_ft_free(m);
     return rc;
 }

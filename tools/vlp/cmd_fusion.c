@@ -3,7 +3,8 @@
  *   vlp caption  captions for images (captioning family): beam search (default), greedy or nucleus
  *   vlp match    image-text matching probability of texts for an image (ITM head)
  *   vlp fill     the most likely tokens at each [MASK] of a text, given an image (MLM head)
- * Text goes through BERT WordPiece: MODEL/vocab.txt when present, else bert-base-uncased. */
+ * Text goes through the model's tokenizer (its config: WordPiece or CLIP BPE; MODEL/vocab.txt or
+ * merges.txt when present, else the built-in vocabulary). */
 #include "cli.h"
 #include "vlp_image.h"
 #include "vlp_text.h"
@@ -19,21 +20,9 @@
 
 /* ---- shared ------------------------------------------------------------------------------ */
 
-static vlp_wordpiece *load_tokenizer(const char *cmd, const char *model_dir, const vlp_vl *m) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/vocab.txt", model_dir);
-    int own = access(path, R_OK) == 0;
-    vlp_wordpiece *t = vlp_wordpiece_load(own ? path : NULL);
-    if (!t) {
-        fprintf(stderr, "vlp %s: %s\n", cmd, vlp_last_error());
-        return NULL;
-    }
-    if (vlp_wordpiece_vocab_size(t) != m->cfg.vocab_size) {
-        fprintf(stderr, "vlp %s: the tokenizer (%s, %d tokens) does not fit the model's vocabulary of %d\n", cmd,
-                own ? path : "bert-base-uncased", vlp_wordpiece_vocab_size(t), m->cfg.vocab_size);
-        vlp_wordpiece_free(t);
-        return NULL;
-    }
+static vlp_tokenizer *load_tokenizer(const char *cmd, const char *model_dir, const vlp_vl *m) {
+    vlp_tokenizer *t = vlp_vl_tokenizer_load(&m->cfg, model_dir, NULL);
+    if (!t) fprintf(stderr, "vlp %s: %s\n", cmd, vlp_last_error());
     return t;
 }
 
@@ -93,22 +82,33 @@ static int build_fused(const vlp_vl *m, int B, int T, int head, fuse_graph *fg) 
 
 int vlp_cmd_vl_init(int argc, char **argv) {
     const char *preset = NULL, *vocab = NULL, *out = NULL;
+    int kind = VLP_TOKENIZER_WORDPIECE;
     long seed = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
-            printf("usage: vlp vl-init --preset NAME [--vocab vocab.txt] [--seed N] OUT_DIR\n"
+            printf("usage: vlp vl-init --preset NAME [--tokenizer wordpiece|clip_bpe] [--vocab FILE] [--seed N] OUT_DIR\n"
                    "Writes a randomly initialised fusion / captioning model: OUT_DIR/model.safetensors and\n"
-                   "OUT_DIR/config.json (with its family and objectives), sized for the WordPiece vocabulary\n"
-                   "(--vocab FILE, copied to OUT_DIR/vocab.txt; default bert-base-uncased, built in). The\n"
-                   "vocabulary needs [UNK], [PAD], [CLS], [SEP] and [MASK], and each token once: a missing\n"
-                   "special token or a duplicate is an error (exit 1) naming the file and the token.\n"
+                   "OUT_DIR/config.json (with its family, objectives and tokenizer), sized for the tokenizer's\n"
+                   "vocabulary: WordPiece (default; --vocab vocab.txt, copied to OUT_DIR/vocab.txt, else\n"
+                   "bert-base-uncased, built in) or CLIP BPE (--tokenizer clip_bpe: --vocab merges.txt[.gz], else\n"
+                   "CLIP's, built in; <|startoftext|> / <|endoftext|> serve as [CLS] / [SEP], and [MASK] and\n"
+                   "[PAD] get the two ids after the BPE vocabulary). A WordPiece vocabulary needs [UNK], [PAD],\n"
+                   "[CLS], [SEP] and [MASK], and each token once: a missing special token or a duplicate is an\n"
+                   "error (exit 1) naming the file and the token.\n"
                    "Presets: vilt, albef, albef-coattn, vlmo, blip (base sizes), each also as NAME-tiny.\n");
             return CLI_OK;
         } else if (!strcmp(a, "--preset")) {
             if (!(preset = cli_value("vl-init", argc, argv, &i))) return CLI_USAGE;
         } else if (!strcmp(a, "--vocab")) {
             if (!(vocab = cli_value("vl-init", argc, argv, &i))) return CLI_USAGE;
+        } else if (!strcmp(a, "--tokenizer")) {
+            const char *v = cli_value("vl-init", argc, argv, &i);
+            if (!v) return CLI_USAGE;
+            if ((kind = vlp_tokenizer_kind_parse(v)) < 0) {
+                fprintf(stderr, "vlp vl-init: --tokenizer wants wordpiece or clip_bpe, got '%s'\n", v);
+                return CLI_USAGE;
+            }
         } else if (!strcmp(a, "--seed")) {
             const char *v = cli_value("vl-init", argc, argv, &i);
             if (!v || !cli_int("vl-init", "--seed", v, 0, 2147483647L, &seed)) return CLI_USAGE;
@@ -128,44 +128,23 @@ int vlp_cmd_vl_init(int argc, char **argv) {
         fprintf(stderr, "vlp vl-init: %s\n", vlp_last_error());
         return CLI_USAGE;
     }
-    vlp_wordpiece *t = vlp_wordpiece_load(vocab);
-    if (!t) {
+    vlp_tokenizer *t = vlp_tokenizer_load(kind, vocab);
+    int bad = !t || vlp_vl_config_set_tokenizer(&cfg, t, vocab);
+    vlp_tokenizer_free(t);
+    if (bad) {
         fprintf(stderr, "vlp vl-init: %s\n", vlp_last_error());
         return CLI_FAIL;
     }
-    if (vlp_wordpiece_require_specials(t, VLP_WP_VL_SPECIALS, "vision-language models")) {
-        fprintf(stderr, "vlp vl-init: %s\n", vlp_last_error()); /* names the file and each missing token */
-        vlp_wordpiece_free(t);
-        return CLI_FAIL;
-    }
-    int pad = vlp_wordpiece_special_id(t, VLP_WP_PAD), cls = vlp_wordpiece_special_id(t, VLP_WP_CLS),
-        sep = vlp_wordpiece_special_id(t, VLP_WP_SEP), msk = vlp_wordpiece_special_id(t, VLP_WP_MASK);
-    cfg.vocab_size = vlp_wordpiece_vocab_size(t);
-    vlp_wordpiece_free(t);
-    cfg.pad_id = pad;
-    cfg.cls_id = cfg.bos_id = cls;
-    cfg.sep_id = cfg.eos_id = sep;
-    cfg.mask_id = msk;
     vlp_vl *m = vlp_vl_new(&cfg, (uint64_t)seed);
     if (!m || vlp_vl_save(m, out)) {
         fprintf(stderr, "vlp vl-init: %s\n", vlp_last_error());
         vlp_vl_free(m);
         return CLI_FAIL;
     }
-    if (vocab) { /* the tokenizer travels with the model */
-        char dst[4200], buf[65536];
-        snprintf(dst, sizeof dst, "%s/vocab.txt", out);
-        FILE *in = fopen(vocab, "rb"), *o = in ? fopen(dst, "wb") : NULL;
-        int bad = !in || !o;
-        size_t n;
-        while (!bad && (n = fread(buf, 1, sizeof buf, in)) > 0) bad = fwrite(buf, 1, n, o) != n;
-        if (in) fclose(in);
-        if (o && fclose(o)) bad = 1;
-        if (bad) {
-            fprintf(stderr, "vlp vl-init: %s: %s\n", in ? dst : vocab, strerror(errno));
-            vlp_vl_free(m);
-            return CLI_FAIL;
-        }
+    if (vlp_vl_tokenizer_save(kind, vocab, out)) { /* the tokenizer travels with the model */
+        fprintf(stderr, "vlp vl-init: %s\n", vlp_last_error());
+        vlp_vl_free(m);
+        return CLI_FAIL;
     }
     printf("wrote %s (%s, %.2f M parameters)\n", out, vlp_vl_family_name(cfg.family), vlp_vl_param_count(m) / 1e6);
     vlp_vl_free(m);
@@ -272,7 +251,7 @@ int vlp_cmd_caption(int argc, char **argv) {
     if (!beam_given) gc.beam = gc.sample || greedy ? 1 : CAPTION_DEFAULT_BEAM;
     int rc = CLI_FAIL;
     vlp_vl *m = load_model("caption", model, 1);
-    vlp_wordpiece *tok = m ? load_tokenizer("caption", model, m) : NULL;
+    vlp_tokenizer *tok = m ? load_tokenizer("caption", model, m) : NULL;
     float *px = NULL, *feat = NULL;
     int32_t *out = NULL;
     char *text = NULL;
@@ -303,7 +282,7 @@ int vlp_cmd_caption(int argc, char **argv) {
             rc = CLI_FAIL;
             continue;
         }
-        vlp_wordpiece_decode(tok, out, lens[0], 1, text, 65536);
+        vlp_tokenizer_decode(tok, out, lens[0], 1, text, 65536);
         printf("%s\t%s\n", images[i], text);
     }
 done:
@@ -312,7 +291,7 @@ done:
     free(out);
     free(text);
     free(images);
-    vlp_wordpiece_free(tok);
+    vlp_tokenizer_free(tok);
     vlp_vl_free(m);
     return rc;
 }
@@ -389,7 +368,7 @@ int vlp_cmd_match(int argc, char **argv) {
     }
     int rc = CLI_FAIL;
     vlp_vl *m = load_model("match", model, 0);
-    vlp_wordpiece *tok = m ? load_tokenizer("match", model, m) : NULL;
+    vlp_tokenizer *tok = m ? load_tokenizer("match", model, m) : NULL;
     fuse_graph fg = {0};
     float *px = NULL;
     if (!tok) goto done;
@@ -400,7 +379,7 @@ int vlp_cmd_match(int argc, char **argv) {
     for (int b = 0; b < nt; b++) {
         memcpy((float *)fg.px->data + (size_t)b * 3 * S * S, px, (size_t)3 * S * S * sizeof(float));
         /* truncated to the model's T positions, as in training: [CLS] first T - 2 tokens [SEP] */
-        if (vlp_wordpiece_encode_pair(tok, texts[b], NULL, T, (int32_t *)fg.ids->data + (size_t)b * T, NULL,
+        if (vlp_tokenizer_encode_pair(tok, texts[b], NULL, T, (int32_t *)fg.ids->data + (size_t)b * T, NULL,
                                       (int32_t *)fg.mask->data + (size_t)b * T) < 0) {
             fprintf(stderr, "vlp match: text %d: %s\n", b + 1, vlp_last_error());
             goto done;
@@ -416,7 +395,7 @@ done:
     vlp_graph_free(fg.g);
     free(px);
     free(texts);
-    vlp_wordpiece_free(tok);
+    vlp_tokenizer_free(tok);
     vlp_vl_free(m);
     return rc;
 }
@@ -445,7 +424,7 @@ int vlp_cmd_fill(int argc, char **argv) {
     }
     int rc = CLI_FAIL;
     vlp_vl *m = load_model("fill", model, 0);
-    vlp_wordpiece *tok = m ? load_tokenizer("fill", model, m) : NULL;
+    vlp_tokenizer *tok = m ? load_tokenizer("fill", model, m) : NULL;
     fuse_graph fg = {0};
     float *px = NULL;
     int32_t *ids = NULL;
@@ -460,7 +439,7 @@ int vlp_cmd_fill(int argc, char **argv) {
     for (;;) {
         const char *q = strstr(p, "[MASK]");
         size_t plen = q ? (size_t)(q - p) : strlen(p);
-        int k = vlp_wordpiece_encode_n(tok, p, plen, ids + len, T - 1 - len);
+        int k = vlp_tokenizer_encode_n(tok, p, plen, ids + len, T - 1 - len);
         if (k < 0 || len + k > T - 1) {
             fprintf(stderr, "vlp fill: %s\n", k < 0 ? vlp_last_error() : "the text is longer than the model's positions");
             goto done;
@@ -497,8 +476,9 @@ int vlp_cmd_fill(int argc, char **argv) {
             int best = -1;
             for (int v = 0; v < V; v++)
                 if (pr[v] >= 0 && (best < 0 || pr[v] > pr[best])) best = v;
-            const char *name = vlp_wordpiece_id_token(tok, best);
-            printf("\t%s:%.4f", name ? name : "?", pr[best]);
+            char name[256];
+            if (vlp_tokenizer_id_text(tok, best, name, sizeof name) < 0) snprintf(name, sizeof name, "?");
+            printf("\t%s:%.4f", name, pr[best]);
             pr[best] = -1;
         }
         printf("\n");
@@ -508,7 +488,7 @@ done:
     vlp_graph_free(fg.g);
     free(px);
     free(ids);
-    vlp_wordpiece_free(tok);
+    vlp_tokenizer_free(tok);
     vlp_vl_free(m);
     return rc;
 }

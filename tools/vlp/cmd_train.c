@@ -310,14 +310,14 @@ typedef struct {
     int stopped;
     vlp_dataset *val[8];
     int nval;
-    vlp_wordpiece *tok; /* VL runs */
+    vlp_tokenizer *tok; /* VL runs */
     vlp_loader *ld;
     int64_t skipped;    /* bad pairs already warned about */
 } run_ctx;
 
 /* WordPiece [CLS] text [SEP], padded: the loader's tokenize callback for VL runs. */
 static int wp_tokenize(void *ctx, const char *text, int T, int32_t *ids) {
-    int n = vlp_wordpiece_encode_pair(ctx, text, NULL, T, ids, NULL, NULL);
+    int n = vlp_tokenizer_encode_pair(ctx, text, NULL, T, ids, NULL, NULL);
     return n < 0 ? n : 0;
 }
 
@@ -830,18 +830,9 @@ static int run_trainer(run_cfg *r, run_ctx *ctx, vlp_trainer *t, vlp_loader *ld)
 
 /* A fresh VL model's vocabulary size and special ids come from its tokenizer ([CLS] starts a
  * caption, [SEP] ends it); -1 after a message naming the vocabulary and the missing tokens. */
-static int vl_apply_vocab(run_cfg *r, const vlp_wordpiece *tok) {
-    if (vlp_wordpiece_require_specials(tok, VLP_WP_VL_SPECIALS, "vision-language models")) {
-        fprintf(stderr, "vlp train: %s\n", vlp_last_error());
-        return -1;
-    }
+static int vl_apply_vocab(run_cfg *r, const vlp_tokenizer *tok) {
     vlp_vl_config *c = &r->vlc;
-    c->vocab_size = vlp_wordpiece_vocab_size(tok);
-    c->pad_id = vlp_wordpiece_special_id(tok, VLP_WP_PAD);
-    c->cls_id = c->bos_id = vlp_wordpiece_special_id(tok, VLP_WP_CLS);
-    c->sep_id = c->eos_id = vlp_wordpiece_special_id(tok, VLP_WP_SEP);
-    c->mask_id = vlp_wordpiece_special_id(tok, VLP_WP_MASK);
-    if (vlp_vl_config_validate(c)) {
+    if (vlp_vl_config_set_tokenizer(c, tok, r->vocab[0] ? r->vocab : NULL) || vlp_vl_config_validate(c)) {
         fprintf(stderr, "vlp train: %s\n", vlp_last_error());
         return -1;
     }
@@ -853,14 +844,14 @@ static int vl_apply_vocab(run_cfg *r, const vlp_wordpiece *tok) {
 static int print_config(run_cfg *r) {
     json_t *o = json_object(), *m = NULL;
     if (r->vl && !r->init[0]) {
-        vlp_wordpiece *tok = vlp_wordpiece_load(r->vocab[0] ? r->vocab : NULL);
+        vlp_tokenizer *tok = vlp_tokenizer_load(r->vlc.tokenizer, r->vocab[0] ? r->vocab : NULL);
         if (!tok) {
             fprintf(stderr, "vlp train: %s\n", vlp_last_error());
             json_decref(o);
             return CLI_FAIL;
         }
         int bad = vl_apply_vocab(r, tok);
-        vlp_wordpiece_free(tok);
+        vlp_tokenizer_free(tok);
         char *js = bad ? NULL : vlp_vl_config_dumps(&r->vlc);
         m = js ? json_loads(js, 0, NULL) : NULL;
         free(js);
@@ -915,32 +906,21 @@ static int run_vl(run_cfg *r) {
     vlp_loader *ld = NULL;
     vlp_trainer *t = NULL;
     uint8_t *cont = NULL;
-    vlp_wordpiece *tok = vlp_wordpiece_load(r->vocab[0] ? r->vocab : NULL);
-    if (!tok) {
-        fprintf(stderr, "vlp train: %s\n", vlp_last_error());
-        return CLI_FAIL;
-    }
-    ctx.tok = tok;
-    int V = vlp_wordpiece_vocab_size(tok);
-    if (r->init[0]) {
-        m = vlp_vl_load(r->init);
-    } else {
+    vlp_tokenizer *tok = NULL;
+    const char *vocab = r->vocab[0] ? r->vocab : NULL;
+    if (r->init[0]) { /* the initial model's own tokenizer, unless "vocab" names another */
+        if ((m = vlp_vl_load(r->init))) tok = vlp_vl_tokenizer_load(&m->cfg, r->init, vocab);
+    } else if ((tok = vlp_tokenizer_load(r->vlc.tokenizer, vocab))) {
+        /* the model config's tokenizer ("tokenizer": "wordpiece" or "clip_bpe") gives the ids */
         if (vl_apply_vocab(r, tok)) goto done; /* names the file and each missing token */
         m = vlp_vl_new(&r->vlc, r->tc.seed);
     }
-    if (!m) {
+    ctx.tok = tok;
+    if (!m || !tok) {
         fprintf(stderr, "vlp train: %s\n", vlp_last_error());
         goto done;
     }
-    if (m->cfg.vocab_size != V) {
-        fprintf(stderr, "vlp train: the tokenizer has %d tokens, the model's vocabulary %d\n", V, m->cfg.vocab_size);
-        goto done;
-    }
-    if (!(cont = malloc((size_t)V))) goto done;
-    for (int i = 0; i < V; i++) {
-        const char *s = vlp_wordpiece_id_token(tok, i);
-        cont[i] = s && s[0] == '#' && s[1] == '#';
-    }
+    if (!(cont = vlp_tokenizer_word_flags(tok))) goto done; /* whole-word MLM */
     vlp_dataset_options dopt = {.csv_img_key = r->csv_img[0] ? r->csv_img : NULL,
                                 .csv_caption_key = r->csv_cap[0] ? r->csv_cap : NULL};
     if (!(ds = vlp_dataset_open(r->data, &dopt))) {
@@ -976,13 +956,21 @@ static int run_vl(run_cfg *r) {
             (long long)bpe, r->tc.batch_size, (long long)r->tc.steps, (double)r->tc.steps / (double)bpe,
             (double)r->tc.lr, (long long)r->tc.warmup, r->out);
     rc = run_trainer(r, &ctx, t, ld);
+    if (rc == CLI_OK && vocab) { /* the tokenizer travels with the model */
+        char mp[4200];
+        snprintf(mp, sizeof mp, "%s/model", r->out);
+        if (access(mp, F_OK) == 0 && vlp_vl_tokenizer_save(m->cfg.tokenizer, vocab, mp)) {
+            fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+            rc = CLI_FAIL;
+        }
+    }
 done:
     for (int i = 0; i < ctx.nval; i++) vlp_dataset_free(ctx.val[i]);
     vlp_trainer_free(t);
     vlp_loader_free(ld);
     vlp_dataset_free(ds);
     vlp_vl_free(m);
-    vlp_wordpiece_free(tok);
+    vlp_tokenizer_free(tok);
     free(cont);
     return rc;
 }
