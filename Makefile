@@ -62,7 +62,7 @@ $(BUILD)/vlp: $(CLI_OBJ) $(BUILD)/libvlp.a
 	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libvlp.a $(LDLIBS)
 
 # Tests link the static library and may use internal headers.
-$(BUILD)/tests/%: tests/%.c tests/test.h tests/test_util.h $(BUILD)/libvlp.a
+$(BUILD)/tests/%: tests/%.c tests/test.h tests/test_util.h tests/test_ref.h $(BUILD)/libvlp.a
 	@mkdir -p $(dir $@)
 	$(if $(filter 1,$(VERBOSE)),,@echo "  LD $@";) $(CC) $(CFLAGS) -fvisibility=default -Itests $< -o $@ $(BUILD)/libvlp.a $(LDLIBS)
 

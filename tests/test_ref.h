@@ -1,0 +1,47 @@
+/* Comparisons against PyTorch fixtures, shared by the tests that check a model's outputs and
+ * gradients (test_fusion.c's CoCa, test_fusion_ref.c's ALBEF and VLMo). */
+#ifndef VLP_TEST_REF_H
+#define VLP_TEST_REF_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vlp_safetensors.h"
+
+/* max |a - r| / max(max |r|, floor) */
+static double rel_err(const float *a, const float *r, int64_t n, double floor) {
+    double md = 0, mr = floor;
+    for (int64_t i = 0; i < n; i++) {
+        md = fmax(md, fabs((double)a[i] - r[i]));
+        mr = fmax(mr, fabs((double)r[i]));
+    }
+    return md / mr;
+}
+
+/* A key bias adds q . b_k to every score of a query: softmax ignores it, so its gradient is zero
+ * in exact arithmetic (PyTorch's float64: ~1e-16) and vlp's float32 one is rounding, which the
+ * relative criterion would divide by its floor alone. Such a tensor (every reference entry under
+ * 1e-10) is measured against the largest gradient entry of its weight (same name, ".weight"):
+ * returns that scale, or 0 for an ordinary tensor. */
+static double zero_grad_scale(vlp_safetensors *gs, const char *name, const float *r, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (fabs(r[i]) >= 1e-10) return 0;
+    char w[200];
+    size_t len = strlen(name);
+    if (len < 5 || strcmp(name + len - 5, ".bias") || len >= sizeof w - 8) return 0;
+    snprintf(w, sizeof w, "%.*s.weight", (int)(len - 5), name);
+    int k = vlp_st_find(gs, w);
+    if (k < 0) return 0;
+    int64_t m = vlp_st_numel(gs, k);
+    float *x = malloc((size_t)m * sizeof(float));
+    double mx = 0;
+    if (x && !vlp_st_read_f32(gs, k, x, m))
+        for (int64_t i = 0; i < m; i++) mx = fmax(mx, fabs((double)x[i]));
+    free(x);
+    return mx;
+}
+
+#endif
