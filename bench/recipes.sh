@@ -34,10 +34,15 @@ train() { # RECIPE: one leg of training; with RESUME=1 it continues from the run
   else
     rm -f "$legs" "$out/$1.log"
   fi
+  local rc=0
   VLP_PROGRESS=0 "$vlp" --threads "$threads" train --config "configs/emoji-$1-s.json" --data "$data/train.tsv" \
     --no-eval --steps "$steps" --out "$out/$1" --log-every 20 --save-every "${SAVE_EVERY:-0}" "${resume[@]}" \
-    2>>"$out/$1.log"
-  echo "{\"wall_s\": $((SECONDS - t0)), \"threads\": $threads}" >>"$legs"
+    2>>"$out/$1.log" || rc=$?
+  echo "{\"wall_s\": $((SECONDS - t0)), \"threads\": $threads}" >>"$legs" # an interrupted leg counts too
+  if [ $rc != 0 ]; then
+    echo "$1: stopped (exit $rc, see $out/$1.log); continue with RESUME=1" >&2
+    return $rc
+  fi
   /usr/bin/python3 - "$legs" "$steps" >"$out/$1.time.json" <<'PY'
 import json, sys
 legs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
