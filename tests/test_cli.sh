@@ -363,6 +363,8 @@ expect_fail "a model config naming an unknown tokenizer is refused, naming the f
 "$vlp" vl-init --preset blip-tiny --tokenizer clip_bpe --seed 3 "$T/blipbpe" > /dev/null 2> "$T/err"; rc=$?
 out=$("$vlp" caption "$T/blipbpe" "$IMG" --max-len 6 2>&1); rc2=$?
 check "vl-init --tokenizer clip_bpe and caption decode BPE text (exit $rc/$rc2): '$out'" '[ $rc = 0 ] && [ $rc2 = 0 ] && grep -q "\"tokenizer\": \"clip_bpe\"" "$T/blipbpe/config.json" && [ -n "$out" ] && ! echo "$out" | grep -q "startoftext\|endoftext\|\[PAD\]"'
+out=$("$vlp" info "$T/blipbpe" --json 2>&1); out2=$("$vlp" info "$T/blipbpe" 2>&1)
+check "info names a BPE model's tokenizer" 'echo "$out" | grep -q "\"tokenizer\": \"clip_bpe\"" && echo "$out2" | grep -q "vocab 49410 (CLIP BPE)"'
 expect_fail "vl-init: unknown --tokenizer" 2 "wordpiece or clip_bpe" "$vlp" vl-init --preset blip-tiny --tokenizer bpe "$T/x"
 # --dump-batches on a VL run (bench/torch_train_albef.py's input): batches, initial model, AdamW groups, step-0 probe
 "$vlp" --threads 2 train --config "$T/vl.json" --data "$T/pairs.tsv" --batch-size 4 --workers 1 --out "$T/vldump" \

@@ -563,10 +563,10 @@ int vlp_info_vl(const char *path, int json) {
         printf("{\"family\": \"%s\", \"architecture\": \"%s\", \"objectives\": [%s], \"parameters\": %lld, "
                "\"image_size\": %d, \"patch_size\": %d, \"width\": %d, \"layers\": %d, \"heads\": %d, "
                "\"vision_width\": %d, \"vision_layers\": %d, \"fusion_layers\": %d, \"vocab_size\": %d, "
-               "\"max_text_len\": %d, \"embed_dim\": %d%s}\n",
+               "\"max_text_len\": %d, \"embed_dim\": %d, \"tokenizer\": \"%s\"%s}\n",
                vlp_vl_family_name(c->family), arch[c->family], objs, (long long)vlp_vl_param_count(m), c->image_size,
                c->patch_size, c->width, c->layers, c->heads, c->vision_width, c->vision_layers, c->fusion_layers,
-               c->vocab_size, c->max_text_len, c->embed_dim, ft_json);
+               c->vocab_size, c->max_text_len, c->embed_dim, vlp_tokenizer_kind_name(c->tokenizer), ft_json);
     } else {
         printf("model        %s\n", path);
         printf("family       %s: %s\n", vlp_vl_family_name(c->family), arch[c->family]);
@@ -576,8 +576,9 @@ int vlp_info_vl(const char *path, int json) {
         printf("image        %dx%d, patch %d", c->image_size, c->image_size, c->patch_size);
         if (c->family == VLP_VL_DUAL || c->family == VLP_VL_CAPTION)
             printf(", ViT width %d, %d layers, %d heads", c->vision_width, c->vision_layers, c->vision_heads);
-        printf("\ntext/fusion  width %d, %d layers (%d fusion), %d heads, vocab %d, %d positions%s\n", c->width,
-               c->layers, c->fusion_layers, c->heads, c->vocab_size, c->max_text_len,
+        printf("\ntext/fusion  width %d, %d layers (%d fusion), %d heads, vocab %d (%s), %d positions%s\n", c->width,
+               c->layers, c->fusion_layers, c->heads, c->vocab_size,
+               c->tokenizer == VLP_TOKENIZER_CLIP_BPE ? "CLIP BPE" : "WordPiece", c->max_text_len,
                c->co_attention ? ", co-attention" : "");
     }
     vlp_vl_free(m);
