@@ -1001,17 +1001,9 @@ static void test_coca_config(void) {
 }
 
 static void *coca_npy(const char *v, const char *name, vlp_dtype want, int64_t *shape) {
-    char path[512];
-    snprintf(path, sizeof path, FIXTURE("coca") "/%s/%s", v, name);
-    void *data = NULL;
-    int nd;
-    vlp_dtype dt;
-    if (vlp_npy_load(path, &dt, &nd, shape, &data) || dt != want) {
-        CHECK(0, "%s: %s", path, vlp_last_error());
-        free(data);
-        return NULL;
-    }
-    return data;
+    char dir[256];
+    snprintf(dir, sizeof dir, FIXTURE("coca") "/%s", v);
+    return ref_npy(dir, name, want, shape, NULL);
 }
 
 /* PyTorch parity (tests/fixtures/coca, tests/tools/gen_coca_fixture.py): the unimodal layers

@@ -33,21 +33,10 @@ static double now(void) {
 }
 
 static void *npy(const char *fx, const char *name, vlp_dtype want, int64_t *shape, int64_t *numel) {
-    char path[512];
-    snprintf(path, sizeof path, FIXTURE("%s") "/%s.npy", fx, name);
-    void *data = NULL;
-    int nd = 0;
-    vlp_dtype dt;
-    int64_t s[8] = {0}, n = 1;
-    if (vlp_npy_load(path, &dt, &nd, s, &data) || dt != want) {
-        CHECK(0, "%s: %s", path, data ? "unexpected dtype" : vlp_last_error());
-        free(data);
-        return NULL;
-    }
-    for (int i = 0; i < nd; i++) n *= s[i];
-    if (shape) memcpy(shape, s, sizeof(int64_t) * 4);
-    if (numel) *numel = n;
-    return data;
+    char dir[256], file[128];
+    snprintf(dir, sizeof dir, FIXTURE("%s"), fx);
+    snprintf(file, sizeof file, "%s.npy", name);
+    return ref_npy(dir, file, want, shape, numel);
 }
 
 /* parameters these objectives do not use (MIM's), so absent from the fixtures */

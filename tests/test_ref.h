@@ -9,7 +9,29 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "test.h"
+#include "vlp.h"
 #include "vlp_safetensors.h"
+
+/* DIR/FILE, a .npy of dtype want (a failed CHECK otherwise): the data (free), its shape (first 4
+ * dims, may be NULL) and element count (may be NULL). */
+static void *ref_npy(const char *dir, const char *file, vlp_dtype want, int64_t *shape, int64_t *numel) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    void *data = NULL;
+    int nd = 0;
+    vlp_dtype dt;
+    int64_t s[8] = {0}, n = 1;
+    if (vlp_npy_load(path, &dt, &nd, s, &data) || dt != want) {
+        CHECK(0, "%s: %s", path, data ? "unexpected dtype" : vlp_last_error());
+        free(data);
+        return NULL;
+    }
+    for (int i = 0; i < nd; i++) n *= s[i];
+    if (shape) memcpy(shape, s, sizeof(int64_t) * 4);
+    if (numel) *numel = n;
+    return data;
+}
 
 /* max |a - r| / max(max |r|, floor) */
 static double rel_err(const float *a, const float *r, int64_t n, double floor) {
