@@ -194,6 +194,10 @@ vlp_tensor *vlp_prepend_token(vlp_graph *g, vlp_tensor *x, vlp_tensor *tok);
 /* i32 [B, T] -> i32 [B]: position of the first maximum of each row (no gradient).
  * CLIP pools text at argmax(ids), the first end-of-text token. */
 vlp_tensor *vlp_argmax(vlp_graph *g, vlp_tensor *ids);
+/* i32 [B, T] -> i32 [B]: position of the first `value` in each row, T - 1 where a row lacks
+ * it (no gradient; Hugging Face takes 0 there, but vlp's tokenizers always end a text with it).
+ * A CLIP text tower fed by WordPiece pools at the first [SEP]. */
+vlp_tensor *vlp_find_first(vlp_graph *g, vlp_tensor *ids, int32_t value);
 /* scores f32 [B, B] (B >= 2) -> i32 [B]: for each row i, an index j != i drawn with
  * probability softmax(scores[i]) renormalised over j != i (ALBEF's hard negatives
  * for ITM). No gradient; the draw is a pure function of (graph seed, step, node). */

@@ -6,6 +6,7 @@
 #define VLP_CLIP_H
 
 #include "vlp.h"
+#include "vlp_text.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -20,6 +21,10 @@ typedef struct {
     /* text tower */
     int context_length, vocab_size, text_width, text_layers, text_heads, text_mlp;
     int text_act;
+    /* the tokenizer that feeds the text tower: VLP_TOKENIZER_CLIP_BPE (0 means it too; pooled at
+     * <|endoftext|>, the largest id: argmax, as OpenAI CLIP) or VLP_TOKENIZER_WORDPIECE (pooled at
+     * the first eos_id, [SEP]; Hugging Face CLIPTextModel's eos_token_id rule) */
+    int tokenizer, eos_id;
     float ln_eps;
     float logit_scale_init; /* ln(1 / 0.07) for a new model */
     /* preprocessing the checkpoint expects */
@@ -48,6 +53,10 @@ struct vlp_clip {
     vlp_block_params *txt_blocks;
     vlp_tensor *logit_scale;
     char source[64]; /* "hf", "openai" or "init": where the weights came from */
+    /* a WordPiece model's vocabulary file ("" = the built-in bert-base-uncased): set by
+     * vlp_clip_load from the model's vocab.txt, or by the caller for a new model; vlp_clip_save
+     * copies it into the model directory */
+    char vocab[1024];
 };
 
 /* A model with freshly initialised weights (OpenAI's initialisation), seeded. */
@@ -61,9 +70,21 @@ void vlp_clip_free(vlp_clip *m);
  * missing tensor or a shape that does not fit the config is an error naming it. */
 vlp_clip *vlp_clip_load(const char *path);
 /* Writes dir/model.safetensors (Hugging Face CLIPModel names, F32) and
- * dir/config.json, each atomically. */
+ * dir/config.json (a WordPiece model: "tokenizer_class": "BertTokenizer" and the [SEP] id as
+ * text_config.eos_token_id), each atomically, and the vocabulary (vocab.txt) of m->vocab. */
 int vlp_clip_save(const vlp_clip *m, const char *dir);
 int64_t vlp_clip_param_count(const vlp_clip *m);
+
+/* ---- the tokenizer (any tokenizer feeds the text tower, by config) ---------------------- */
+/* Makes cfg take t's ids: the tokenizer kind; WordPiece: its vocab_size and [SEP] as eos_id (the
+ * vocabulary must have [CLS], [SEP] and [PAD]); CLIP BPE: vocab_size at least the BPE's 49408. */
+int vlp_clip_config_set_tokenizer(vlp_clip_config *cfg, const vlp_tokenizer *t);
+/* The model's tokenizer: vocab (a vocab.txt) if given, else m->vocab, else the built-in one of
+ * its kind; its vocabulary size must be the model's (an error names the file otherwise). */
+vlp_tokenizer *vlp_clip_tokenizer_load(const vlp_clip *m, const char *vocab);
+/* One text -> the T ids the text tower takes, truncated to T with the end token kept: CLIP BPE
+ * as clip.tokenize(truncate=True) (zero padded), WordPiece as [CLS] text [SEP] [PAD]... Thread-safe. */
+int vlp_clip_tokenize(vlp_tokenizer *t, const char *text, int T, int32_t *ids);
 
 /* Optional intermediate outputs for parity checks (kept in the graph). */
 typedef struct {
@@ -74,8 +95,9 @@ typedef struct {
 
 /* pixels [B, 3, S, S] (normalised) -> image features [B, embed_dim] (not normalised). */
 vlp_tensor *vlp_clip_encode_image(vlp_graph *g, const vlp_clip *m, vlp_tensor *pixels, vlp_clip_states *st);
-/* ids i32 [B, T] (T <= context_length, start/end tokens included, zero padded) ->
- * text features [B, embed_dim]; pooled at each row's first end-of-text token (argmax). */
+/* ids i32 [B, T] (T <= context_length, vlp_clip_tokenize's rows) -> text features
+ * [B, embed_dim]; pooled at each row's first end-of-text token (argmax for CLIP BPE, the first
+ * eos_id for WordPiece). */
 vlp_tensor *vlp_clip_encode_text(vlp_graph *g, const vlp_clip *m, vlp_tensor *ids, vlp_clip_states *st);
 /* Host-side: out[i * nt + j] = exp(logit_scale) * cos(img_i, txt_j), features of
  * width m->cfg.embed_dim (as CLIP's logits_per_image). */
@@ -91,11 +113,11 @@ vlp_clip_runner *vlp_clip_runner_new(const vlp_clip *m, int batch);
 void vlp_clip_runner_free(vlp_clip_runner *r);
 /* n preprocessed images [n, 3, S, S] -> features [n, embed_dim], any n (batched inside). */
 int vlp_clip_embed_pixels(vlp_clip_runner *r, const float *pixels, int n, int normalize, float *out);
-/* n token rows [n, context_length] (vlp_bpe_tokenize output) -> features [n, embed_dim]. */
+/* n token rows [n, context_length] (vlp_clip_tokenize output) -> features [n, embed_dim]. */
 int vlp_clip_embed_tokens(vlp_clip_runner *r, const int32_t *ids, int n, int normalize, float *out);
-struct vlp_bpe;
-/* Tokenises (truncating at the context length) and embeds n texts. */
-int vlp_clip_embed_texts(vlp_clip_runner *r, struct vlp_bpe *tok, const char *const *texts, int n, int normalize,
+/* Tokenises (vlp_clip_tokenize, truncating at the context length) and embeds n texts; tok is
+ * the model's (vlp_clip_tokenizer_load). */
+int vlp_clip_embed_texts(vlp_clip_runner *r, vlp_tokenizer *tok, const char *const *texts, int n, int normalize,
                          float *out);
 /* Decodes, preprocesses and embeds image files; decoding of the next batch overlaps
  * the model's work on the current one. ok[i] (may be NULL) is set to 1 for images

@@ -136,6 +136,7 @@ vlp_tokenizer *vlp_tokenizer_from_wordpiece(vlp_wordpiece *wp);
 void vlp_tokenizer_free(vlp_tokenizer *t);
 int vlp_tokenizer_kind(const vlp_tokenizer *t);
 vlp_wordpiece *vlp_tokenizer_wordpiece(const vlp_tokenizer *t); /* NULL for BPE */
+vlp_bpe *vlp_tokenizer_bpe(const vlp_tokenizer *t);             /* NULL for WordPiece */
 int vlp_tokenizer_vocab_size(const vlp_tokenizer *t);
 int vlp_tokenizer_special_id(const vlp_tokenizer *t, int which); /* VLP_WP_*; -1 if absent */
 /* As vlp_wordpiece_encode(_n) / _encode_pair(_n) / _decode, for either kind. */

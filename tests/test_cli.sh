@@ -366,6 +366,22 @@ check "vl-init --tokenizer clip_bpe and caption decode BPE text (exit $rc/$rc2):
 out=$("$vlp" info "$T/blipbpe" --json 2>&1); out2=$("$vlp" info "$T/blipbpe" 2>&1)
 check "info names a BPE model's tokenizer" 'echo "$out" | grep -q "\"tokenizer\": \"clip_bpe\"" && echo "$out2" | grep -q "vocab 49410 (CLIP BPE)"'
 expect_fail "vl-init: unknown --tokenizer" 2 "wordpiece or clip_bpe" "$vlp" vl-init --preset blip-tiny --tokenizer bpe "$T/x"
+# ... and the CLIP dual encoder fed by WordPiece: [CLS] text [SEP], pooled at the first [SEP]; its own
+# vocab.txt travels with the model; embed / classify / eval / info use it
+printf '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\nphoto\nof\nan\nastronaut\ncat\non\nchair\ncup\ncoffee\nsome\ncoins\n' > "$T/wp_vocab.txt"
+printf '{"model": %s, "vocab": "%s"}\n' "$(sed 's/}$/, "tokenizer": "wordpiece"}/' "$T/small.json" | tr -d '\n')" "$T/wp_vocab.txt" > "$T/wpclip.json"
+VLP_PROGRESS=0 "$vlp" --threads 2 train --config "$T/wpclip.json" --data "$T/pairs.tsv" --batch-size 4 --steps 2 \
+  --warmup 1 --log-every 1 --workers 1 --out "$T/wpclip" > /dev/null 2> "$T/err"; rc=$?
+check "CLIP train on WordPiece (exit $rc): config.json says BertTokenizer, [SEP] id 3, 17 ids; vocab.txt beside it" '[ $rc = 0 ] && grep -q "\"tokenizer_class\": \"BertTokenizer\"" "$T/wpclip/model/config.json" && grep -q "\"eos_token_id\": 3" "$T/wpclip/model/config.json" && grep -q "\"vocab_size\": 17" "$T/wpclip/model/config.json" && cmp -s "$T/wp_vocab.txt" "$T/wpclip/model/vocab.txt"'
+out=$("$vlp" info "$T/wpclip/model" 2>&1)
+check "info: a WordPiece CLIP pooled at [SEP], its vocabulary file" 'echo "$out" | grep -q "vocab 17 (WordPiece).*pooled at the first \[SEP\]" && echo "$out" | grep -q "vocabulary   $T/wpclip/model/vocab.txt"'
+"$vlp" embed --model "$T/wpclip/model" --text "a cup of coffee" --text "A cup of coffee" --text "some coins" --format jsonl --out "$T/wpemb.jsonl" 2> "$T/err"; rc=$?
+check "embed on a WordPiece CLIP (exit $rc): lower-cased text embeds alike, other text not" '[ $rc = 0 ] && [ "$(sed -n 1p "$T/wpemb.jsonl" | cut -d[ -f2)" = "$(sed -n 2p "$T/wpemb.jsonl" | cut -d[ -f2)" ] && [ "$(sed -n 1p "$T/wpemb.jsonl" | cut -d[ -f2)" != "$(sed -n 3p "$T/wpemb.jsonl" | cut -d[ -f2)" ]'
+"$vlp" eval --model "$T/wpclip/model" --data "$T/pairs.tsv" --json > "$T/wpeval.json" 2> "$T/err"; rc=$?
+out=$("$vlp" classify --model "$T/wpclip/model" --labels cat,coffee,coins --top-k 2 "$IMG" 2>&1); rc2=$?
+check "eval and classify on a WordPiece CLIP (exit $rc/$rc2)" '[ $rc = 0 ] && grep -q "\"text_to_image\"" "$T/wpeval.json" && [ $rc2 = 0 ] && [ $(echo "$out" | grep -c "%") = 2 ]'
+mkdir -p "$T/wpnovocab"; cp "$T/wpclip/model/config.json" "$T/wpclip/model/model.safetensors" "$T/wpnovocab/"
+expect_fail "a WordPiece CLIP without its vocab.txt: the built-in vocabulary does not fit, said so" 1 "30522 tokens, the model's vocabulary 17" "$vlp" embed --model "$T/wpnovocab" --text "a cat" --out "$T/x.npy"
 # --dump-batches on a VL run (bench/torch_train_albef.py's input): batches, initial model, AdamW groups, step-0 probe
 "$vlp" --threads 2 train --config "$T/vl.json" --data "$T/pairs.tsv" --batch-size 4 --workers 1 --out "$T/vldump" \
   --dump-batches 2 > /dev/null 2> "$T/err"; rc=$?

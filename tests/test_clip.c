@@ -277,11 +277,162 @@ static void test_graph_errors(void) {
     vlp_clip_free(m);
 }
 
+/* vlp_find_first: the first position of a value per row; a row without it gives T - 1. */
+static void test_find_first(void) {
+    vlp_graph *g = vlp_graph_new();
+    int64_t sh[2] = {3, 5};
+    vlp_tensor *ids = vlp_input(g, "ids", VLP_I32, 2, sh), *at = vlp_find_first(g, ids, 7);
+    CHECK(at && vlp_graph_build(g, at, VLP_BUILD_INFERENCE) == 0, "find_first build: %s", vlp_last_error());
+    const int32_t in[15] = {1, 7, 9, 7, 0, 7, 2, 3, 4, 5, 9, 9, 9, 9, 9};
+    memcpy(ids->data, in, sizeof in);
+    CHECK(vlp_graph_forward(g) == 0, "find_first forward");
+    const int32_t *o = at->data;
+    CHECK(o[0] == 1 && o[1] == 0 && o[2] == 4, "find_first: %d %d %d (want 1 0 4)", o[0], o[1], o[2]);
+    vlp_graph_free(g);
+    g = vlp_graph_new();
+    vlp_tensor *f = vlp_input(g, "f", VLP_F32, 2, sh);
+    CHECK(vlp_find_first(g, f, 7) == NULL && strstr(vlp_graph_error(g), "i32"), "find_first on floats: %s",
+          vlp_graph_error(g) ? vlp_graph_error(g) : "");
+    vlp_graph_free(g);
+}
+
+/* The same towers fed by WordPiece: [CLS] text [SEP] [PAD]..., pooled at the first [SEP] (not at the
+ * largest id, as BPE's <|endoftext|>); the config and the vocabulary travel with the model. */
+static void test_wordpiece(void) {
+    char dir[] = "/tmp/vlp_clip_wpXXXXXX", voc[600], voc2[600], mdir[600], p[700];
+    CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+    /* [SEP] = 3 sits below every word id, so pooling at argmax would take the last word instead */
+    snprintf(voc, sizeof voc, "%s/vocab.src.txt", dir);
+    write_text(voc, "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\nred\napple\ngreen\n##s\nof\nphoto\n");
+    snprintf(voc2, sizeof voc2, "%s/vocab.other.txt", dir); /* same size, [SEP] elsewhere */
+    write_text(voc2, "[PAD]\n[UNK]\n[CLS]\n[MASK]\n[SEP]\na\nred\napple\ngreen\n##s\nof\nphoto\n");
+    vlp_tokenizer *tok = vlp_tokenizer_load(VLP_TOKENIZER_WORDPIECE, voc);
+    vlp_clip_config cfg;
+    vlp_clip_preset("tiny", &cfg);
+    cfg.context_length = 16;
+    CHECK(tok && vlp_clip_config_set_tokenizer(&cfg, tok) == 0 && cfg.tokenizer == VLP_TOKENIZER_WORDPIECE &&
+              cfg.vocab_size == 12 && cfg.eos_id == 3,
+          "set_tokenizer: kind %d vocab %d eos %d (%s)", cfg.tokenizer, cfg.vocab_size, cfg.eos_id, vlp_last_error());
+    vlp_clip *m = vlp_clip_new(&cfg, 5);
+    if (!m || !tok) return;
+    snprintf(m->vocab, sizeof m->vocab, "%s", voc);
+    enum { B = 3, T = 16 };
+    const char *texts[B] = {"a red apple", "Green apples", "a photo of a red apple a photo of a green apple a photo"};
+    int32_t rows[B * T];
+    for (int b = 0; b < B; b++) CHECK(vlp_clip_tokenize(tok, texts[b], T, rows + b * T) == 0, "tokenize %d", b);
+    const int32_t want0[7] = {2, 5, 6, 7, 3, 0, 0};
+    CHECK(!memcmp(rows, want0, sizeof want0), "[CLS] a red apple [SEP] [PAD]: %d %d %d %d %d %d", rows[0], rows[1],
+          rows[2], rows[3], rows[4], rows[5]);
+    CHECK(rows[2 * T] == 2 && rows[2 * T + T - 1] == 3, "a long text keeps [SEP] at the end: %d", rows[2 * T + T - 1]);
+    /* pooled row = ln_final(last hidden state at the first [SEP]) */
+    vlp_graph *g = vlp_graph_new();
+    int64_t sh[2] = {B, T};
+    vlp_tensor *ids = vlp_input(g, "ids", VLP_I32, 2, sh);
+    vlp_clip_states st;
+    vlp_tensor *ft = vlp_clip_encode_text(g, m, ids, &st);
+    CHECK(ft && vlp_graph_build(g, ft, VLP_BUILD_INFERENCE) == 0, "build: %s", vlp_last_error());
+    memcpy(ids->data, rows, sizeof rows);
+    CHECK(vlp_graph_forward(g) == 0, "forward: %s", vlp_last_error());
+    const float *h = st.hidden[st.n_hidden - 1]->data, *pooled = st.pooled->data, *w = m->ln_final_w->data,
+                *bb = m->ln_final_b->data;
+    int D = cfg.text_width;
+    double worst = 0, off_argmax = 0;
+    for (int b = 0; b < B; b++) {
+        int at = 0, amax = 0;
+        while (rows[b * T + at] != 3) at++;
+        for (int j = 1; j < T; j++) amax = rows[b * T + j] > rows[b * T + amax] ? j : amax;
+        for (int which = 0; which < 2; which++) {
+            const float *x = h + ((size_t)b * T + (which ? amax : at)) * D;
+            double mu = 0, var = 0;
+            for (int k = 0; k < D; k++) mu += x[k];
+            mu /= D;
+            for (int k = 0; k < D; k++) var += (x[k] - mu) * (x[k] - mu);
+            var /= D;
+            for (int k = 0; k < D; k++) {
+                double y = (x[k] - mu) / sqrt(var + cfg.ln_eps) * w[k] + bb[k], d = fabs(y - pooled[b * D + k]);
+                if (which) off_argmax = fmax(off_argmax, d);
+                else worst = fmax(worst, d);
+            }
+        }
+    }
+    CHECK(worst < 1e-4 && off_argmax > 1e-2, "pooled at [SEP]: err %.3g (at argmax it would differ by %.3g)", worst,
+          off_argmax);
+    vlp_graph_free(g);
+    /* saved: Hugging Face's tokenizer_class and eos_token_id, the vocabulary beside the weights */
+    snprintf(mdir, sizeof mdir, "%s/model", dir);
+    CHECK(vlp_clip_save(m, mdir) == 0, "save: %s", vlp_last_error());
+    snprintf(p, sizeof p, "%s/config.json", mdir);
+    FILE *f = fopen(p, "r");
+    char js[4096] = "";
+    if (f) js[fread(js, 1, sizeof js - 1, f)] = 0, fclose(f);
+    CHECK(strstr(js, "\"tokenizer_class\": \"BertTokenizer\"") && strstr(js, "\"eos_token_id\": 3"),
+          "config.json names the tokenizer and [SEP]: %.300s", js);
+    vlp_clip *m2 = vlp_clip_load(mdir);
+    snprintf(p, sizeof p, "%s/vocab.txt", mdir);
+    CHECK(m2 && m2->cfg.tokenizer == VLP_TOKENIZER_WORDPIECE && m2->cfg.eos_id == 3 && m2->cfg.vocab_size == 12 &&
+              !strcmp(m2->vocab, p),
+          "reloaded: kind %d eos %d vocab %s (%s)", m2 ? m2->cfg.tokenizer : -1, m2 ? m2->cfg.eos_id : -1,
+          m2 ? m2->vocab : "", vlp_last_error());
+    vlp_tokenizer *tok2 = m2 ? vlp_clip_tokenizer_load(m2, NULL) : NULL;
+    vlp_clip_runner *r1 = vlp_clip_runner_new(m, 2), *r2 = m2 ? vlp_clip_runner_new(m2, 2) : NULL;
+    float e1[B * 32], e2[B * 32];
+    CHECK(tok2 && r2 && vlp_clip_embed_texts(r1, tok, texts, B, 1, e1) == 0 &&
+              vlp_clip_embed_texts(r2, tok2, texts, B, 1, e2) == 0 && !memcmp(e1, e2, sizeof e1),
+          "the reloaded model embeds as the original: %s", vlp_last_error());
+    /* a vocabulary that does not fit the model: the error names the file and the mismatch */
+    vlp_tokenizer *bad = m2 ? vlp_clip_tokenizer_load(m2, voc2) : NULL;
+    CHECK(!bad && strstr(vlp_last_error(), voc2) && strstr(vlp_last_error(), "[SEP] is id 4"), "other [SEP]: %s",
+          vlp_last_error());
+    unlink(p); /* without its vocab.txt the built-in bert-base-uncased does not fit either */
+    vlp_clip_free(m2);
+    m2 = vlp_clip_load(mdir);
+    bad = m2 ? vlp_clip_tokenizer_load(m2, NULL) : NULL;
+    CHECK(!bad && strstr(vlp_last_error(), "30522") && strstr(vlp_last_error(), "12"), "vocabulary gone: %s",
+          vlp_last_error());
+    write_text(voc2, "[PAD]\n[UNK]\n[CLS]\na\n");
+    vlp_tokenizer *t3 = vlp_tokenizer_load(VLP_TOKENIZER_WORDPIECE, voc2);
+    vlp_clip_config c3 = cfg;
+    CHECK(t3 && vlp_clip_config_set_tokenizer(&c3, t3) != 0 && strstr(vlp_last_error(), "[SEP]"), "no [SEP]: %s",
+          vlp_last_error());
+    vlp_tokenizer_free(t3);
+    /* configs: an unknown tokenizer, a Hugging Face config naming another tokenizer or lacking eos_token_id */
+    snprintf(p, sizeof p, "%s/flat.json", dir);
+    write_text(p, "{\"preset\": \"tiny\", \"tokenizer\": \"sentencepiece\"}");
+    CHECK(vlp_clip_config_load(p, &c3) != 0 && strstr(vlp_last_error(), "tokenizer"), "flat: %s", vlp_last_error());
+    write_text(p, "{\"preset\": \"tiny\", \"tokenizer\": \"wordpiece\"}");
+    CHECK(vlp_clip_config_load(p, &c3) == 0 && c3.tokenizer == VLP_TOKENIZER_WORDPIECE && c3.vocab_size == 30522 &&
+              c3.eos_id == 102,
+          "flat wordpiece: bert-base-uncased's size and [SEP] (%d, %d)", c3.vocab_size, c3.eos_id);
+    const char *hf = "{\"projection_dim\": 32, \"tokenizer_class\": \"%s\", \"text_config\": {\"hidden_size\": 64, "
+                     "\"intermediate_size\": 256, \"num_attention_heads\": 2, \"num_hidden_layers\": 2}, "
+                     "\"vision_config\": {\"hidden_size\": 128, \"intermediate_size\": 512, \"num_attention_heads\": 2, "
+                     "\"num_hidden_layers\": 2, \"patch_size\": 16, \"image_size\": 64}}";
+    snprintf(js, sizeof js, hf, "XLMRobertaTokenizer");
+    write_text(p, js);
+    CHECK(vlp_clip_config_load(p, &c3) != 0 && strstr(vlp_last_error(), "XLMRobertaTokenizer"), "hf class: %s",
+          vlp_last_error());
+    snprintf(js, sizeof js, hf, "BertTokenizerFast");
+    write_text(p, js);
+    CHECK(vlp_clip_config_load(p, &c3) != 0 && strstr(vlp_last_error(), "eos_token_id"), "hf eos: %s",
+          vlp_last_error());
+    vlp_clip_runner_free(r1);
+    vlp_clip_runner_free(r2);
+    vlp_tokenizer_free(tok);
+    vlp_tokenizer_free(tok2);
+    vlp_clip_free(m);
+    vlp_clip_free(m2);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "cleanup");
+}
+
 int main(void) {
     vlp_set_threads(2);
     test_layouts();
     test_inferred_config();
     test_bad_checkpoints();
     test_graph_errors();
+    test_find_first();
+    test_wordpiece();
     return test_finish();
 }

@@ -42,12 +42,12 @@ M=tests/fixtures/clip/model-tiny; IMG=tests/fixtures/clip/images/coffee.jpg
 for src in $progs; do
   name=$(basename "$src" .c)
   args=(); grep -q "MODEL IMAGE TEXT" "$src" && args=("$M" "$IMG" "a cup of coffee on a table")
-  cc -std=c11 -Wall -Wextra $san $(pkg-config --cflags vlp) "$src" -o "$T/$name" $(pkg-config --libs vlp) 2> "$T/err"; rc=$?
+  cc -std=c11 -Wall -Wextra -Werror $san $(pkg-config --cflags vlp) "$src" -o "$T/$name" $(pkg-config --libs vlp) 2> "$T/err"; rc=$?
   check "$name: builds against libvlp.so with pkg-config --cflags --libs (exit $rc)" '[ $rc = 0 ] || { cat "$T/err"; false; }'
   out=$(LD_LIBRARY_PATH="$prefix/lib" "$T/$name" "${args[@]}" 2>&1); rc=$?
   check "$name: runs (shared, exit $rc)" '[ $rc = 0 ] || { echo "$out"; false; }'
   check "$name: uses the installed libvlp.so" 'LD_LIBRARY_PATH="$prefix/lib" ldd "$T/$name" | grep -q "$prefix/lib/libvlp.so"'
-  cc -std=c11 -Wall -Wextra $san $(pkg-config --cflags vlp) "$src" -o "$T/$name-static" $static_libs 2> "$T/err"; rc=$?
+  cc -std=c11 -Wall -Wextra -Werror $san $(pkg-config --cflags vlp) "$src" -o "$T/$name-static" $static_libs 2> "$T/err"; rc=$?
   check "$name: links statically with pkg-config --static --libs (exit $rc)" '[ $rc = 0 ] || { cat "$T/err"; false; }'
   out_static=$("$T/$name-static" "${args[@]}" 2>&1); rc=$?
   check "$name: static build runs and prints the same (exit $rc)" '[ $rc = 0 ] && [ "$out_static" = "$out" ] && ! ldd "$T/$name-static" | grep -q libvlp'

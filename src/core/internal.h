@@ -40,6 +40,7 @@ enum {
     OP_DROPOUT,
     OP_PREPEND_TOKEN,
     OP_ARGMAX,
+    OP_FIND_FIRST,
     OP_TANH,
     OP_SIGLIP, /* src/objectives/itc.c */
     OP_SAMPLE_NEGATIVES, /* src/ops/sample.c */
@@ -79,7 +80,7 @@ extern const vlp_op_info vlp_op_leaf, vlp_op_view, vlp_op_matmul, vlp_op_linear,
     vlp_op_scale, vlp_op_layernorm, vlp_op_softmax, vlp_op_gelu, vlp_op_gelu_tanh, vlp_op_quick_gelu,
     vlp_op_attention, vlp_op_embedding, vlp_op_patch_embed, vlp_op_gather_rows, vlp_op_slice, vlp_op_concat,
     vlp_op_l2norm, vlp_op_sum, vlp_op_mean, vlp_op_cross_entropy, vlp_op_infonce, vlp_op_mse, vlp_op_dropout,
-    vlp_op_prepend_token, vlp_op_argmax, vlp_op_siglip, vlp_op_sample_negatives, vlp_op_soft_ce;
+    vlp_op_prepend_token, vlp_op_argmax, vlp_op_find_first, vlp_op_siglip, vlp_op_sample_negatives, vlp_op_soft_ce;
 extern const vlp_op_info vlp_op_tanh;
 
 /* Per-thread scratch of the current kernel call. */

@@ -69,7 +69,7 @@ static int64_t strset_add(strset *t, const char *s) {
 typedef struct {
     const vlp_clip *m;
     vlp_clip_runner *r;
-    vlp_bpe *bpe;
+    vlp_tokenizer *tok; /* the model's own */
     int E;
     float scale; /* exp(logit_scale) */
     const vlp_clip_task_options *opt;
@@ -111,7 +111,7 @@ static float *embed_texts(const ctx *c, const strset *txt) {
         vlp_set_error("out of memory (%lld text embeddings)", (long long)txt->n);
         return NULL;
     }
-    if (txt->n && vlp_clip_embed_texts(c->r, c->bpe, (const char *const *)txt->s, (int)txt->n, 1, f) < 0) {
+    if (txt->n && vlp_clip_embed_texts(c->r, c->tok, (const char *const *)txt->s, (int)txt->n, 1, f) < 0) {
         free(f);
         return NULL;
     }
@@ -507,7 +507,7 @@ int vlp_clip_task_predict(const vlp_clip *m, const vlp_task_set *data, const vlp
     ctx c = {.m = m, .E = m->cfg.embed_dim, .opt = opt};
     c.scale = m->logit_scale ? expf(vlp_f(m->logit_scale)[0]) : 1.0f;
     int rc = VLP_OK;
-    if (!(c.bpe = vlp_bpe_load(NULL)) || !(c.r = vlp_clip_runner_new(m, opt && opt->batch > 0 ? opt->batch : 64)))
+    if (!(c.tok = vlp_clip_tokenizer_load(m, NULL)) || !(c.r = vlp_clip_runner_new(m, opt && opt->batch > 0 ? opt->batch : 64)))
         rc = VLP_ERR_STATE;
     if (!rc) switch (data->kind) {
         case VLP_TASK_MC: rc = do_mc(&c, data, out); break;
@@ -518,7 +518,7 @@ int vlp_clip_task_predict(const vlp_clip *m, const vlp_task_set *data, const vlp
         }
     if (rc == VLP_ERR_NOMEM && !vlp_last_error()[0]) vlp_set_error("out of memory");
     vlp_clip_runner_free(c.r);
-    vlp_bpe_free(c.bpe);
+    vlp_tokenizer_free(c.tok);
     if (rc) {
         vlp_clip_task_result_free(out);
         out->method = NULL;

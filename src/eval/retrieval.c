@@ -95,6 +95,9 @@ static int embed_batch(void *ctx, const vlp_batch *bt, int64_t first) {
     return vlp_clip_embed_tokens(c->r, bt->tokens, bt->n, 1, c->ft + first * c->E) < 0 ? VLP_ERR_STATE : VLP_OK;
 }
 
+/* The loader's tokenize callback: the model's tokenizer (vlp_clip_tokenize is thread-safe). */
+static int clip_tokenize(void *tok, const char *text, int T, int32_t *ids) { return vlp_clip_tokenize(tok, text, T, ids); }
+
 int vlp_embed_dataset(const vlp_clip *m, const vlp_dataset *ds, int batch, int workers, float **img, float **txt,
                       int64_t *n_out) {
     if (!m || !ds || !img || !txt || !n_out) {
@@ -110,9 +113,11 @@ int vlp_embed_dataset(const vlp_clip *m, const vlp_dataset *ds, int batch, int w
     }
     if (batch <= 0) batch = 64;
     if (batch > n) batch = (int)n;
+    vlp_tokenizer *tok = vlp_clip_tokenizer_load(m, NULL); /* the model's own: BPE or WordPiece */
+    if (!tok) return VLP_ERR_ARG;
     vlp_loader_options lo = {.batch_size = batch, .image_size = m->cfg.image_size,
                              .context_length = m->cfg.context_length, .shuffle = 0, .drop_last = 0,
-                             .workers = workers};
+                             .workers = workers, .tokenize = clip_tokenize, .tokenize_ctx = tok};
     vlp_loader *ld = vlp_loader_new(ds, &lo);
     vlp_clip_runner *r = ld ? vlp_clip_runner_new(m, batch) : NULL;
     float *fi = malloc((size_t)n * E * sizeof(float)), *ft = malloc((size_t)n * E * sizeof(float));
@@ -122,6 +127,7 @@ int vlp_embed_dataset(const vlp_clip *m, const vlp_dataset *ds, int batch, int w
     if (!rc) rc = vlp_loader_each_in_order(ld, n, "vlp_embed_dataset", embed_batch, &ec);
     vlp_clip_runner_free(r);
     vlp_loader_free(ld);
+    vlp_tokenizer_free(tok);
     if (rc) {
         free(fi);
         free(ft);

@@ -155,10 +155,11 @@ int vlp_eval_zeroshot_file(const vlp_clip *m, const char *path, int batch, vlp_z
         else snprintf(paths[i], len, "%s/%s", dir, f);
         labels[i] = (int)json_integer_value(lb);
     }
-    vlp_bpe *bpe = rc ? NULL : vlp_bpe_load(NULL);
-    vlp_clip_runner *r = bpe ? vlp_clip_runner_new(m, batch > 0 ? batch : 64) : NULL;
-    if (!rc && (!bpe || !r)) rc = VLP_ERR_NOMEM;
-    if (!rc && vlp_clip_embed_texts(r, bpe, (const char *const *)prompts, C * T, 1, tf) < 0) rc = VLP_ERR_STATE;
+    vlp_tokenizer *tok = rc ? NULL : vlp_clip_tokenizer_load(m, NULL);
+    vlp_clip_runner *r = tok ? vlp_clip_runner_new(m, batch > 0 ? batch : 64) : NULL;
+    if (!rc && !tok) rc = VLP_ERR_ARG; /* the message names the vocabulary */
+    else if (!rc && !r) rc = VLP_ERR_NOMEM;
+    if (!rc && vlp_clip_embed_texts(r, tok, (const char *const *)prompts, C * T, 1, tf) < 0) rc = VLP_ERR_STATE;
     char err[512] = "";
     if (!rc) {
         int got = vlp_clip_embed_image_files(r, (const char *const *)paths, (int)n, 1, imf, ok, first_error, err, NULL,
@@ -175,7 +176,7 @@ int vlp_eval_zeroshot_file(const vlp_clip *m, const char *path, int batch, vlp_z
         rc = vlp_zeroshot_eval(imf, n, w, C, E, labels, NULL, out);
     }
     vlp_clip_runner_free(r);
-    vlp_bpe_free(bpe);
+    vlp_tokenizer_free(tok);
     for (int i = 0; prompts && i < C * T; i++) free(prompts[i]);
     for (int64_t i = 0; paths && i < n; i++) free(paths[i]);
     free(prompts);

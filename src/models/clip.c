@@ -7,6 +7,7 @@
 #include "core/internal.h"
 #include "io/json_file.h"
 #include "vlp_safetensors.h"
+#include "vlp_vl.h" /* vlp_vl_tokenizer_save: a model's vocabulary file */
 
 #include <errno.h>
 #include <jansson.h>
@@ -23,6 +24,8 @@ static void base_config(vlp_clip_config *c) {
     memset(c, 0, sizeof *c);
     c->context_length = 77;
     c->vocab_size = 49408;
+    c->tokenizer = VLP_TOKENIZER_CLIP_BPE;
+    c->eos_id = 49407;
     c->vision_act = c->text_act = VLP_ACT_QUICK_GELU;
     c->ln_eps = 1e-5f;
     c->logit_scale_init = logf(1.0f / 0.07f);
@@ -89,6 +92,15 @@ int vlp_clip_config_validate(const vlp_clip_config *c) {
     }
     if (c->vision_layers > 64 || c->text_layers > 64) {
         vlp_set_error("CLIP config: at most 64 layers per tower (got %d, %d)", c->vision_layers, c->text_layers);
+        return VLP_ERR_ARG;
+    }
+    if (c->tokenizer && c->tokenizer != VLP_TOKENIZER_CLIP_BPE && c->tokenizer != VLP_TOKENIZER_WORDPIECE) {
+        vlp_set_error("CLIP config: tokenizer %d is neither clip_bpe nor wordpiece", c->tokenizer);
+        return VLP_ERR_ARG;
+    }
+    if (c->tokenizer == VLP_TOKENIZER_WORDPIECE && (c->eos_id < 0 || c->eos_id >= c->vocab_size)) {
+        vlp_set_error("CLIP config: eos_id %d (the [SEP] text is pooled at) is outside the vocabulary of %d",
+                      c->eos_id, c->vocab_size);
         return VLP_ERR_ARG;
     }
     if (!(c->ln_eps > 0) || !isfinite(c->logit_scale_init)) {
@@ -190,7 +202,18 @@ static int config_from_hf(json_t *root, vlp_clip_config *c, const char *path) {
         vlp_set_error("%s: num_channels %d is not supported (3)", wv, ch);
         return VLP_ERR_ARG;
     }
-    json_t *a;
+    json_t *a, *tk = json_object_get(root, "tokenizer_class");
+    if (!rc && tk) { /* Hugging Face's name of the model's tokenizer: CLIPTokenizer(Fast) or BertTokenizer(Fast) */
+        const char *k = json_string_value(tk);
+        if (k && !strncmp(k, "Bert", 4)) {
+            c->tokenizer = VLP_TOKENIZER_WORDPIECE;
+            rc = get_int(tc, "eos_token_id", &c->eos_id, 1, wt); /* the [SEP] text is pooled at */
+        } else if (!k || strncmp(k, "CLIP", 4)) {
+            vlp_set_error("%s: tokenizer_class %s is not supported (CLIPTokenizer or BertTokenizer)", path,
+                          k ? k : "(not a string)");
+            rc = VLP_ERR_ARG;
+        }
+    }
     if (!rc && (a = json_object_get(tc, "hidden_act")) && json_is_string(a)) rc = parse_act(json_string_value(a), &c->text_act, wt);
     if (!rc && (a = json_object_get(vc, "hidden_act")) && json_is_string(a)) rc = parse_act(json_string_value(a), &c->vision_act, wv);
     return rc;
@@ -241,7 +264,7 @@ static int config_from_flat(json_t *root, vlp_clip_config *c, const char *path) 
     static const char *known[] = {"preset", "embed_dim", "image_size", "patch_size", "vision_width", "vision_layers",
                                   "vision_heads", "vision_mlp", "context_length", "vocab_size", "text_width",
                                   "text_layers", "text_heads", "text_mlp", "act", "ln_eps", "logit_scale_init",
-                                  "mean", "std", NULL};
+                                  "mean", "std", "tokenizer", NULL};
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v) {
@@ -259,6 +282,16 @@ static int config_from_flat(json_t *root, vlp_clip_config *c, const char *path) 
             return VLP_ERR_ARG;
         }
         if (vlp_clip_preset(json_string_value(preset), c)) return VLP_ERR_ARG;
+    }
+    json_t *tk = json_object_get(root, "tokenizer");
+    if (tk) { /* WordPiece: bert-base-uncased's size and [SEP] unless vocab_size says otherwise */
+        int kind = vlp_tokenizer_kind_parse(json_string_value(tk));
+        if (kind < 0) {
+            vlp_set_error("%s: field 'tokenizer' must be \"clip_bpe\" or \"wordpiece\"", path);
+            return VLP_ERR_ARG;
+        }
+        c->tokenizer = kind;
+        if (kind == VLP_TOKENIZER_WORDPIECE) c->vocab_size = 30522, c->eos_id = 102;
     }
     int rc = VLP_OK, req = !preset;
     struct {
@@ -738,6 +771,11 @@ vlp_clip *vlp_clip_load(const char *path) {
         m = NULL;
     }
     if (m) snprintf(m->source, sizeof m->source, "%s", layout == LAYOUT_HF ? "hf" : "openai");
+    if (m && cfg.tokenizer == VLP_TOKENIZER_WORDPIECE) { /* its own vocabulary travels beside it */
+        char voc[4200];
+        snprintf(voc, sizeof voc, "%s/vocab.txt", dir);
+        if (exists(voc) && strlen(voc) < sizeof m->vocab) snprintf(m->vocab, sizeof m->vocab, "%s", voc);
+    }
     vlp_st_close(st);
     return m;
 }
@@ -747,12 +785,14 @@ vlp_clip *vlp_clip_load(const char *path) {
 static int write_config(const vlp_clip *m, const char *path) {
     const vlp_clip_config *c = &m->cfg;
     static const char *acts[] = {"quick_gelu", "gelu", "gelu_pytorch_tanh"};
-    json_t *tc = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:i, s:i, s:i}", "model_type",
+    int wp = c->tokenizer == VLP_TOKENIZER_WORDPIECE; /* HF pools at the first eos_token_id unless it is 2 */
+    json_t *tc = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:i, s:i}", "model_type",
                            "clip_text_model", "hidden_size", c->text_width, "intermediate_size", c->text_mlp,
                            "num_attention_heads", c->text_heads, "num_hidden_layers", c->text_layers,
                            "max_position_embeddings", c->context_length, "vocab_size", c->vocab_size, "hidden_act",
-                           acts[c->text_act], "layer_norm_eps", (double)c->ln_eps, "bos_token_id", 49406,
-                           "eos_token_id", 49407, "projection_dim", c->embed_dim);
+                           acts[c->text_act], "layer_norm_eps", (double)c->ln_eps,
+                           "eos_token_id", wp ? c->eos_id : 49407, "projection_dim", c->embed_dim);
+    if (tc && !wp) json_object_set_new(tc, "bos_token_id", json_integer(49406));
     json_t *vc = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:s, s:f, s:i}", "model_type",
                            "clip_vision_model", "hidden_size", c->vision_width, "intermediate_size", c->vision_mlp,
                            "num_attention_heads", c->vision_heads, "num_hidden_layers", c->vision_layers,
@@ -763,6 +803,7 @@ static int write_config(const vlp_clip *m, const char *path) {
                              "clip", "projection_dim", c->embed_dim, "logit_scale_init_value",
                              (double)c->logit_scale_init, "text_config", tc, "vision_config", vc, "torch_dtype",
                              "float32");
+    if (root && wp) json_object_set_new(root, "tokenizer_class", json_string("BertTokenizer"));
     return vlp_json_save_atomic(root, path); /* NULL root: out-of-memory error */
 }
 
@@ -799,7 +840,10 @@ int vlp_clip_save(const vlp_clip *m, const char *dir) {
     free(bs.b);
     if (rc) return rc;
     snprintf(path, sizeof path, "%s/config.json", dir);
-    return write_config(m, path);
+    if ((rc = write_config(m, path))) return rc;
+    /* a WordPiece model's own vocabulary travels with it (the built-in one needs no file) */
+    return m->cfg.tokenizer == VLP_TOKENIZER_WORDPIECE ? vlp_vl_tokenizer_save(VLP_TOKENIZER_WORDPIECE, m->vocab, dir)
+                                                       : VLP_OK;
 }
 
 /* ---- forward ------------------------------------------------------------------------------ */
@@ -855,7 +899,8 @@ vlp_tensor *vlp_clip_encode_text(vlp_graph *g, const vlp_clip *m, vlp_tensor *id
     }
     x = vlp_transformer_forward_states(g, &tt, m->txt_blocks, x, NULL, st ? st->hidden + 1 : NULL);
     /* LayerNorm is per token, so pooling first and normalising the pooled rows only is the same */
-    vlp_tensor *pooled = vlp_gather_rows(g, x, vlp_argmax(g, ids));
+    vlp_tensor *at = c->tokenizer == VLP_TOKENIZER_WORDPIECE ? vlp_find_first(g, ids, c->eos_id) : vlp_argmax(g, ids);
+    vlp_tensor *pooled = vlp_gather_rows(g, x, at);
     pooled = vlp_layernorm(g, pooled, m->ln_final_w, m->ln_final_b, c->ln_eps);
     if (st) st->pooled = vlp_keep(pooled);
     return vlp_linear(g, pooled, m->txt_proj, NULL);

@@ -119,7 +119,7 @@ int vlp_clip_embed_tokens(vlp_clip_runner *r, const int32_t *ids, int n, int nor
     return VLP_OK;
 }
 
-int vlp_clip_embed_texts(vlp_clip_runner *r, struct vlp_bpe *tok, const char *const *texts, int n, int normalize,
+int vlp_clip_embed_texts(vlp_clip_runner *r, vlp_tokenizer *tok, const char *const *texts, int n, int normalize,
                          float *out) {
     if (!r || !tok || (n > 0 && (!texts || !out))) {
         vlp_set_error("vlp_clip_embed_texts: NULL argument");
@@ -136,7 +136,7 @@ int vlp_clip_embed_texts(vlp_clip_runner *r, struct vlp_bpe *tok, const char *co
         if (!texts[i]) {
             vlp_set_error("vlp_clip_embed_texts: text %d is NULL", i);
             rc = VLP_ERR_ARG;
-        } else if (vlp_bpe_tokenize(tok, texts[i], T, 1, ids + (size_t)i * T) < 0) {
+        } else if (vlp_clip_tokenize(tok, texts[i], T, ids + (size_t)i * T) < 0) {
             char msg[512];
             snprintf(msg, sizeof msg, "%s", vlp_last_error());
             vlp_set_error("text %d: %s", i, msg);

@@ -32,6 +32,7 @@ const vlp_op_info *const vlp_ops[OP_COUNT] = {
     [OP_DROPOUT] = &vlp_op_dropout,
     [OP_PREPEND_TOKEN] = &vlp_op_prepend_token,
     [OP_ARGMAX] = &vlp_op_argmax,
+    [OP_FIND_FIRST] = &vlp_op_find_first,
     [OP_SAMPLE_NEGATIVES] = &vlp_op_sample_negatives,
     [OP_SOFT_CE] = &vlp_op_soft_ce,
     [OP_SIGLIP] = &vlp_op_siglip,

@@ -1,6 +1,7 @@
 /* Sequence helpers for encoders: prepend a learned token to every sequence (the
  * ViT class token) and find each sequence's pooling position (CLIP pools text at
- * the first end-of-text token, which has the largest id: argmax). */
+ * the first end-of-text token, which has the largest BPE id: argmax; a text tower fed
+ * by WordPiece pools at the first [SEP], whose id is not the largest: find_first). */
 #include "../core/internal.h"
 
 /* ---- prepend token: x [B, N, D], tok [D] -> [B, N + 1, D] ---------------------------- */
@@ -72,3 +73,32 @@ static void argmax_forward(vlp_tensor *t, vlp_exec *ex) {
 }
 
 const vlp_op_info vlp_op_argmax = {"argmax", argmax_forward, NULL, NULL};
+
+/* ---- first position of a token: i32 [B, T] -> i32 [B] ---------------------------------- */
+
+vlp_tensor *vlp_find_first(vlp_graph *g, vlp_tensor *ids, int32_t value) {
+    if (!vlp_check_srcs(g, "vlp_find_first", 1, &ids)) return NULL;
+    char b1[96];
+    if (ids->dtype != VLP_I32 || ids->ndim != 2 || !vlp_is_contiguous(ids)) {
+        vlp_graph_fail(g, "vlp_find_first: want i32 [B, T]; got %s", vlp_shape_str(ids, b1, sizeof b1));
+        return NULL;
+    }
+    int64_t shape[1] = {ids->shape[0]};
+    vlp_tensor *t = vlp_new_node(g, OP_FIND_FIRST, VLP_I32, 1, shape, ids, NULL, NULL, NULL);
+    if (t) t->ip[0] = value;
+    return t;
+}
+
+static void find_first_forward(vlp_tensor *t, vlp_exec *ex) {
+    (void)ex;
+    vlp_tensor *x = t->src[0];
+    int64_t B = x->shape[0], T = x->shape[1];
+    for (int64_t b = 0; b < B; b++) {
+        const int32_t *r = vlp_i(x) + b * T;
+        int64_t j = 0;
+        while (j < T && r[j] != t->ip[0]) j++;
+        vlp_i(t)[b] = (int32_t)(j < T ? j : T - 1); /* absent (a tokenizer always ends with it): the last */
+    }
+}
+
+const vlp_op_info vlp_op_find_first = {"find_first", find_first_forward, NULL, NULL};

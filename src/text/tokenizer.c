@@ -86,6 +86,7 @@ void vlp_tokenizer_free(vlp_tokenizer *t) {
 
 int vlp_tokenizer_kind(const vlp_tokenizer *t) { return t ? t->kind : -1; }
 vlp_wordpiece *vlp_tokenizer_wordpiece(const vlp_tokenizer *t) { return t ? t->wp : NULL; }
+vlp_bpe *vlp_tokenizer_bpe(const vlp_tokenizer *t) { return t ? t->bpe : NULL; }
 
 int vlp_tokenizer_vocab_size(const vlp_tokenizer *t) {
     if (!t) return 0;

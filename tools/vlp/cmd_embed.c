@@ -236,10 +236,10 @@ static int embed_images(const char *cmd, vlp_clip_runner *r, opts *o, float *fea
 /* Texts a model cannot honour: an empty one is an error naming where it came from; one
  * over the context length is cut (as clip.tokenize(truncate=True) does) with a warning,
  * or refused under --strict. Returns 0 or -1. */
-static int check_texts(const char *cmd, vlp_bpe *tok, const opts *o, int context) {
+static int check_texts(const char *cmd, vlp_tokenizer *tok, const opts *o, int context) {
     for (int i = 0; i < o->texts.n; i++) {
         const char *t = o->texts.v[i], *src = i < o->text_src.n ? o->text_src.v[i] : "text";
-        int n = vlp_bpe_encode(tok, t, NULL, 0);
+        int n = vlp_tokenizer_encode(tok, t, NULL, 0);
         if (n < 0) {
             fprintf(stderr, "vlp %s: %s: %s\n", cmd, src, vlp_last_error());
             return -1;
@@ -297,7 +297,7 @@ int vlp_cmd_embed(int argc, char **argv) {
     }
     int rc = CLI_FAIL;
     vlp_clip *m = vlp_clip_load(o.model);
-    vlp_bpe *tok = o.texts.n ? vlp_bpe_load(NULL) : NULL;
+    vlp_tokenizer *tok = m && o.texts.n ? vlp_clip_tokenizer_load(m, NULL) : NULL; /* the model's own */
     vlp_clip_runner *r = m ? vlp_clip_runner_new(m, (int)o.batch) : NULL;
     int rows = o.images.n + o.texts.n, E = m ? m->cfg.embed_dim : 0;
     float *feats = r ? calloc((size_t)rows * (size_t)E, sizeof(float)) : NULL;
@@ -358,7 +358,7 @@ done:
     free(feats);
     free(ok);
     vlp_clip_runner_free(r);
-    vlp_bpe_free(tok);
+    vlp_tokenizer_free(tok);
     vlp_clip_free(m);
     free_opts(&o);
     return rc;
@@ -383,7 +383,7 @@ static int cmp_desc(const void *a, const void *b, void *p) {
 }
 
 /* Label embeddings: mean over templates of normalised text embeddings, renormalised. */
-static float *label_embeddings(vlp_clip_runner *r, vlp_bpe *tok, opts *o, int E) {
+static float *label_embeddings(vlp_clip_runner *r, vlp_tokenizer *tok, opts *o, int E) {
     if (!o->templates.n) sl_push(&o->templates, "a photo of a {}.");
     int nl = o->labels.n, nt = o->templates.n;
     char **texts = calloc((size_t)nl * (size_t)nt, sizeof(char *));
@@ -428,7 +428,7 @@ int vlp_cmd_classify(int argc, char **argv) {
     }
     int rc = CLI_FAIL;
     vlp_clip *m = vlp_clip_load(o.model);
-    vlp_bpe *tok = vlp_bpe_load(NULL);
+    vlp_tokenizer *tok = m ? vlp_clip_tokenizer_load(m, NULL) : NULL;
     vlp_clip_runner *r = m ? vlp_clip_runner_new(m, (int)o.batch) : NULL;
     int E = m ? m->cfg.embed_dim : 0, ni = o.images.n, nl = o.labels.n;
     float *img = r ? calloc((size_t)ni * (size_t)E, sizeof(float)) : NULL, *lab = NULL, *logits = NULL;
@@ -481,7 +481,7 @@ int vlp_cmd_classify(int argc, char **argv) {
 done:
     free(img), free(lab), free(logits), free(ok), free(order);
     vlp_clip_runner_free(r);
-    vlp_bpe_free(tok);
+    vlp_tokenizer_free(tok);
     vlp_clip_free(m);
     free_opts(&o);
     return rc;
@@ -509,7 +509,7 @@ int vlp_cmd_similarity(int argc, char **argv) {
     }
     int rc = CLI_FAIL;
     vlp_clip *m = vlp_clip_load(o.model);
-    vlp_bpe *tok = vlp_bpe_load(NULL);
+    vlp_tokenizer *tok = m ? vlp_clip_tokenizer_load(m, NULL) : NULL;
     vlp_clip_runner *r = m ? vlp_clip_runner_new(m, (int)o.batch) : NULL;
     int E = m ? m->cfg.embed_dim : 0, ni = o.images.n, nt = o.texts.n;
     float *img = r ? calloc((size_t)ni * (size_t)E, sizeof(float)) : NULL;
@@ -560,7 +560,7 @@ int vlp_cmd_similarity(int argc, char **argv) {
 done:
     free(img), free(txt), free(logits), free(ok);
     vlp_clip_runner_free(r);
-    vlp_bpe_free(tok);
+    vlp_tokenizer_free(tok);
     vlp_clip_free(m);
     free_opts(&o);
     return rc;

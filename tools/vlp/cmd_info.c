@@ -101,9 +101,11 @@ int vlp_cmd_info(int argc, char **argv) {
         printf("image tower  ViT %dx%d, patch %d, width %d, %d layers, %d heads, MLP %d, %s\n", c->image_size,
                c->image_size, c->patch_size, c->vision_width, c->vision_layers, c->vision_heads, c->vision_mlp,
                act_name(c->vision_act));
-        printf("text tower   context %d, vocab %d, width %d, %d layers, %d heads, MLP %d, %s, causal\n",
-               c->context_length, c->vocab_size, c->text_width, c->text_layers, c->text_heads, c->text_mlp,
-               act_name(c->text_act));
+        int wp = c->tokenizer == VLP_TOKENIZER_WORDPIECE;
+        printf("text tower   context %d, vocab %d (%s), width %d, %d layers, %d heads, MLP %d, %s, causal, pooled at %s\n",
+               c->context_length, c->vocab_size, wp ? "WordPiece" : "CLIP BPE", c->text_width, c->text_layers,
+               c->text_heads, c->text_mlp, act_name(c->text_act), wp ? "the first [SEP]" : "<|endoftext|>");
+        if (wp) printf("vocabulary   %s\n", m->vocab[0] ? m->vocab : "bert-base-uncased (built in)");
         printf("embedding    %d, logit scale exp(%.4f) = %.2f\n", c->embed_dim, (double)*(float *)m->logit_scale->data,
                exp((double)*(float *)m->logit_scale->data));
     }

@@ -315,7 +315,10 @@ typedef struct {
     int64_t skipped;    /* bad pairs already warned about */
 } run_ctx;
 
-/* WordPiece [CLS] text [SEP], padded: the loader's tokenize callback for VL runs. */
+/* The loader's tokenize callbacks: a CLIP model's text (BPE zero padded, or WordPiece [CLS] text
+ * [SEP] [PAD]...); a VL model's [CLS] text [SEP] [PAD]... by either tokenizer. */
+static int clip_tokenize(void *ctx, const char *text, int T, int32_t *ids) { return vlp_clip_tokenize(ctx, text, T, ids); }
+
 static int wp_tokenize(void *ctx, const char *text, int T, int32_t *ids) {
     int n = vlp_tokenizer_encode_pair(ctx, text, NULL, T, ids, NULL, NULL);
     return n < 0 ? n : 0;
@@ -863,6 +866,16 @@ static int print_config(run_cfg *r) {
         json_object_set(o, "objectives", json_object_get(m, "objectives"));
     } else if (!r->vl && !r->init[0]) {
         const vlp_clip_config *c = &r->model;
+        vlp_tokenizer *tok = vlp_tokenizer_load(c->tokenizer == VLP_TOKENIZER_WORDPIECE ? VLP_TOKENIZER_WORDPIECE
+                                                                                         : VLP_TOKENIZER_CLIP_BPE,
+                                                r->vocab[0] ? r->vocab : NULL);
+        int bad = !tok || vlp_clip_config_set_tokenizer(&r->model, tok); /* the vocabulary's size, as a run */
+        vlp_tokenizer_free(tok);
+        if (bad) {
+            fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+            json_decref(o);
+            return CLI_FAIL;
+        }
         m = json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i}", "name", r->model_desc,
                       "embed_dim", c->embed_dim, "image_size", c->image_size, "patch_size", c->patch_size,
                       "vision_width", c->vision_width, "vision_layers", c->vision_layers, "vision_heads",
@@ -870,10 +883,17 @@ static int print_config(run_cfg *r) {
                       c->vocab_size, "text_width", c->text_width, "text_layers", c->text_layers, "text_heads",
                       c->text_heads, "text_mlp", c->text_mlp);
         json_object_set_new(o, "family", json_string("clip"));
+        json_object_set_new(m, "tokenizer", json_string(vlp_tokenizer_kind_name(
+                                                c->tokenizer == VLP_TOKENIZER_WORDPIECE ? VLP_TOKENIZER_WORDPIECE
+                                                                                        : VLP_TOKENIZER_CLIP_BPE)));
     }
     if (r->init[0]) json_object_set_new(o, "init", json_string(r->init));
     if (m) json_object_set_new(o, "model", m);
-    if (r->vl) json_object_set_new(o, "vocab", json_string(r->vocab[0] ? r->vocab : "bert-base-uncased (built in)"));
+    int wp = r->vl ? r->vlc.tokenizer == VLP_TOKENIZER_WORDPIECE : r->model.tokenizer == VLP_TOKENIZER_WORDPIECE;
+    if (r->vl || wp)
+        json_object_set_new(o, "vocab", json_string(r->vocab[0] ? r->vocab
+                                                    : wp        ? "bert-base-uncased (built in)"
+                                                                : "CLIP BPE (built in)"));
     json_t *val = json_array();
     for (int i = 0; i < r->nval; i++) json_array_append_new(val, json_string(r->val[i]));
     json_object_set_new(o, "data", json_pack("{s:s, s:o, s:i}", "train", r->data, "val", val, "workers", r->workers));
@@ -1123,9 +1143,24 @@ int vlp_cmd_train(int argc, char **argv) {
         rc = run_vl(r);
         goto out;
     }
-    vlp_clip *m = r->init[0] ? vlp_clip_load(r->init) : vlp_clip_new(&r->model, r->tc.seed);
-    if (!m) {
+    /* the text tower's tokenizer: the initial model's own, or the config's ("tokenizer": "wordpiece"
+     * takes "vocab" or the built-in bert-base-uncased), which sets the vocabulary size and [SEP] */
+    const char *vocab = r->vocab[0] ? r->vocab : NULL;
+    vlp_tokenizer *tok = NULL;
+    vlp_clip *m = NULL;
+    if (r->init[0]) {
+        if ((m = vlp_clip_load(r->init))) tok = vlp_clip_tokenizer_load(m, vocab);
+    } else if ((tok = vlp_tokenizer_load(r->model.tokenizer == VLP_TOKENIZER_WORDPIECE ? VLP_TOKENIZER_WORDPIECE
+                                                                                        : VLP_TOKENIZER_CLIP_BPE,
+                                         vocab))) {
+        if (!vlp_clip_config_set_tokenizer(&r->model, tok) && !vlp_clip_config_validate(&r->model))
+            m = vlp_clip_new(&r->model, r->tc.seed);
+    }
+    if (m && tok && vocab && strlen(vocab) < sizeof m->vocab) snprintf(m->vocab, sizeof m->vocab, "%s", vocab);
+    if (!m || !tok) {
         fprintf(stderr, "vlp train: %s\n", vlp_last_error());
+        vlp_clip_free(m);
+        vlp_tokenizer_free(tok);
         goto out;
     }
     vlp_dataset_options dopt = {.csv_img_key = r->csv_img[0] ? r->csv_img : NULL,
@@ -1139,7 +1174,7 @@ int vlp_cmd_train(int argc, char **argv) {
         goto done;
     }
     vlp_loader_options lo;
-    if (!(ld = open_loader(r, ds, m->cfg.image_size, m->cfg.context_length, NULL, NULL, &lo))) goto done;
+    if (!(ld = open_loader(r, ds, m->cfg.image_size, m->cfg.context_length, clip_tokenize, tok, &lo))) goto done;
     if (r->dump) {
         rc = dump_batches(r, m, NULL, NULL, ds, ld, &lo);
         goto done;
@@ -1170,6 +1205,7 @@ done:
     vlp_loader_free(ld);
     vlp_dataset_free(ds);
     vlp_clip_free(m);
+    vlp_tokenizer_free(tok);
 out:
     free(r);
     return rc;
