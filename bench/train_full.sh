@@ -3,11 +3,13 @@
 # in vlp and in PyTorch from the same initial weights on the same batches, plus vlp with a second
 # seed (another initialisation and data order) to show run-to-run noise. Every model is scored
 # by the same evaluator (vlp eval: retrieval on style and unseen, zero-shot categories), so the
-# table compares training, not evaluation code. PyTorch takes ~35 min of the ~50.
+# table compares training, not evaluation code. PyTorch takes ~35 min of the ~57.
 #   THREADS (2), STEPS (600), SEED2 (1), DATA (data/emoji), SKIP_TORCH=1 (vlp only), ALBEF=0 (no
 #   albef-s part: emoji-albef-s.json in vlp and in its PyTorch twin, see below), RERANK (16),
 #   PARALLEL=1: PyTorch runs alongside the two vlp runs (e.g. THREADS=1 PARALLEL=1 on a busy
-#   2-core machine; wall times then only say what that setting gave)
+#   2-core machine; wall times then only say what that setting gave), WORDPIECE=0 (no
+#   vlp_wordpiece_seed0: configs/emoji-s-wordpiece.json, the same recipe with its text tower fed
+#   by WordPiece instead of CLIP BPE, seed 0)
 set -euo pipefail
 build="${1:-build}"
 threads="${THREADS:-2}"
@@ -22,14 +24,14 @@ cfg=configs/emoji-s.json
 [ -f "$data/train.tsv" ] || "$vlp" data emoji --out "$data"
 rm -rf "$out"
 mkdir -p "$out"
-common=(--config "$cfg" --data "$data/train.tsv" --no-eval --steps "$steps")
+common=(--data "$data/train.tsv" --no-eval --steps "$steps")
 evaluate() { # NAME MODEL_DIR
   "$vlp" --threads "$threads" eval --model "$2" --data "$data/style.tsv" --data "$data/unseen.tsv" \
     --classes "$data/zeroshot.json" --json >"$out/$1.eval.json"
 }
-train_vlp() { # NAME SEED
+train_vlp() { # NAME SEED [CONFIG]
   local t0=$SECONDS
-  VLP_PROGRESS=0 "$vlp" --threads "$threads" train "${common[@]}" --seed "$2" --out "$out/$1" \
+  VLP_PROGRESS=0 "$vlp" --threads "$threads" train --config "${3:-$cfg}" "${common[@]}" --seed "$2" --out "$out/$1" \
     --log-every 20 --save-every 0 2>"$out/$1.log"
   echo "{\"wall_s\": $((SECONDS - t0))}" >"$out/$1.time.json"
   evaluate "$1" "$out/$1/model"
@@ -49,7 +51,7 @@ run_torch() {
 tpid=
 if [ "${SKIP_TORCH:-0}" != 1 ]; then
   # the order of the run's batches and each pair once (vlp train --dump-compact)
-  "$vlp" --threads "$threads" train "${common[@]}" --seed 0 --out "$out/dump" --dump-batches "$steps" \
+  "$vlp" --threads "$threads" train --config "$cfg" "${common[@]}" --seed 0 --out "$out/dump" --dump-batches "$steps" \
     --dump-compact >/dev/null
   if [ "${PARALLEL:-0}" = 1 ]; then
     run_torch &
@@ -63,6 +65,10 @@ train_vlp vlp_seed0 0
 echo "== vlp, seed $seed2" >&2
 train_vlp "vlp_seed$seed2" "$seed2"
 [ -z "$tpid" ] || wait "$tpid"
+if [ "${WORDPIECE:-1}" != 0 ]; then
+  echo "== vlp, seed 0, text fed by WordPiece" >&2
+  train_vlp vlp_wordpiece_seed0 0 configs/emoji-s-wordpiece.json
+fi
 
 # ---- albef-s (ALBEF=0 skips): vlp seed 0 and its PyTorch twin (bench/torch_train_albef.py) from
 # the same initial weights on the same batches; the twin draws its own MLM masks and ITM
