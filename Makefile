@@ -19,7 +19,9 @@ endif
 # x86-64-v3 (AVX2, FMA: every x86 server since 2013) for the elementwise kernels;
 # GEMM picks AVX-512 at run time where the CPU has it. MARCH=native for your own box.
 MARCH ?= x86-64-v3
+# The three -Werror= are errors in gcc 14 already: a call with the wrong pointer type crashes at run time.
 CFLAGS = -std=c11 $(OPT) -march=$(MARCH) -fno-math-errno -fno-trapping-math -fopenmp -fPIC -Wall -Wextra -Wno-unused-parameter -D_GNU_SOURCE \
+         -Werror=incompatible-pointer-types -Werror=implicit-function-declaration -Werror=int-conversion \
          -Iinclude -Isrc -Isrc/core -Isrc/ops -I/usr/include/stb -fvisibility=hidden
 # Libraries libvlp uses (see scripts/deps.sh for why each one).
 LIBS = -lutf8proc -ljansson -lpng -ljpeg -lwebp -lgif -larchive -lpthread -lz -lm

@@ -18,13 +18,13 @@ static vlp_task_set *mem(const char *text, vlp_task_kind kind) {
 /* ITC logits of one image file against texts, computed here without the module. */
 static void ref_logits(const vlp_clip *m, const char *image, const char *const *texts, int n, float *logit) {
     vlp_clip_runner *r = vlp_clip_runner_new(m, 8);
-    vlp_bpe *bpe = vlp_bpe_load(NULL);
+    vlp_tokenizer *tok = vlp_clip_tokenizer_load(m, NULL);
     float img[256], txt[16 * 256];
     int ok = 0;
     vlp_clip_embed_image_files(r, &image, 1, 1, img, &ok, NULL, NULL, NULL, NULL);
-    vlp_clip_embed_texts(r, bpe, texts, n, 1, txt);
+    vlp_clip_embed_texts(r, tok, texts, n, 1, txt);
     vlp_clip_logits(m, img, 1, txt, n, logit);
-    vlp_bpe_free(bpe);
+    vlp_tokenizer_free(tok);
     vlp_clip_runner_free(r);
 }
 
