@@ -774,7 +774,8 @@ vlp_clip *vlp_clip_load(const char *path) {
     if (m && cfg.tokenizer == VLP_TOKENIZER_WORDPIECE) { /* its own vocabulary travels beside it */
         char voc[4200];
         snprintf(voc, sizeof voc, "%s/vocab.txt", dir);
-        if (exists(voc) && strlen(voc) < sizeof m->vocab) snprintf(m->vocab, sizeof m->vocab, "%s", voc);
+        size_t n = strlen(voc);
+        if (exists(voc) && n < sizeof m->vocab) memcpy(m->vocab, voc, n + 1); /* a longer path: built-in */
     }
     vlp_st_close(st);
     return m;

@@ -1159,7 +1159,7 @@ int vlp_cmd_train(int argc, char **argv) {
         if (!vlp_clip_config_set_tokenizer(&r->model, tok) && !vlp_clip_config_validate(&r->model))
             m = vlp_clip_new(&r->model, r->tc.seed);
     }
-    if (m && tok && vocab && strlen(vocab) < sizeof m->vocab) snprintf(m->vocab, sizeof m->vocab, "%s", vocab);
+    if (m && tok && vocab && strlen(vocab) < sizeof m->vocab) memcpy(m->vocab, vocab, strlen(vocab) + 1);
     if (!m || !tok) {
         fprintf(stderr, "vlp train: %s\n", vlp_last_error());
         vlp_clip_free(m);
