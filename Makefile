@@ -74,7 +74,7 @@ $(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/libvlp.a
 	@mkdir -p $(dir $@)
 	$(if $(filter 1,$(VERBOSE)),,@echo "  LD $@";) $(CC) $(CFLAGS) -fvisibility=default $< -o $@ $(BUILD)/libvlp.a $(LDLIBS)
 
-test: deps $(TEST_BIN) $(TEST_TOOLS) $(BUILD)/vlp $(BUILD)/libvlp.so
+test: deps-test $(TEST_BIN) $(TEST_TOOLS) $(BUILD)/vlp $(BUILD)/libvlp.so
 	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) bash tests/run.sh $(BUILD) $(TEST_BIN) tests/test_cli.sh tests/test_install.sh tests/test_report.sh tests/test_vl_eval.sh
 
 # The main job: emoji benchmark from npm, pre-train emoji-s, evaluate, classify (scripts/demo.sh).
@@ -118,12 +118,12 @@ bench-train-full: deps-bench all
 
 # The fusion / captioning recipes (configs/emoji-{albef,vlmo,vilt,cap}-s.json, 600 steps each),
 # trained and scored: retrieval (ITC, ITM re-ranking), captioning BLEU-4 / CIDEr-D (~1.5 h).
-bench-recipes: all $(BUILD)/bench/caption_image_use
+bench-recipes: deps-bench all $(BUILD)/bench/caption_image_use
 	@bash bench/recipes.sh $(BUILD)
 
 # The downstream matrix: the emoji-s dual encoder zero-shot + probe, each fusion recipe fine-tuned on
 # vqa, nlvr, mc, ground2, ground3 (needs bench-train-full's and bench-recipes' models).
-bench-tasks: all
+bench-tasks: deps-bench all
 	@bash bench/tasks.sh $(BUILD)
 
 # ---- fuzzing: clang + libFuzzer with ASan/UBSan; make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS=...] ----
@@ -151,7 +151,7 @@ $(BUILD)/fuzz/fuzz_$(1): fuzz/fuzz_$(1).c $(FUZZ_SRC_$(1)) $(wildcard include/*.
 endef
 $(foreach t,tokenizer wordpiece image safetensors tar_csv tasks,$(eval $(call FUZZ_RULE,$(t))))
 
-deps-test:
+deps-test: deps # the test group adds headless Chromium (the report test) and clang (fuzz)
 	@bash scripts/deps.sh --check test 2>/dev/null || bash scripts/deps.sh test
 fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz_%)
 	@bash fuzz/run.sh $(BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)

@@ -16,8 +16,8 @@ int vlp_tokenize_wordpiece(const char *vocab, int context, int truncate, int pai
 
 static void tokenize_usage(FILE *f) {
     fprintf(f, "usage: vlp tokenize [--context N] [--no-truncate] [--vocab FILE] [--bert [--pair]] [TEXT...]\n"
-               "Prints the CLIP BPE token ids of each TEXT (or of each line of standard input when no TEXT\n"
-               "is given) as one JSON array per line.\n"
+               "Prints the CLIP BPE (or, with --bert / a WordPiece --vocab, BERT WordPiece) token ids of each\n"
+               "TEXT (or of each line of standard input when no TEXT is given) as one JSON array per line.\n"
                "  --context N     model input instead: 49406, ids, 49407, zeros to N ids (CLIP uses 77);\n"
                "                  a longer text is cut so that the last id is 49407\n"
                "  --no-truncate   with --context, a text that does not fit is an error\n"
