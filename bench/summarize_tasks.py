@@ -20,6 +20,8 @@ LABELS = {"clip": "emoji-s dual encoder, zero-shot", "clip_probe": "emoji-s dual
 def label(n):
     if n in LABELS:
         return LABELS[n]
+    if n.startswith("zsitc-"):
+        return f"emoji-{n[6:]}-s zero-shot (its ITC heads as a dual encoder)"
     if n.startswith("zs-"):
         return f"emoji-{n[3:]}-s zero-shot (pre-trained ITM head)"
     if n.startswith("ft-"):
@@ -28,7 +30,7 @@ def label(n):
 
 
 def order(n):
-    return (0 if n.startswith("clip") else 1, n.split("-")[1] if "-" in n else n, 0 if n.startswith("zs-") else 1, n)
+    return (0 if n.startswith("clip") else 1, n.split("-")[1] if "-" in n else n, 0 if n.startswith("zs") else 1, n)
 
 
 def load(p):

@@ -7,7 +7,9 @@
 #   make bench-recipes), FAMILIES ("albef vlmo vilt"), TASKS ("vqa nlvr mc ground2 ground3"),
 #   FT_STEPS (the configs' 300), THREADS (2), DATA (data/emoji), SKIP_FT=1 (score existing runs),
 #   CAP=0 (no captioning-family rows: configs/ft-cap-s-{vqa,caption}.json on PRE/cap/model).
-# Fusion families also get zero-shot multiple choice (their pre-trained ITM head, no fine-tuning).
+# Fusion families also get zero-shot multiple choice (their pre-trained ITM head, no fine-tuning),
+# and those with ITC heads (albef, vlmo, cap) every task zero-shot by the dual encoder's protocols
+# on those heads (vlp eval --protocol itc: rows "zero-shot, ITC heads").
 # Missing pre-trained models are skipped with a note, so a partial matrix still comes out.
 set -euo pipefail
 build="${1:-build}"
@@ -41,6 +43,11 @@ finetune() { # RUN CONFIG PRETRAINED TASK: fine-tune unless SKIP_FT=1, with its 
   echo "{\"wall_s\": $((SECONDS - t0))}" >"$1.time.json"
 }
 
+zero_shot_itc() { # FAMILY: every task zero-shot on the pre-trained model's ITC heads, if it has them
+  grep -q '"embed_dim": *[1-9]' "$pre/$1/model/config.json" || return 0
+  for t in $tasks; do score "zsitc-$1" "$pre/$1/model" "$t" "$out/zsitc-$1" --protocol itc; done
+}
+
 if [ -f "$clip/config.json" ]; then
   for t in $tasks; do score clip "$clip" "$t" "$out/clip"; done
   for s in style unseen; do
@@ -59,6 +66,7 @@ for f in ${FAMILIES:-albef vlmo vilt}; do
   # zero-shot multiple choice: the pre-trained ITM head scores each (image, choice)
   case " $tasks " in *" mc "*) score "zs-$f" "$pre/$f/model" mc "$out/zs-$f" ||
     echo "bench-tasks: no zero-shot mc for $f (see above)" >&2 ;; esac
+  zero_shot_itc "$f"
   for t in $tasks; do
     finetune "$out/ft-$f-$t" "configs/ft-albef-s-$t.json" "$pre/$f/model" "$t"
     score "ft-$f" "$out/ft-$f-$t/model" "$t" "$out/ft-$f-$t"
@@ -67,6 +75,7 @@ done
 # the captioning family (emoji-cap-s): VQA answered by its decoder (generated, and the train answers
 # ranked by likelihood, BLIP) and captioning fine-tuned; the pre-trained captions come from bench-recipes
 if [ "${CAP:-1}" = 1 ] && [ -f "$pre/cap/model/config.json" ]; then
+  zero_shot_itc cap
   for t in vqa caption; do
     run="$out/ft-cap-$t"
     finetune "$run" "configs/ft-cap-s-$t.json" "$pre/cap/model" "$t"
@@ -82,7 +91,7 @@ elif [ "${CAP:-1}" = 1 ]; then
 fi
 # one HTML page over every run of the matrix: metric tables, fine-tuning curves, a gallery of examples
 runs=()
-for d in "$out"/clip "$out"/zs-* "$out"/ft-*; do [ -d "$d" ] && runs+=("$d"); done
+for d in "$out"/clip "$out"/zs-* "$out"/zsitc-* "$out"/ft-*; do [ -d "$d" ] && runs+=("$d"); done
 [ ${#runs[@]} = 0 ] || "$vlp" report "${runs[@]}" --out "$out/report.html" --title "vlp downstream matrix (make bench-tasks)" \
   --gallery 6 >&2 || echo "bench-tasks: vlp report failed (see above); the tables follow" >&2
 /usr/bin/python3 bench/summarize_tasks.py "$out" "$pre"

@@ -24,6 +24,7 @@
 
 #include "vlp_clip.h"
 #include "vlp_eval.h"
+#include "vlp_vl.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -50,6 +51,11 @@ typedef struct {
  * ignored otherwise. opt may be NULL. Unreadable images are errors naming the file. */
 int vlp_clip_task_predict(const vlp_clip *m, const vlp_task_set *data, const vlp_task_set *train,
                           const vlp_clip_task_options *opt, vlp_clip_task_result *out);
+/* The same protocols with a VL model's ITC heads as the dual encoder (ALBEF, VLMo, CoCa-style
+ * captioning models with embed_dim > 0): images and texts embedded apart, each by its ITC
+ * feature; tok is the model's tokenizer. An error names the family when it has no ITC heads. */
+int vlp_vl_task_predict(const vlp_vl *m, vlp_tokenizer *tok, const vlp_task_set *data, const vlp_task_set *train,
+                        const vlp_clip_task_options *opt, vlp_clip_task_result *out);
 void vlp_clip_task_result_free(vlp_clip_task_result *r);
 /* Writes the predictions as JSON Lines in the scorer's format ({"answer": S} or {"label": L}) plus
  * "confidence" and, for mc and ground, "probs"; atomically (temporary file, then rename). */

@@ -188,6 +188,9 @@ vlp_tensor *vlp_vl_lm_logits(vlp_graph *g, const vlp_vl *m, vlp_tensor *states);
  * (CAPTION text: the last row, its ITC token, through itc_ln). */
 int vlp_vl_itc_features(vlp_graph *g, const vlp_vl *m, vlp_tensor *img_enc, vlp_tensor *txt_enc,
                         vlp_tensor **img_feat, vlp_tensor **txt_feat);
+/* The same, one side at a time (embedding images or texts alone). */
+vlp_tensor *vlp_vl_itc_image(vlp_graph *g, const vlp_vl *m, vlp_tensor *img_enc);
+vlp_tensor *vlp_vl_itc_text(vlp_graph *g, const vlp_vl *m, vlp_tensor *txt_enc);
 
 /* ---- objectives (src/objectives) -------------------------------------------------------- */
 /* ITM: samples one negative text per image from scores [B, B] (image x text) and one negative

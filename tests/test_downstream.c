@@ -247,6 +247,93 @@ static void test_logreg(void) {
           "bad label: %s", vlp_last_error());
 }
 
+/* A VL model's ITC heads as the dual encoder (vlp_vl_task_predict): mc probabilities equal the
+ * softmax of exp(logit_scale) x cosine of ITC features computed here, one (image, choice) pair at
+ * a time in a graph of batch 1 (the runner batches by 64 and embeds each side alone); for ALBEF's
+ * first-token ITC and CoCa's ITC token after the text. */
+static void vl_ref_logits(const vlp_vl *m, vlp_tokenizer *tok, const char *image, const char *const *texts, int n,
+                          float *logit) {
+    const vlp_vl_config *c = &m->cfg;
+    int S = c->image_size, T = c->max_text_len;
+    vlp_graph *g = vlp_graph_new();
+    int64_t sp[4] = {1, 3, S, S}, st[2] = {1, T};
+    vlp_tensor *px = vlp_input(g, "px", VLP_F32, 4, sp), *ids = vlp_input(g, "ids", VLP_I32, 2, st),
+               *mask = vlp_input(g, "mask", VLP_I32, 2, st), *fi = NULL, *ft = NULL;
+    vlp_tensor *ienc = vlp_vl_encode_image(g, m, vlp_vl_embed_image(g, m, px, NULL, NULL));
+    vlp_tensor *tenc = vlp_vl_encode_text(g, m, vlp_vl_embed_text(g, m, ids), mask);
+    CHECK(vlp_vl_itc_features(g, m, ienc, tenc, &fi, &ft) == 0, "ITC features: %s", vlp_graph_error(g));
+    vlp_keep(fi);
+    CHECK(vlp_graph_build(g, ft, VLP_BUILD_INFERENCE) == 0, "build: %s", vlp_last_error());
+    vlp_image img;
+    vlp_preprocess_config pre = vlp_preprocess_clip(S);
+    memcpy(pre.mean, c->mean, sizeof pre.mean);
+    memcpy(pre.std, c->std, sizeof pre.std);
+    CHECK(vlp_image_load(image, NULL, &img) == 0 && vlp_image_preprocess(&img, &pre, px->data) == 0, "image %s", image);
+    vlp_image_free(&img);
+    int E = c->embed_dim;
+    float scale = expf(((float *)m->logit_scale->data)[0]);
+    for (int j = 0; j < n; j++) {
+        int32_t mk[64];
+        vlp_tokenizer_encode_pair(tok, texts[j], NULL, T, ids->data, NULL, mk);
+        if (mask->data) memcpy(mask->data, mk, sizeof(int32_t) * T);
+        CHECK(vlp_graph_forward(g) == 0, "forward");
+        const float *a = fi->data, *b = ft->data;
+        double ab = 0, aa = 0, bb = 0;
+        for (int e = 0; e < E; e++) ab += (double)a[e] * b[e], aa += (double)a[e] * a[e], bb += (double)b[e] * b[e];
+        logit[j] = (float)(scale * ab / sqrt(aa * bb));
+    }
+    vlp_graph_free(g);
+}
+
+static void test_vl_itc(void) {
+    vlp_tokenizer *tok = vlp_tokenizer_load(VLP_TOKENIZER_WORDPIECE, NULL);
+    vlp_task_set *d = vlp_task_read(TASKS "/mc-style.jsonl", VLP_TASK_MC, NULL);
+    const char *presets[2] = {"albef-tiny", "blip-tiny"};
+    for (int p = 0; p < 2 && tok && d; p++) {
+        vlp_vl_config c;
+        vlp_vl_preset(presets[p], &c);
+        c.max_text_len = 16;
+        if (p == 1) c.embed_dim = 16, c.w_itc = 1, c.fusion_layers = 1; /* CoCa: ITC token after 1 unimodal layer */
+        vlp_vl_config_set_tokenizer(&c, tok, NULL);
+        vlp_vl *m = vlp_vl_new(&c, 11);
+        CHECK(m != NULL, "%s: %s", presets[p], vlp_last_error());
+        if (!m) continue;
+        CHECK(p == 0 || m->itc_tok, "%s: the CoCa ITC token", presets[p]);
+        vlp_clip_task_result r;
+        vlp_clip_task_options opt = {.batch = 3}; /* batches of 3 leave padded rows */
+        int rc = vlp_vl_task_predict(m, tok, d, NULL, &opt, &r);
+        CHECK(rc == 0 && r.pred->n == d->n, "%s: mc by ITC: %s", presets[p], vlp_last_error());
+        double worst = 0;
+        for (int64_t i = 0; !rc && i < d->n; i++) {
+            const vlp_task_example *e = &d->ex[i];
+            float lg[8];
+            vl_ref_logits(m, tok, e->image, (const char *const *)e->choices, e->n_choices, lg);
+            int best = argmax(lg, e->n_choices);
+            double z = 0;
+            for (int j = 0; j < e->n_choices; j++) z += exp(lg[j] - lg[best]);
+            for (int j = 0; j < e->n_choices; j++)
+                worst = fmax(worst, fabs(r.probs[r.probs_off[i] + j] - exp(lg[j] - lg[best]) / z));
+            CHECK(r.pred->label[i] == best, "%s row %lld: picked %d, independent %d", presets[p], (long long)i,
+                  r.pred->label[i], best);
+        }
+        CHECK(worst < 1e-5, "%s: probabilities within %.2g of the independent ones", presets[p], worst);
+        vlp_clip_task_result_free(&r);
+        vlp_vl_free(m);
+    }
+    /* a model without ITC heads: the error names the family */
+    vlp_vl_config c;
+    vlp_vl_preset("vilt-tiny", &c);
+    vlp_vl_config_set_tokenizer(&c, tok, NULL);
+    vlp_vl *m = vlp_vl_new(&c, 1);
+    vlp_clip_task_result r;
+    CHECK(m && vlp_vl_task_predict(m, tok, d, NULL, NULL, &r) != 0 && strstr(vlp_last_error(), "single_stream") &&
+              strstr(vlp_last_error(), "ITC"),
+          "no ITC heads: %s", vlp_last_error());
+    vlp_vl_free(m);
+    vlp_task_set_free(d);
+    vlp_tokenizer_free(tok);
+}
+
 int main(void) {
     vlp_clip *m = vlp_clip_load(MODEL);
     CHECK(m != NULL, "load %s: %s", MODEL, vlp_last_error());
@@ -259,6 +346,7 @@ int main(void) {
         test_errors(m);
     }
     test_logreg();
+    test_vl_itc();
     vlp_clip_free(m);
     return test_finish();
 }

@@ -118,8 +118,14 @@ for f in coffee.jpg coins.png astronaut.png; do
   worst=$(awk -v a="$worst" -v b="$d" -v r=$row 'BEGIN { print (r == 1 || b > a) ? b : a }')
 done
 check "zero-shot mc probabilities = softmax of vlp match's ITM log-odds (worst difference $worst)" 'awk -v w="$worst" "BEGIN { exit !(w < 1e-4) }"'
-expect_fail "a pre-trained model on nlvr without fine-tuning" 1 "fine-tune it for nlvr" "$vlp" eval --task nlvr --model "$T/albef" --data "$T/mc.jsonl"
-expect_fail "zero-shot mc with a captioning model (no ITM)" 1 "captioning model has no ITM head" "$vlp" eval --task mc --model "$T/blip" --data "$T/mc.jsonl"
+# with ITC heads, a pre-trained VL model also runs the dual encoder's zero-shot protocols on them
+# (tests/test_downstream.c checks the probabilities against an independent computation)
+"$vlp" eval --task mc --protocol itc --model "$T/albef" --data "$T/mc.jsonl" --predictions "$T/pmci.jsonl" --json > "$T/mci.json" 2> "$T/err"; rc=$?
+check "zero-shot mc on albef's ITC heads with --protocol itc (exit $rc): 3 predictions" '[ $rc = 0 ] && grep -q "zero-shot ITC heads" "$T/mci.json" && grep -q "ITC similarity" "$T/mci.json" && [ "$(grep -c "\"probs\":" "$T/pmci.jsonl")" = 3 ] && ! cmp -s "$T/pmc.jsonl" "$T/pmci.jsonl"'
+"$vlp" vl-init --preset vilt-tiny --vocab tests/fixtures/bert/vocab.txt --seed 2 "$T/vilt" > /dev/null 2>&1
+expect_fail "a pre-trained model without ITC heads on nlvr without fine-tuning" 1 "fine-tune it for nlvr" "$vlp" eval --task nlvr --model "$T/vilt" --data "$T/mc.jsonl"
+expect_fail "zero-shot mc with a captioning model with neither ITM nor ITC heads" 1 "nothing to score the choices with" "$vlp" eval --task mc --model "$T/blip" --data "$T/mc.jsonl"
+expect_fail "--protocol itc on a CLIP model" 1 "pre-trained VL model" "$vlp" eval --task mc --protocol itc --model tests/fixtures/clip/model-tiny --data "$T/mc.jsonl"
 
 out=$("$vlp" eval --task caption --help); rc=$?
 check "eval --task caption --help (exit $rc)" '[ $rc = 0 ] && echo "$out" | grep -q -- "--beam K"'

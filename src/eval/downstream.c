@@ -4,6 +4,7 @@
 #include "core/internal.h"
 #include "vlp_image.h"
 #include "vlp_text.h"
+#include "vl_embed.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -66,17 +67,57 @@ static int64_t strset_add(strset *t, const char *s) {
 
 /* ---- embedding helpers -------------------------------------------------------------------- */
 
+/* The dual encoder the protocols score with: a CLIP model (r), or a VL model's ITC heads (vr). */
 typedef struct {
-    const vlp_clip *m;
     vlp_clip_runner *r;
+    vl_itc_runner *vr;
     vlp_tokenizer *tok; /* the model's own */
-    int E;
+    int E, S;           /* feature width, image size */
+    float mean[3], std[3];
     float scale; /* exp(logit_scale) */
     const vlp_clip_task_options *opt;
 } ctx;
 
 static void progress(const ctx *c, const char *stage, int64_t done, int64_t total) {
     if (c->opt && c->opt->on_progress) c->opt->on_progress(c->opt->progress_ctx, stage, done, total);
+}
+
+static int embed_pixels(const ctx *c, const float *px, int n, float *out) {
+    return c->r ? (vlp_clip_embed_pixels(c->r, px, n, 1, out) < 0 ? VLP_ERR_STATE : VLP_OK)
+                : vl_itc_embed_pixels(c->vr, px, n, out);
+}
+
+static vlp_preprocess_config preprocess_of(const ctx *c) {
+    vlp_preprocess_config pre = vlp_preprocess_clip(c->S);
+    memcpy(pre.mean, c->mean, sizeof pre.mean);
+    memcpy(pre.std, c->std, sizeof pre.std);
+    return pre;
+}
+
+/* VL models: decode and preprocess the files a batch at a time, then embed (CLIP's runner
+ * overlaps decoding with the model instead). Returns 0 or the error (naming the file). */
+static int embed_files_vl(const ctx *c, const strset *imgs, float *f) {
+    enum { CHUNK = 64 };
+    size_t per = (size_t)3 * c->S * c->S;
+    float *px = malloc(per * CHUNK * sizeof(float));
+    if (!px) return VLP_ERR_NOMEM;
+    vlp_preprocess_config pre = preprocess_of(c);
+    int rc = VLP_OK;
+    for (int64_t i0 = 0; !rc && i0 < imgs->n; i0 += CHUNK) {
+        int k = imgs->n - i0 < CHUNK ? (int)(imgs->n - i0) : CHUNK;
+        for (int j = 0; !rc && j < k; j++) {
+            vlp_image img;
+            if (vlp_image_load(imgs->s[i0 + j], NULL, &img)) rc = VLP_ERR_IO; /* the message names the file */
+            else {
+                if (vlp_image_preprocess(&img, &pre, px + per * j)) rc = VLP_ERR_IO;
+                vlp_image_free(&img);
+            }
+        }
+        if (!rc) rc = vl_itc_embed_pixels(c->vr, px, k, f + (size_t)i0 * c->E);
+        if (!rc) progress(c, "images", i0 + k, imgs->n);
+    }
+    free(px);
+    return rc;
 }
 
 static void first_error(void *p, int index, const char *message) {
@@ -91,6 +132,13 @@ static float *embed_images(const ctx *c, const strset *imgs) {
     if (!f) {
         vlp_set_error("out of memory (%lld image embeddings)", (long long)imgs->n);
         return NULL;
+    }
+    if (!c->r) {
+        if (embed_files_vl(c, imgs, f)) {
+            free(f);
+            return NULL;
+        }
+        return f;
     }
     char err[512] = "";
     int got = vlp_clip_embed_image_files(c->r, (const char *const *)imgs->s, (int)imgs->n, 1, f, NULL, first_error,
@@ -111,7 +159,8 @@ static float *embed_texts(const ctx *c, const strset *txt) {
         vlp_set_error("out of memory (%lld text embeddings)", (long long)txt->n);
         return NULL;
     }
-    if (txt->n && vlp_clip_embed_texts(c->r, c->tok, (const char *const *)txt->s, (int)txt->n, 1, f) < 0) {
+    if (txt->n && (c->r ? vlp_clip_embed_texts(c->r, c->tok, (const char *const *)txt->s, (int)txt->n, 1, f) < 0
+                        : vl_itc_embed_texts(c->vr, (const char *const *)txt->s, (int)txt->n, f) != 0)) {
         free(f);
         return NULL;
     }
@@ -199,16 +248,14 @@ static int do_mc(const ctx *c, const vlp_task_set *d, vlp_clip_task_result *out)
 static int crop_cells(const ctx *c, const vlp_task_example *ex, float *pixels) {
     vlp_image img;
     if (vlp_image_load(ex->image, NULL, &img)) return VLP_ERR_IO; /* message names the file */
-    int W = img.width, H = img.height, g = ex->grid, S = c->m->cfg.image_size, rc = VLP_OK;
+    int W = img.width, H = img.height, g = ex->grid, S = c->S, rc = VLP_OK;
     if (W < g || H < g) {
         vlp_set_error("%s: a %dx%d canvas cannot hold a %dx%d grid", ex->image, W, H, g, g);
         vlp_image_free(&img);
         return VLP_ERR_ARG;
     }
     uint8_t *rgb = malloc((size_t)W * H * 3), *cell = malloc((size_t)W * H * 3);
-    vlp_preprocess_config pre = vlp_preprocess_clip(S);
-    memcpy(pre.mean, c->m->cfg.mean, sizeof pre.mean);
-    memcpy(pre.std, c->m->cfg.std, sizeof pre.std);
+    vlp_preprocess_config pre = preprocess_of(c);
     if (!rgb || !cell) {
         vlp_set_error("%s: out of memory", ex->image);
         rc = VLP_ERR_NOMEM;
@@ -238,7 +285,7 @@ static int crop_cells(const ctx *c, const vlp_task_example *ex, float *pixels) {
 static int do_ground(const ctx *c, const vlp_task_set *d, vlp_task_kind kind, vlp_clip_task_result *out) {
     strset txt = {0};
     int64_t nprobs = 0, *ti = malloc((size_t)(d->n ? d->n : 1) * sizeof *ti);
-    int maxk = 1, S = c->m->cfg.image_size, E = c->E;
+    int maxk = 1, S = c->S, E = c->E;
     for (int64_t i = 0; i < d->n; i++) {
         nprobs += d->ex[i].n_cells;
         if (d->ex[i].n_cells > maxk) maxk = d->ex[i].n_cells;
@@ -264,7 +311,7 @@ static int do_ground(const ctx *c, const vlp_task_set *d, vlp_task_kind kind, vl
             rc = crop_cells(c, &d->ex[i], px + per * (size_t)cells);
             cells += d->ex[i].n_cells;
         }
-        if (!rc && vlp_clip_embed_pixels(c->r, px, (int)cells, 1, fc) < 0) rc = VLP_ERR_STATE;
+        if (!rc && embed_pixels(c, px, (int)cells, fc)) rc = VLP_ERR_STATE;
         int64_t k = 0, off = i0 ? out->probs_off[i0] : 0;
         for (int64_t i = i0; !rc && i < i1; i++) {
             int K = d->ex[i].n_cells;
@@ -479,13 +526,9 @@ static int do_nlvr(const ctx *c, const vlp_task_set *d, vlp_clip_task_result *ou
 
 /* ---- entry points ------------------------------------------------------------------------------ */
 
-int vlp_clip_task_predict(const vlp_clip *m, const vlp_task_set *data, const vlp_task_set *train,
-                          const vlp_clip_task_options *opt, vlp_clip_task_result *out) {
-    if (out) memset(out, 0, sizeof *out);
-    if (!m || !data || !out) {
-        vlp_set_error("vlp_clip_task_predict: NULL argument");
-        return VLP_ERR_ARG;
-    }
+/* The protocols on a ready ctx (c->tok, and c->r or c->vr). */
+static int predict(ctx *c, const char *who, const vlp_task_set *data, const vlp_task_set *train,
+                   vlp_clip_task_result *out) {
     static const char *const method[VLP_TASK_COUNT] = {
         [VLP_TASK_VQA] = "zero-shot classifier per question type over the train answers (yesno: the asked phrase "
                          "is the image's best phrase)",
@@ -495,8 +538,8 @@ int vlp_clip_task_predict(const vlp_clip *m, const vlp_task_set *data, const vlp
         [VLP_TASK_MC] = "ITC similarity of the image and each choice, softmax, best choice",
     };
     if (data->kind == VLP_TASK_CAPTION || (unsigned)data->kind >= VLP_TASK_COUNT) {
-        vlp_set_error("%s: task '%s' needs a generative model; a CLIP dual encoder does not produce captions",
-                      data->path, vlp_task_name(data->kind));
+        vlp_set_error("%s: task '%s' needs a generative model; %s does not produce captions", data->path,
+                      vlp_task_name(data->kind), who);
         return VLP_ERR_ARG;
     }
     if (train && train->kind != VLP_TASK_VQA) {
@@ -504,25 +547,62 @@ int vlp_clip_task_predict(const vlp_clip *m, const vlp_task_set *data, const vlp
         return VLP_ERR_ARG;
     }
     out->method = method[data->kind];
-    ctx c = {.m = m, .E = m->cfg.embed_dim, .opt = opt};
-    c.scale = m->logit_scale ? expf(vlp_f(m->logit_scale)[0]) : 1.0f;
-    int rc = VLP_OK;
-    if (!(c.tok = vlp_clip_tokenizer_load(m, NULL)) || !(c.r = vlp_clip_runner_new(m, opt && opt->batch > 0 ? opt->batch : 64)))
-        rc = VLP_ERR_STATE;
-    if (!rc) switch (data->kind) {
-        case VLP_TASK_MC: rc = do_mc(&c, data, out); break;
-        case VLP_TASK_GROUND2:
-        case VLP_TASK_GROUND3: rc = do_ground(&c, data, data->kind, out); break;
-        case VLP_TASK_VQA: rc = do_vqa(&c, data, train, out); break;
-        default: rc = do_nlvr(&c, data, out); break;
-        }
+    int rc;
+    switch (data->kind) {
+    case VLP_TASK_MC: rc = do_mc(c, data, out); break;
+    case VLP_TASK_GROUND2:
+    case VLP_TASK_GROUND3: rc = do_ground(c, data, data->kind, out); break;
+    case VLP_TASK_VQA: rc = do_vqa(c, data, train, out); break;
+    default: rc = do_nlvr(c, data, out); break;
+    }
     if (rc == VLP_ERR_NOMEM && !vlp_last_error()[0]) vlp_set_error("out of memory");
-    vlp_clip_runner_free(c.r);
-    vlp_tokenizer_free(c.tok);
     if (rc) {
         vlp_clip_task_result_free(out);
         out->method = NULL;
     }
+    return rc;
+}
+
+int vlp_clip_task_predict(const vlp_clip *m, const vlp_task_set *data, const vlp_task_set *train,
+                          const vlp_clip_task_options *opt, vlp_clip_task_result *out) {
+    if (out) memset(out, 0, sizeof *out);
+    if (!m || !data || !out) {
+        vlp_set_error("vlp_clip_task_predict: NULL argument");
+        return VLP_ERR_ARG;
+    }
+    ctx c = {.E = m->cfg.embed_dim, .S = m->cfg.image_size, .opt = opt};
+    memcpy(c.mean, m->cfg.mean, sizeof c.mean);
+    memcpy(c.std, m->cfg.std, sizeof c.std);
+    c.scale = m->logit_scale ? expf(vlp_f(m->logit_scale)[0]) : 1.0f;
+    int rc = VLP_OK;
+    if (!(c.tok = vlp_clip_tokenizer_load(m, NULL)) || !(c.r = vlp_clip_runner_new(m, opt && opt->batch > 0 ? opt->batch : 64)))
+        rc = VLP_ERR_STATE;
+    if (!rc) rc = predict(&c, "a CLIP dual encoder", data, train, out);
+    vlp_clip_runner_free(c.r);
+    vlp_tokenizer_free(c.tok);
+    return rc;
+}
+
+int vlp_vl_task_predict(const vlp_vl *m, vlp_tokenizer *tok, const vlp_task_set *data, const vlp_task_set *train,
+                        const vlp_clip_task_options *opt, vlp_clip_task_result *out) {
+    if (out) memset(out, 0, sizeof *out);
+    if (!m || !tok || !data || !out) {
+        vlp_set_error("vlp_vl_task_predict: NULL argument");
+        return VLP_ERR_ARG;
+    }
+    ctx c = {.tok = tok, .E = m->cfg.embed_dim, .S = m->cfg.image_size, .opt = opt};
+    memcpy(c.mean, m->cfg.mean, sizeof c.mean);
+    memcpy(c.std, m->cfg.std, sizeof c.std);
+    if (!(c.vr = vl_itc_runner_new(m, tok, opt && opt->batch > 0 ? opt->batch : 64))) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "%s", vlp_last_error());
+        vlp_set_error("%s: the %s model's zero-shot protocols need ITC heads: %s", data->path,
+                      vlp_vl_family_name(m->cfg.family), msg);
+        return VLP_ERR_ARG;
+    }
+    c.scale = vl_itc_scale(c.vr);
+    int rc = predict(&c, "a model's ITC heads", data, train, out);
+    vl_itc_runner_free(c.vr);
     return rc;
 }
 

@@ -781,24 +781,34 @@ vlp_tensor *vlp_vl_lm_logits(vlp_graph *g, const vlp_vl *m, vlp_tensor *states) 
     return vlp_linear(g, h, vlp_vl_word_embeddings(m), m->head_bias);
 }
 
-int vlp_vl_itc_features(vlp_graph *g, const vlp_vl *m, vlp_tensor *img_enc, vlp_tensor *txt_enc,
-                        vlp_tensor **fi, vlp_tensor **ft) {
-    if (!m->vis_proj) {
-        vlp_graph_fail(g, "vlp_vl_itc_features: this model has no ITC projections (embed_dim)");
-        return VLP_ERR_ARG;
-    }
-    *fi = vlp_linear(g, first_token(g, img_enc), m->vis_proj, NULL);
+static int has_itc(vlp_graph *g, const vlp_vl *m, const char *fn) {
+    if (m->vis_proj) return 1;
+    vlp_graph_fail(g, "%s: this model has no ITC projections (embed_dim)", fn);
+    return 0;
+}
+
+vlp_tensor *vlp_vl_itc_image(vlp_graph *g, const vlp_vl *m, vlp_tensor *img_enc) {
+    return has_itc(g, m, "vlp_vl_itc_image") ? vlp_linear(g, first_token(g, img_enc), m->vis_proj, NULL) : NULL;
+}
+
+vlp_tensor *vlp_vl_itc_text(vlp_graph *g, const vlp_vl *m, vlp_tensor *txt_enc) {
+    if (!has_itc(g, m, "vlp_vl_itc_text")) return NULL;
     if (m->itc_tok) { /* CoCa: the ITC token after the text (vlp_vl_encode_text), LayerNorm, projection */
         if (!txt_enc || txt_enc->ndim != 3) {
-            vlp_graph_fail(g, "vlp_vl_itc_features: text states must be [B, T + 1, W]");
-            return VLP_ERR_ARG;
+            vlp_graph_fail(g, "vlp_vl_itc_text: text states must be [B, T + 1, W]");
+            return NULL;
         }
         int64_t s[2] = {txt_enc->shape[0], txt_enc->shape[2]};
         vlp_tensor *last = vlp_reshape(g, vlp_slice(g, txt_enc, 1, txt_enc->shape[1] - 1, 1), 2, s);
-        *ft = vlp_linear(g, vlp_layernorm(g, last, m->itc_ln_w, m->itc_ln_b, m->cfg.ln_eps), m->txt_proj, NULL);
-        return vlp_graph_error(g) ? VLP_ERR_ARG : VLP_OK;
+        return vlp_linear(g, vlp_layernorm(g, last, m->itc_ln_w, m->itc_ln_b, m->cfg.ln_eps), m->txt_proj, NULL);
     }
-    *ft = vlp_linear(g, first_token(g, txt_enc), m->txt_proj, NULL);
+    return vlp_linear(g, first_token(g, txt_enc), m->txt_proj, NULL);
+}
+
+int vlp_vl_itc_features(vlp_graph *g, const vlp_vl *m, vlp_tensor *img_enc, vlp_tensor *txt_enc,
+                        vlp_tensor **fi, vlp_tensor **ft) {
+    *fi = vlp_vl_itc_image(g, m, img_enc);
+    *ft = vlp_vl_itc_text(g, m, txt_enc);
     return vlp_graph_error(g) ? VLP_ERR_ARG : VLP_OK;
 }
 

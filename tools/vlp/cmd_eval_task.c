@@ -59,6 +59,9 @@ static void help(void) {
            "                    (default) decodes the answer after the question (greedy; --beam K for beam search;\n"
            "                    --max-len, --min-len, --length-penalty apply); rank scores every train answer of the\n"
            "                    question's type by the decoder's log-likelihood and picks the best (BLIP)\n"
+           "  --protocol itc    a pre-trained VL model with ITC heads (albef, vlmo, CoCa-style captioning): the\n"
+           "                    dual encoder's zero-shot protocols on its ITC features (the default for every task\n"
+           "                    but mc, which uses a trained ITM head where the model has one)\n"
            "  --rank-k K        rank: score in full only the K answers whose first token is most likely\n"
            "                    (BLIP's shortlist; default 128; 0 = every answer of the type)\n"
            "  --json            print the result as JSON instead of a table\n"
@@ -398,9 +401,10 @@ int vlp_cmd_eval_task(int argc, char **argv) {
         fprintf(stderr, "vlp eval: --task %s needs --model and --data\n", task_s);
         return CLI_USAGE;
     }
-    if (protocol && (kind != VLP_TASK_VQA || (strcmp(protocol, "generate") && strcmp(protocol, "rank")))) {
-        fprintf(stderr, "vlp eval: --protocol %s: generate or rank, for --task vqa on a fine-tuned captioning model\n",
-                protocol);
+    int itc_asked = protocol && !strcmp(protocol, "itc");
+    if (protocol && !itc_asked && (kind != VLP_TASK_VQA || (strcmp(protocol, "generate") && strcmp(protocol, "rank")))) {
+        fprintf(stderr, "vlp eval: --protocol %s: generate or rank, for --task vqa on a fine-tuned captioning model, or "
+                        "itc on a pre-trained VL model\n", protocol);
         return CLI_USAGE;
     }
     if (rank_k_given && (!protocol || strcmp(protocol, "rank"))) {
@@ -443,6 +447,8 @@ int vlp_cmd_eval_task(int argc, char **argv) {
     int rc = CLI_FAIL, scored = 0;
     int reported = 0; /* the bad rows are reported once the images are checked too */
     vlp_clip *m = NULL;
+    vlp_vl *vm = NULL; /* a pre-trained VL model evaluated zero-shot by its ITC heads */
+    vlp_tokenizer *vtok = NULL;
     vlp_task_set *ds = NULL, *tr = NULL;
     vlp_clip_task_result res = {0};
     vlp_task_metrics met = {0};
@@ -473,20 +479,29 @@ int vlp_cmd_eval_task(int argc, char **argv) {
     /* a pre-trained fusion model: zero-shot multiple choice with its ITM head (cmd_finetune.c) */
     vlp_vl_config vc;
     int vl_zero = !finetuned && cli_is_pretrained_vl(model, &vc);
-    if (vl_zero && (kind != VLP_TASK_MC || !(vc.w_itm > 0) || vc.family == VLP_VL_CAPTION)) {
+    /* zero-shot, a pre-trained VL model scores mc with its trained ITM head; with ITC heads it also
+     * runs every protocol of the dual encoder on them (any task; mc too with --protocol itc) */
+    int itm_head = vl_zero && vc.w_itm > 0 && vc.family != VLP_VL_CAPTION;
+    int itc_zero = vl_zero && (kind != VLP_TASK_MC || !itm_head || itc_asked);
+    if (itc_zero && vc.embed_dim <= 0) {
         if (kind != VLP_TASK_MC)
-            fprintf(stderr, "vlp eval: %s is a pre-trained %s model: without fine-tuning it does --task mc only (with "
-                            "its ITM head); fine-tune it for %s first (vlp finetune --task %s)\n",
+            fprintf(stderr, "vlp eval: %s is a pre-trained %s model without ITC heads: without fine-tuning it does "
+                            "--task mc only (with its ITM head); fine-tune it for %s first (vlp finetune --task %s)\n",
                     model, vlp_vl_family_name(vc.family), task_s, task_s);
-        else if (vc.family == VLP_VL_CAPTION)
-            fprintf(stderr, "vlp eval: %s: a captioning model has no ITM head to score the choices with (fine-tune "
-                            "it: vlp finetune --task vqa or caption)\n", model);
         else
-            fprintf(stderr, "vlp eval: %s: a %s model pre-trained without the ITM objective has no trained ITM head "
-                            "to score the choices with\n", model, vlp_vl_family_name(vc.family));
+            fprintf(stderr, "vlp eval: %s: a %s model with neither a trained ITM head nor ITC heads has nothing to "
+                            "score the choices with\n", model, vlp_vl_family_name(vc.family));
         goto done;
     }
-    if (protocol && !finetuned) {
+    if (itc_asked && !vl_zero) {
+        fprintf(stderr, "vlp eval: --protocol itc is for a pre-trained VL model with ITC heads\n");
+        goto done;
+    }
+    if (itc_zero && (!(vm = vlp_vl_load(model)) || !(vtok = vlp_vl_tokenizer_load(&vm->cfg, model, NULL)))) {
+        fprintf(stderr, "vlp eval: %s\n", vlp_last_error());
+        goto done;
+    }
+    if (protocol && !finetuned && !itc_asked) {
         fprintf(stderr, "vlp eval: --protocol needs a captioning model fine-tuned for vqa (vlp finetune --task vqa)\n");
         goto done;
     }
@@ -498,15 +513,15 @@ int vlp_cmd_eval_task(int argc, char **argv) {
     vlp_clip_task_options opt = {.batch = (int)batch, .on_progress = isatty(2) ? on_progress : NULL};
     /* the dual encoder embeds from the files: one decode of each distinct image first (the
      * fine-tuned paths check the images as they load their pixels) */
-    if (m && vlp_task_check_images(ds, ro.strict) < 0) {
+    if ((m || itc_zero) && vlp_task_check_images(ds, ro.strict) < 0) {
         fprintf(stderr, "vlp eval: %s\n", vlp_last_error());
         goto done;
     }
-    if (m) {
+    if (m || itc_zero) {
         cli_report_bad_rows("eval", ds);
         reported = 1;
     }
-    if (m && !ds->n) {
+    if ((m || itc_zero) && !ds->n) {
         fprintf(stderr, "vlp eval: %s: no examples left to evaluate\n", data);
         goto done;
     }
@@ -515,8 +530,9 @@ int vlp_cmd_eval_task(int argc, char **argv) {
     if (finetuned && kind == VLP_TASK_VQA &&
         (lm = vlp_ft_lm_eval_predict(model, ds, ro.strict, tr, protocol, (int)rank_k, &gc, (int)batch, &res)) < 0)
         goto done; /* the message is printed */
-    if (lm && (finetuned || vl_zero ? vlp_ft_eval_predict(model, ds, ro.strict, (int)batch, &res)
-                                    : vlp_clip_task_predict(m, ds, tr, &opt, &res))) {
+    if (lm && (itc_zero                ? vlp_vl_task_predict(vm, vtok, ds, tr, &opt, &res)
+               : finetuned || vl_zero ? vlp_ft_eval_predict(model, ds, ro.strict, (int)batch, &res)
+                                      : vlp_clip_task_predict(m, ds, tr, &opt, &res))) {
         fprintf(stderr, "vlp eval: %s\n", vlp_last_error());
         goto done;
     }
@@ -542,7 +558,9 @@ int vlp_cmd_eval_task(int argc, char **argv) {
     }
     json_t *o = result_json(task_s, split, data, pred, train, met.n, model,
                             !lm ? (protocol && !strcmp(protocol, "rank") ? "fine-tuned decoder, rank" : "fine-tuned decoder, generate")
-                            : finetuned ? "fine-tuned" : vl_zero ? "zero-shot ITM head" : "zero-shot dual encoder", res.method),
+                            : finetuned ? "fine-tuned" : itc_zero ? "zero-shot ITC heads" : vl_zero ? "zero-shot ITM head"
+                                                                                       : "zero-shot dual encoder",
+                            res.method),
            *metrics = json_loads(js, 0, NULL);
     rows_json(o, ds);
     if (kind == VLP_TASK_NLVR) json_object_set_new(o, "unsupported", json_integer(res.n_unsupported));
@@ -590,6 +608,8 @@ done:
     if (scored) vlp_task_metrics_free(&met);
     vlp_clip_task_result_free(&res);
     vlp_clip_free(m);
+    vlp_vl_free(vm);
+    vlp_tokenizer_free(vtok);
     vlp_task_set_free(ds);
     vlp_task_set_free(tr);
     free(auto_train);
