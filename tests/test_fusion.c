@@ -1012,14 +1012,11 @@ static void *coca_npy(const char *v, const char *name, vlp_dtype want, int64_t *
  * LM-only full forward (vlp_vl_caption_logits) and the KV cache on the same weights. */
 static void test_coca_fixture(const char *v) {
     char path[512];
-    vlp_vl_config c;
-    snprintf(path, sizeof path, FIXTURE("coca") "/%s/config.json", v);
-    CHECK(vlp_vl_config_load(path, &c) == 0, "%s: %s", path, vlp_last_error());
-    vlp_vl *m = vlp_vl_new(&c, 1);
-    snprintf(path, sizeof path, FIXTURE("coca") "/%s/model.safetensors", v);
-    vlp_safetensors *st = m ? vlp_st_open(path) : NULL;
-    snprintf(path, sizeof path, FIXTURE("coca") "/%s/grads.safetensors", v);
-    vlp_safetensors *gs = st ? vlp_st_open(path) : NULL;
+    vlp_safetensors *st, *gs;
+    snprintf(path, sizeof path, FIXTURE("coca") "/%s", v);
+    vlp_vl *m = ref_open_vl(path, &st, &gs);
+    vlp_vl_config c = {0};
+    if (m) c = m->cfg;
     int64_t si[4], sd[4], s1[4];
     float *img = coca_npy(v, "image.npy", VLP_F32, si), *ref_lg = coca_npy(v, "logits.npy", VLP_F32, s1);
     float *ref_fi = coca_npy(v, "img_feat.npy", VLP_F32, s1), *ref_ft = coca_npy(v, "txt_feat.npy", VLP_F32, s1);

@@ -50,14 +50,11 @@ static const char *ref_names[NREF] = {"img_enc", "txt_enc", "fused", "itm_logits
 static void test_fixture(const char *fx) {
     double t0 = now();
     char path[512];
-    vlp_vl_config c;
-    snprintf(path, sizeof path, FIXTURE("%s") "/config.json", fx);
-    CHECK(vlp_vl_config_load(path, &c) == 0, "%s: %s", path, vlp_last_error());
-    vlp_vl *m = vlp_vl_new(&c, 1);
-    snprintf(path, sizeof path, FIXTURE("%s") "/model.safetensors", fx);
-    vlp_safetensors *st = m ? vlp_st_open(path) : NULL;
-    snprintf(path, sizeof path, FIXTURE("%s") "/grads.safetensors", fx);
-    vlp_safetensors *gs = st ? vlp_st_open(path) : NULL;
+    vlp_safetensors *st, *gs;
+    snprintf(path, sizeof path, FIXTURE("%s"), fx);
+    vlp_vl *m = ref_open_vl(path, &st, &gs);
+    vlp_vl_config c = {0};
+    if (m) c = m->cfg;
     int64_t spx[4], sid[4], nrow = 0;
     float *px = npy(fx, "pixels", VLP_F32, spx, NULL);
     int32_t *idv = npy(fx, "ids", VLP_I32, sid, NULL), *mv = npy(fx, "mask", VLP_I32, NULL, NULL),

@@ -12,6 +12,23 @@
 #include "test.h"
 #include "vlp.h"
 #include "vlp_safetensors.h"
+#include "vlp_vl.h"
+
+/* A VL fixture directory: the model of DIR/config.json with DIR/model.safetensors (*st) and the
+ * reference gradients DIR/grads.safetensors (*gs) open; NULLs after a failed load (the caller's
+ * CHECK reports it). Returns the model. */
+static vlp_vl *ref_open_vl(const char *dir, vlp_safetensors **st, vlp_safetensors **gs) {
+    char path[600];
+    vlp_vl_config c;
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    CHECK(vlp_vl_config_load(path, &c) == 0, "%s: %s", path, vlp_last_error());
+    vlp_vl *m = vlp_vl_new(&c, 1);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    *st = m ? vlp_st_open(path) : NULL;
+    snprintf(path, sizeof path, "%s/grads.safetensors", dir);
+    *gs = *st ? vlp_st_open(path) : NULL;
+    return m;
+}
 
 /* DIR/FILE, a .npy of dtype want (a failed CHECK otherwise): the data (free), its shape (first 4
  * dims, may be NULL) and element count (may be NULL). */
